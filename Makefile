@@ -1,0 +1,142 @@
+# landjail — build, test, benchmark, install.  See README.md.
+#   make            build everything under build/
+#   make test       unit + CLI tests (the CI command)
+#   make bench      benchmarks (figures are ratios against a baseline from the same run)
+#   make asan       the unit tests under AddressSanitizer + UBSan (build/asan/)
+#   make install    install under $(DESTDIR)$(PREFIX)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?=
+VERSION := 0.1.0
+
+ifeq ($(SAN),)
+BUILD   := build
+SANFLAGS :=
+else ifeq ($(SAN),asan)
+BUILD   := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+BUILD   := build/tsan
+SANFLAGS := -fsanitize=thread
+else
+$(error SAN must be empty, asan or tsan)
+endif
+
+CXX ?= g++
+CC  ?= gcc
+
+WARN_CXX := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor \
+            -Wold-style-cast -Wcast-qual -Wformat=2 -Wimplicit-fallthrough -Wduplicated-cond \
+            -Wlogical-op -Wuseless-cast
+WARN_C   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2
+# -Werror in CI (CI=true) and with WERROR=1; a local build reports warnings without failing.
+ifneq ($(filter true 1,$(CI) $(WERROR)),)
+WARN_CXX += -Werror
+WARN_C   += -Werror
+endif
+HARDEN   := -D_FORTIFY_SOURCE=2 -D_GLIBCXX_ASSERTIONS -fstack-protector-strong -fPIE
+OPT      ?= -O2 -g
+
+CPPFLAGS += -I. -MMD -MP -DLJ_VERSION='"$(VERSION)"'
+CXXFLAGS := -std=c++20 $(OPT) $(WARN_CXX) $(HARDEN) $(SANFLAGS) $(EXTRA_CXXFLAGS)
+CFLAGS   := -std=c11 $(OPT) $(WARN_C) $(HARDEN) $(SANFLAGS)
+LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SANFLAGS)
+
+YAML_LIBS  := $(shell pkg-config --libs yaml-cpp 2>/dev/null || echo -lyaml-cpp)
+CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+BENCH_LIBS := -lbenchmark -lpthread
+
+# ---- policy: libljpolicy.a ---------------------------------------------------------------
+POLICY_SRC := $(wildcard policy/*.cpp)
+POLICY_OBJ := $(POLICY_SRC:%.cpp=$(BUILD)/obj/%.o)
+POLICY_LIB := $(BUILD)/lib/libljpolicy.a
+
+# ---- landjail executable -----------------------------------------------------------------
+LANDJAIL_SRC := $(wildcard landjail/*.cpp)
+LANDJAIL_OBJ := $(LANDJAIL_SRC:%.cpp=$(BUILD)/obj/%.o)
+LANDJAIL_BIN := $(BUILD)/bin/landjail
+
+# ---- tests and benchmarks ----------------------------------------------------------------
+UNIT_SRC  := $(wildcard tests/unit/*.cpp)
+UNIT_OBJ  := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
+UNIT_BIN  := $(BUILD)/tests/unit_tests
+BENCH_SRC := $(wildcard tests/bench/*.cpp)
+BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.o)
+BENCH_BIN := $(BUILD)/bench/policy_bench
+
+ALL_OBJ := $(POLICY_OBJ) $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
+
+.PHONY: all test test-unit test-cli bench asan tsan format check-format install uninstall clean check
+.DEFAULT_GOAL := all
+
+all: $(LANDJAIL_BIN)
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(POLICY_LIB): $(POLICY_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(LANDJAIL_BIN): $(LANDJAIL_OBJ) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(POLICY_LIB) $(YAML_LIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(POLICY_LIB) $(YAML_LIBS) $(CRIT_LIBS)
+
+# The benchmark is built with the same flags as the product (never with sanitizers).
+$(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(POLICY_LIB) $(YAML_LIBS) $(BENCH_LIBS)
+
+# ---- test --------------------------------------------------------------------------------
+test: test-unit test-cli
+
+test-unit: $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+test-cli: $(LANDJAIL_BIN)
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
+
+asan:
+	$(MAKE) SAN=asan test-unit test-cli
+
+tsan:
+	$(MAKE) SAN=tsan test-unit
+
+check:
+	$(MAKE) WERROR=1 all test check-format
+
+bench: $(BENCH_BIN)
+	$(BENCH_BIN) --benchmark_counters_tabular=true
+
+# ---- format ------------------------------------------------------------------------------
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp' '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+check-format:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+# ---- install -----------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(LANDJAIL_BIN) $(DESTDIR)$(PREFIX)/bin/landjail
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 man/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
+
+clean:
+	rm -rf build
+
+-include $(ALL_OBJ:.o=.d)

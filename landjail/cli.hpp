@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// The command line of `landjail`: one option table (kOptions) drives getopt_long, --help and
+// the man-page check. Parsing is pure: it fills CliOptions or returns a usage error.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/result.hpp"
+#include "policy/settings.hpp"
+
+namespace lj::jail {
+
+enum class Command { Run, Check, Explain, Help, Version };
+
+struct OptSpec {
+    const char* long_name;
+    char short_name;      ///< 0 when none
+    const char* arg;      ///< value name ("RULE"), nullptr for a plain flag
+    const char* help;
+    bool repeatable;
+};
+
+/// Every option landjail accepts, in --help order.
+std::span<const OptSpec> options();
+
+struct CliOptions {
+    Command command = Command::Run;
+    std::optional<std::string> config;
+    policy::FlagInputs flags;
+    std::vector<std::string> args;  ///< explain: METHOD URL; run: COMMAND ARGS…
+};
+
+/// Parses argv (argv[0] is the program). Errors are usage errors for the user; `seen` (when
+/// given) receives the command recognised so far, so the caller picks the right exit status.
+Result<CliOptions> parse_cli(int argc, char** argv, Command* seen = nullptr);
+
+/// The --help text generated from the table.
+std::string help_text();
+
+}  // namespace lj::jail

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "landjail/commands.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "landjail/loader.hpp"
+#include "policy/request.hpp"
+
+namespace lj::jail {
+namespace {
+
+void error(const std::string& msg) { std::cerr << "landjail: " << msg << "\n"; }
+
+void print_warnings(const policy::Settings& s) {
+    for (const std::string& w : s.warnings) {
+        std::cerr << "landjail: warning: " << w << "\n";
+    }
+}
+
+std::string pad(std::string s, std::size_t width) {
+    if (s.size() < width) {
+        s.resize(width, ' ');
+    }
+    return s + " ";
+}
+
+void print_rules(const char* title, const std::vector<policy::Rule>& rules) {
+    if (rules.empty()) {
+        std::cout << title << ": none\n";
+        return;
+    }
+    std::size_t width = 0;
+    for (const auto& r : rules) {
+        width = std::max(width, r.text.size());
+    }
+    std::cout << title << " (" << rules.size() << "):\n";
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        std::cout << "  " << pad(std::to_string(i + 1), 3) << pad(rules[i].text, width) << " ["
+                  << rules[i].origin << "]\n";
+    }
+}
+
+template <class T>
+void print_setting(const char* name, const T& value, const std::string& origin) {
+    std::cout << "  " << pad(name, 19) << pad(value, 28) << "[" << origin << "]\n";
+}
+
+template <class T>
+void print_optional(const char* name, const std::optional<policy::Setting<T>>& s) {
+    if (s) {
+        print_setting(name, s->value, s->origin);
+    } else {
+        print_setting(name, std::string("(not set)"), "default");
+    }
+}
+
+/// Single-quotes for a POSIX shell.
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return out + "'";
+}
+
+/// The narrowest rule that would allow this request.
+std::string suggested_rule(const policy::Request& r) {
+    std::string rule = "domain=" + r.host.authority() + " method=" + r.method;
+    if (r.path.find_first_of(",*") == std::string::npos) {
+        rule += " path=" + r.path;
+    }
+    if (r.port != policy::default_port(r.scheme)) {
+        rule += " port=" + std::to_string(r.port);
+    }
+    return rule;
+}
+
+}  // namespace
+
+int run_check(const CliOptions& cli) {
+    ConfigChoice choice;
+    auto settings = load_settings(cli, &choice);
+    if (!settings) {
+        error(settings.error().what());
+        error("configuration is invalid");
+        return kExitUsage;
+    }
+    const policy::Settings& s = *settings;
+    print_warnings(s);
+    std::cout << "configuration is valid\n";
+    std::cout << "config file: " << (choice.path ? *choice.path + " [" + choice.how + "]" : "none")
+              << "\n";
+    print_rules("allow rules", s.engine->allow_rules());
+    if (s.engine->allow_rules().empty()) {
+        std::cout << "  (no allow rule: every request will be denied)\n";
+    }
+    print_rules("deny rules", s.engine->deny_rules());
+    std::cout << "settings:\n";
+    print_setting("log_level", s.log_level.value, s.log_level.origin);
+    print_optional("log_dir", s.log_dir);
+    print_setting("proxy_port",
+                  s.proxy_port.value ? std::to_string(s.proxy_port.value) : std::string("0 (free ephemeral port)"),
+                  s.proxy_port.origin);
+    print_setting("jail_type", s.jail_type.value, s.jail_type.origin);
+    print_optional("audit_file", s.audit_file);
+    print_setting("disable_audit_logs", std::string(s.disable_audit_logs.value ? "true" : "false"),
+                  s.disable_audit_logs.origin);
+    if (!s.tls.passthrough.empty()) {
+        std::string list;
+        for (const auto& d : s.tls.passthrough) {
+            list += (list.empty() ? "" : ",") + d;
+        }
+        print_setting("tls.passthrough", list, "config file");
+    }
+    print_optional("tls.upstream_ca", s.tls.upstream_ca);
+    return kExitAllow;
+}
+
+int run_explain(const CliOptions& cli) {
+    auto settings = load_settings(cli);
+    if (!settings) {
+        error(settings.error().what());
+        return kExitUsage;
+    }
+    print_warnings(*settings);
+    const std::string& method = cli.args.at(0);
+    const std::string& url = cli.args.at(1);
+    auto req = policy::parse_request(method, url);
+    if (!req) {
+        error("explain: cannot decide " + method + " " + url + ": " + req.error().message);
+        return kExitUsage;
+    }
+    const policy::Decision d = settings->engine->evaluate(*req);
+    std::cout << (d.allowed ? "allow " : "deny ") << req->method << " " << req->url() << "\n";
+    if (d.rule) {
+        std::cout << "  rule:     " << d.rule->text << "  [" << d.rule->origin << "]\n";
+    } else {
+        std::cout << "  rule:     none\n";
+    }
+    std::cout << "  reason:   " << policy::to_string(d.reason) << "\n";
+    std::cout << "  request:  method=" << req->method << " scheme=" << req->scheme
+              << " host=" << req->host.authority() << " port=" << req->port << " path=" << req->path
+              << "\n";
+    if (req->has_query) {
+        std::cout << "  query:    not matched by rules\n";
+    }
+    if (d.reason == policy::Reason::NoRuleMatched) {
+        std::cout << "  to allow: --allow " << shell_quote(suggested_rule(*req)) << "\n";
+    }
+    return d.allowed ? kExitAllow : kExitDeny;
+}
+
+int run_command(const CliOptions& cli) {
+    if (cli.args.empty()) {
+        error("no command given: landjail [OPTIONS] -- COMMAND [ARG...] (see landjail --help)");
+        return kExitFailed;
+    }
+    auto settings = load_settings(cli);
+    if (!settings) {
+        error(settings.error().what());
+        return kExitFailed;
+    }
+    error("running a command in the jail is not available in this release yet; "
+          "'landjail check' and 'landjail explain' are");
+    return kExitFailed;
+}
+
+}  // namespace lj::jail

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// Finds and reads the config file, snapshots the environment, and builds the effective
+// Settings once (DESIGN §4): the only place where landjail touches files and the environment
+// for configuration.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "landjail/cli.hpp"
+#include "policy/settings.hpp"
+
+namespace lj::jail {
+
+/// Where the config file came from, for `landjail check`.
+struct ConfigChoice {
+    std::optional<std::string> path;  ///< none found (not an error when nothing was asked for)
+    std::string how;                  ///< "--config", "LANDJAIL_CONFIG", "default location", …
+};
+
+/// Discovery: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, ~/.config/landjail/config.yaml,
+/// ~/.config/coder_boundary/config.yaml. An explicit path that does not exist is an error.
+Result<ConfigChoice> discover_config(const CliOptions& cli);
+
+/// Discovers, reads and parses the config, then merges everything into Settings.
+Result<policy::Settings> load_settings(const CliOptions& cli, ConfigChoice* choice = nullptr);
+
+}  // namespace lj::jail

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// landjail: run a command so that it reaches only the HTTP(S) destinations a policy allows.
+#include <iostream>
+
+#include "landjail/cli.hpp"
+#include "landjail/commands.hpp"
+
+int main(int argc, char** argv) {
+    using namespace lj::jail;
+    Command seen = Command::Run;
+    auto cli = parse_cli(argc, argv, &seen);
+    if (!cli) {
+        std::cerr << "landjail: " << cli.error().message << "\n";
+        return seen == Command::Run ? kExitFailed : kExitUsage;
+    }
+    switch (cli->command) {
+        case Command::Help:
+            std::cout << help_text();
+            return 0;
+        case Command::Version:
+            std::cout << "landjail " << LJ_VERSION << "\n";
+            return 0;
+        case Command::Check:
+            return run_check(*cli);
+        case Command::Explain:
+            return run_explain(*cli);
+        case Command::Run:
+            break;
+    }
+    return run_command(*cli);
+}

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "policy/config.hpp"
+
+// GCC 12 reports -Wdangling-pointer false positives inside yaml-cpp 0.7's node/impl.h.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#include <yaml-cpp/yaml.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "policy/request.hpp"
+#include "policy/rule.hpp"
+#include "policy/text.hpp"
+
+namespace lj::policy {
+namespace {
+
+/// Thrown inside this file only, caught by parse_config: the table-driven walk below is
+/// much clearer with a non-local exit than with a Result threaded through every handler.
+struct ConfigFailure {
+    Error error;
+};
+
+class Walker {
+public:
+    explicit Walker(std::string_view file) : file_(file) {}
+
+    [[noreturn]] void fail(const YAML::Node& node, const std::string& msg) const {
+        throw ConfigFailure{located(node.Mark(), msg)};
+    }
+    Error located(const YAML::Mark& mark, std::string msg) const {
+        Error e{std::move(msg), file_, 0, 0};
+        if (!mark.is_null()) {
+            e.line = mark.line + 1;
+            e.column = mark.column + 1;
+        }
+        return e;
+    }
+    std::string origin(const YAML::Node& node) const {
+        const Error e = located(node.Mark(), {});
+        return file_ + ":" + std::to_string(e.line) + ":" + std::to_string(e.column);
+    }
+
+    std::string describe(const YAML::Node& node) const {
+        switch (node.Type()) {
+            case YAML::NodeType::Sequence:
+                return "a list";
+            case YAML::NodeType::Map:
+                return "a mapping";
+            case YAML::NodeType::Null:
+                return "nothing";
+            default:
+                return "'" + printable(node.Scalar()) + "'";
+        }
+    }
+
+    std::string scalar(const YAML::Node& node, std::string_view key, std::string_view what) const {
+        if (!node.IsScalar()) {
+            fail(node, std::string(key) + ": expected " + std::string(what) + ", got " + describe(node));
+        }
+        return node.Scalar();
+    }
+
+    Setting<std::string> string(const YAML::Node& node, std::string_view key) const {
+        return {scalar(node, key, "a string"), origin(node)};
+    }
+
+    Setting<std::string> one_of(const YAML::Node& node, std::string_view key,
+                                std::initializer_list<std::string_view> allowed) const {
+        std::string value = scalar(node, key, "a string");
+        if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+            std::string list;
+            for (std::string_view a : allowed) {
+                list += (list.empty() ? "" : ", ") + std::string(a);
+            }
+            fail(node, std::string(key) + ": '" + printable(value) + "' is not one of " + list);
+        }
+        return {std::move(value), origin(node)};
+    }
+
+    Setting<bool> boolean(const YAML::Node& node, std::string_view key) const {
+        const std::string value = scalar(node, key, "true or false");
+        bool out = false;
+        if (!YAML::convert<bool>::decode(node, out)) {
+            fail(node, std::string(key) + ": expected true or false, got '" + printable(value) + "'");
+        }
+        return {out, origin(node)};
+    }
+
+    Setting<std::uint16_t> port(const YAML::Node& node, std::string_view key, bool allow_zero) const {
+        const std::string value = scalar(node, key, "a port number");
+        auto p = parse_port(value, allow_zero);
+        if (!p) {
+            fail(node, std::string(key) + ": " + p.error().message);
+        }
+        return {*p, origin(node)};
+    }
+
+    int integer(const YAML::Node& node, std::string_view key, int min, int max) const {
+        const std::string value = scalar(node, key, "a number");
+        int out = 0;
+        if (!YAML::convert<int>::decode(node, out) || out < min || out > max) {
+            fail(node, std::string(key) + ": expected a number from " + std::to_string(min) +
+                           " to " + std::to_string(max) + ", got '" + printable(value) + "'");
+        }
+        return out;
+    }
+
+    std::vector<YAML::Node> list(const YAML::Node& node, std::string_view key, std::string_view what) const {
+        std::vector<YAML::Node> out;
+        if (node.IsNull()) {
+            return out;
+        }
+        if (!node.IsSequence()) {
+            fail(node, std::string(key) + ": expected a list of " + std::string(what) + ", got " +
+                           describe(node) + " (write each entry on its own '- ' line)");
+        }
+        for (const YAML::Node& item : node) {
+            out.push_back(item);
+        }
+        return out;
+    }
+
+    std::vector<RuleSource> rules(const YAML::Node& node, std::string_view key) const {
+        std::vector<RuleSource> out;
+        for (const YAML::Node& item : list(node, key, "rules")) {
+            std::string text = item.IsNull() ? std::string() : scalar(item, key, "a rule string");
+            RuleSource source{std::move(text), origin(item)};
+            if (auto rule = parse_rule(source.text, source.origin); !rule) {
+                fail(item, key == "allowlist" || key == "denylist"
+                               ? std::string(key) + ": " + rule.error().message
+                               : rule.error().message);
+            }
+            out.push_back(std::move(source));
+        }
+        return out;
+    }
+
+    using Handler = std::function<void(const YAML::Node&)>;
+
+    /// Walks a mapping: every key must be in `handlers` and appear once; null values mean
+    /// "not set" and are skipped.
+    void mapping(const YAML::Node& node, std::string_view where,
+                 const std::map<std::string, Handler>& handlers) const {
+        if (!node.IsMap()) {
+            fail(node, std::string(where) + ": expected a mapping of keys, got " + describe(node));
+        }
+        std::map<std::string, int> seen;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            const YAML::Node& key_node = it->first;
+            const std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
+            auto handler = handlers.find(key);
+            if (handler == handlers.end()) {
+                fail(key_node, unknown_key(key, where, handlers));
+            }
+            if (auto [pos, inserted] = seen.emplace(key, key_node.Mark().line + 1); !inserted) {
+                fail(key_node, "key '" + key + "' appears twice (first on line " +
+                                   std::to_string(pos->second) + ")");
+            }
+            if (!it->second.IsNull()) {
+                handler->second(it->second);
+            }
+        }
+    }
+
+private:
+    static std::size_t distance(std::string_view a, std::string_view b) {
+        std::vector<std::size_t> row(b.size() + 1);
+        for (std::size_t j = 0; j <= b.size(); ++j) {
+            row[j] = j;
+        }
+        for (std::size_t i = 1; i <= a.size(); ++i) {
+            std::size_t diag = row[0];
+            row[0] = i;
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                const std::size_t up = row[j];
+                row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                diag = up;
+            }
+        }
+        return row[b.size()];
+    }
+
+    static std::string unknown_key(const std::string& key, std::string_view where,
+                                   const std::map<std::string, Handler>& handlers) {
+        std::string msg = "unknown key '" + printable(key) + "'";
+        if (where != "config") {
+            msg += " in " + std::string(where);
+        }
+        std::string best;
+        std::size_t best_d = 3;
+        for (const auto& [name, h] : handlers) {
+            if (const std::size_t d = distance(key, name); d < best_d) {
+                best = name;
+                best_d = d;
+            }
+        }
+        if (!best.empty()) {
+            return msg + " (did you mean '" + best + "'?)";
+        }
+        std::string keys;
+        for (const auto& [name, h] : handlers) {
+            keys += (keys.empty() ? "" : ", ") + name;
+        }
+        return msg + " (known keys: " + keys + ")";
+    }
+
+    std::string file_;
+};
+
+void walk_audit(const Walker& w, const YAML::Node& node, AuditConfig& audit) {
+    w.mapping(node, "audit",
+              {
+                  {"file", [&](const YAML::Node& n) { audit.file = w.string(n, "audit.file"); }},
+                  {"socket", [&](const YAML::Node& n) { audit.socket = w.string(n, "audit.socket"); }},
+                  {"stderr", [&](const YAML::Node& n) { audit.stderr_denials = w.boolean(n, "audit.stderr"); }},
+                  {"http",
+                   [&](const YAML::Node& n) {
+                       HttpSinkConfig& http = audit.http.emplace();
+                       w.mapping(n, "audit.http",
+                                 {
+                                     {"url", [&](const YAML::Node& v) { http.url = w.string(v, "audit.http.url").value; }},
+                                     {"batch_size", [&](const YAML::Node& v) { http.batch_size = w.integer(v, "audit.http.batch_size", 1, 100000); }},
+                                     {"flush_interval_ms", [&](const YAML::Node& v) { http.flush_interval_ms = w.integer(v, "audit.http.flush_interval_ms", 1, 3600000); }},
+                                     {"spool_dir", [&](const YAML::Node& v) { http.spool_dir = w.string(v, "audit.http.spool_dir").value; }},
+                                 });
+                       if (http.url.rfind("http://", 0) != 0 && http.url.rfind("https://", 0) != 0) {
+                           w.fail(n, "audit.http: 'url' must be set to an http:// or https:// URL");
+                       }
+                   }},
+              });
+}
+
+void walk_tls(const Walker& w, const YAML::Node& node, TlsConfig& tls) {
+    w.mapping(node, "tls",
+              {
+                  {"passthrough",
+                   [&](const YAML::Node& n) {
+                       for (const YAML::Node& item : w.list(n, "tls.passthrough", "domains")) {
+                           std::string value = w.scalar(item, "tls.passthrough", "a domain");
+                           if (auto rule = parse_rule("domain=" + value); !rule || !rule->host) {
+                               w.fail(item, "tls.passthrough: '" + printable(value) + "': " +
+                                                (rule ? std::string("not a domain") : rule.error().message));
+                           }
+                           tls.passthrough.push_back(std::move(value));
+                       }
+                   }},
+                  {"upstream_ca", [&](const YAML::Node& n) { tls.upstream_ca = w.string(n, "tls.upstream_ca"); }},
+              });
+}
+
+void walk_labels(const Walker& w, const YAML::Node& node, Labels& labels) {
+    auto label = [&](std::optional<Setting<std::string>>& slot, const char* key) {
+        return [&, key](const YAML::Node& n) { slot = w.string(n, std::string("labels.") + key); };
+    };
+    w.mapping(node, "labels",
+              {
+                  {"workspace_id", label(labels.workspace_id, "workspace_id")},
+                  {"workspace_name", label(labels.workspace_name, "workspace_name")},
+                  {"owner", label(labels.owner, "owner")},
+                  {"template_id", label(labels.template_id, "template_id")},
+                  {"template_version_id", label(labels.template_version_id, "template_version_id")},
+              });
+}
+
+void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
+    auto flag = [&](std::optional<Setting<bool>>& slot, const char* key) {
+        return [&, key](const YAML::Node& n) { slot = w.boolean(n, key); };
+    };
+    w.mapping(root, "config",
+              {
+                  {"allowlist", [&](const YAML::Node& n) { c.allowlist = w.rules(n, "allowlist"); }},
+                  {"denylist", [&](const YAML::Node& n) { c.denylist = w.rules(n, "denylist"); }},
+                  {"jail_type", [&](const YAML::Node& n) { c.jail_type = w.one_of(n, "jail_type", {"landjail", "nsjail"}); }},
+                  {"log_dir", [&](const YAML::Node& n) { c.log_dir = w.string(n, "log_dir"); }},
+                  {"proxy_port", [&](const YAML::Node& n) { c.proxy_port = w.port(n, "proxy_port", true); }},
+                  {"log_level", [&](const YAML::Node& n) { c.log_level = w.one_of(n, "log_level", {"error", "warn", "info", "debug"}); }},
+                  {"no_user_namespace", flag(c.no_user_namespace, "no_user_namespace")},
+                  {"use_real_dns", flag(c.use_real_dns, "use_real_dns")},
+                  {"pprof_enabled", flag(c.pprof_enabled, "pprof_enabled")},
+                  {"pprof_port", [&](const YAML::Node& n) { c.pprof_port = w.port(n, "pprof_port", false); }},
+                  {"disable_audit_logs", flag(c.disable_audit_logs, "disable_audit_logs")},
+                  {"configure_dns_for_local_stub_resolver", flag(c.configure_dns_for_local_stub_resolver, "configure_dns_for_local_stub_resolver")},
+                  {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
+                  {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
+                  {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},
+              });
+}
+
+}  // namespace
+
+Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
+    FileConfig config;
+    config.file = std::string(file);
+    const Walker walker(file);
+    try {
+        const YAML::Node root = YAML::Load(std::string(text));
+        if (root.IsNull()) {
+            return config;  // empty document or comments only
+        }
+        walk_root(walker, root, config);
+    } catch (const ConfigFailure& failure) {
+        return failure.error;
+    } catch (const YAML::Exception& e) {
+        return walker.located(e.mark, e.msg.empty() ? std::string("invalid YAML") : e.msg);
+    } catch (const std::exception& e) {
+        return make_error(std::string(file) + ": " + e.what());
+    }
+    return config;
+}
+
+}  // namespace lj::policy

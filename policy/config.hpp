@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// The YAML config file (DESIGN §4), parsed from a string: policy/ does no file I/O. Every key
+// of boundary's config.yaml is accepted, plus landjail's own. Unknown keys, wrong types and
+// bad rules are errors located at file:line:column that quote the offending text.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/result.hpp"
+
+namespace lj::policy {
+
+/// A rule as written somewhere, before it is parsed. `origin` says where: "file:line:col",
+/// "--allow", "LANDJAIL_ALLOW line 2", "BOUNDARY_ALLOW", "profile claude-code", …
+struct RuleSource {
+    std::string text;
+    std::string origin;
+};
+
+/// A value and the place it came from ("default", "--log-level", "PROXY_PORT", "f.yaml:3:12").
+template <class T>
+struct Setting {
+    T value{};
+    std::string origin = "default";
+};
+
+struct HttpSinkConfig {
+    std::string url;
+    int batch_size = 100;
+    int flush_interval_ms = 1000;
+    std::string spool_dir;  ///< empty: LOG_DIR/audit-spool when log_dir is set
+};
+
+struct AuditConfig {
+    std::optional<Setting<std::string>> file;    ///< JSON-lines file
+    std::optional<Setting<std::string>> socket;  ///< unix socket path
+    std::optional<HttpSinkConfig> http;          ///< HTTP collector
+    std::optional<Setting<bool>> stderr_denials; ///< warn-level logfmt line per denial
+};
+
+struct TlsConfig {
+    std::vector<std::string> passthrough;  ///< domain patterns tunnelled without interception
+    std::optional<Setting<std::string>> upstream_ca;
+};
+
+struct Labels {
+    std::optional<Setting<std::string>> workspace_id, workspace_name, owner, template_id,
+        template_version_id;
+};
+
+/// The contents of one config file. Only what the file sets is present.
+struct FileConfig {
+    std::string file;  ///< the name used in error messages and origins
+    std::vector<RuleSource> allowlist;
+    std::vector<RuleSource> denylist;
+    std::optional<Setting<std::string>> jail_type;  ///< "landjail" | "nsjail"
+    std::optional<Setting<std::string>> log_dir;
+    std::optional<Setting<std::uint16_t>> proxy_port;
+    std::optional<Setting<std::string>> log_level;  ///< error|warn|info|debug
+    std::optional<Setting<bool>> no_user_namespace, use_real_dns, pprof_enabled,
+        disable_audit_logs, configure_dns_for_local_stub_resolver;
+    std::optional<Setting<std::uint16_t>> pprof_port;
+    AuditConfig audit;
+    TlsConfig tls;
+    Labels labels;
+};
+
+/// Parses a config file's text. `file` names it in errors ("bad.yaml:4:3: unknown key
+/// 'allowlst' (did you mean 'allowlist'?)"). Every rule in allowlist/denylist is parsed here,
+/// so a bad rule is reported with its location and text. An empty document is a valid, empty
+/// config. YAML syntax errors keep yaml-cpp's position.
+Result<FileConfig> parse_config(std::string_view text, std::string_view file);
+
+}  // namespace lj::policy

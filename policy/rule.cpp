@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "policy/rule.hpp"
+
+#include <algorithm>
+
+#include "policy/text.hpp"
+
+namespace lj::policy {
+namespace {
+
+constexpr std::string_view kKeys[] = {"domain", "method", "path", "port"};
+
+/// Parses a `domain=` value into `out`; returns the reason it is malformed, or "".
+std::string parse_domain(std::string_view value, HostPattern& out) {
+    if (value == "*") {
+        out.kind = HostPattern::Kind::Any;
+        return {};
+    }
+    if (value.find("://") != std::string_view::npos) {
+        return "a scheme does not belong in domain= (write the host only, e.g. domain=github.com)";
+    }
+    if (value.find('/') != std::string_view::npos) {
+        return "a path does not belong in domain= (use path=)";
+    }
+    if (value.find('@') != std::string_view::npos) {
+        return "user information does not belong in domain=";
+    }
+    if (value.front() == '[') {
+        if (value.back() != ']') {
+            return "a port does not belong in domain= (use port=)";
+        }
+        auto host = canonical_host(value);
+        if (!host) {
+            return host.error().message;
+        }
+        out.kind = host->kind == HostKind::IPv6 ? HostPattern::Kind::IPv6 : HostPattern::Kind::IPv4;
+        out.address = host->text;
+        return {};
+    }
+    if (value.find(':') != std::string_view::npos) {
+        return "a port does not belong in domain= (use port=, e.g. port=8443)";
+    }
+    if (has_non_ascii(value)) {
+        return idn_hint(value);
+    }
+    std::string name = to_lower(value);
+    if (name.back() == '.') {
+        name.pop_back();
+    }
+    if (name.empty()) {
+        return "empty domain";
+    }
+    const bool wild = name.find('*') != std::string::npos;
+    if (looks_numeric_host(name)) {
+        if (wild) {
+            return "'*' is not allowed in an IP address";
+        }
+        auto host = canonical_host(name);
+        if (!host) {
+            return host.error().message;
+        }
+        out.kind = HostPattern::Kind::IPv4;
+        out.address = host->text;
+        return {};
+    }
+    if (std::string why = check_name_pattern(name); !why.empty()) {
+        return why;
+    }
+    out.kind = HostPattern::Kind::Name;
+    for (std::string_view label : split(name, '.')) {
+        out.labels.emplace_back(label);
+    }
+    if (out.labels.back() == "*") {
+        return "a domain pattern cannot end with '*' (only a bare domain=* matches every host)";
+    }
+    return {};
+}
+
+std::string parse_methods(std::string_view value, std::vector<std::string>& out) {
+    for (std::string_view item : split(value, ',')) {
+        if (item.empty()) {
+            return "empty method in the list";
+        }
+        if (item == "*") {
+            out.clear();
+            return {};  // any method; the rest of the list adds nothing
+        }
+        auto m = normalize_method(item);
+        if (!m) {
+            return m.error().message;
+        }
+        if (std::find(out.begin(), out.end(), *m) == out.end()) {
+            out.push_back(std::move(*m));
+        }
+    }
+    return {};
+}
+
+std::string parse_paths(std::string_view value, std::vector<PathPattern>& out) {
+    for (std::string_view item : split(value, ',')) {
+        if (item.empty()) {
+            return "empty path in the list";
+        }
+        if (item.front() != '/') {
+            return "path pattern '" + printable(item) + "' does not start with '/'";
+        }
+        if (item.find_first_of("?#") != std::string_view::npos) {
+            return "path pattern '" + printable(item) +
+                   "' contains a query or fragment (queries are never matched)";
+        }
+        auto canon = canonical_escapes(item);
+        if (!canon) {
+            return "path pattern '" + printable(item) + "': " + canon.error().message;
+        }
+        PathPattern pattern;
+        for (std::string_view seg : split(std::string_view(*canon).substr(1), '/')) {
+            if (seg == "." || seg == "..") {
+                return "path pattern '" + printable(item) +
+                       "' contains a '.' or '..' segment (requests are matched after these are "
+                       "removed, so it could never match)";
+            }
+            if (seg != "*" && seg.find('*') != std::string_view::npos) {
+                return "in path pattern '" + printable(item) + "', '*' must be a whole segment";
+            }
+            pattern.segments.emplace_back(seg);
+        }
+        out.push_back(std::move(pattern));
+    }
+    return {};
+}
+
+std::string parse_ports(std::string_view value, std::vector<std::uint16_t>& out) {
+    for (std::string_view item : split(value, ',')) {
+        if (item == "*") {
+            out.clear();
+            return {};
+        }
+        auto p = parse_port(item, false);
+        if (!p) {
+            return p.error().message;
+        }
+        if (std::find(out.begin(), out.end(), *p) == out.end()) {
+            out.push_back(*p);
+        }
+    }
+    return {};
+}
+
+std::string closest_key(std::string_view key) {
+    for (std::string_view k : kKeys) {
+        if (to_lower(key) == k) {
+            return " (keys are lower-case: " + std::string(k) + "=)";
+        }
+    }
+    if (key == "host" || key == "domains") {
+        return " (did you mean domain=?)";
+    }
+    if (key == "methods") {
+        return " (did you mean method=?)";
+    }
+    if (key == "paths") {
+        return " (did you mean path=?)";
+    }
+    if (key == "ports") {
+        return " (did you mean port=?)";
+    }
+    return {};
+}
+
+}  // namespace
+
+bool HostPattern::matches(std::string_view host, HostKind host_kind) const {
+    switch (kind) {
+        case Kind::Any:
+            return true;
+        case Kind::IPv4:
+            return host_kind == HostKind::IPv4 && host == address;
+        case Kind::IPv6:
+            return host_kind == HostKind::IPv6 && host == address;
+        case Kind::Name:
+            break;
+    }
+    if (host_kind != HostKind::Name) {
+        return false;
+    }
+    // Right-aligned label comparison; extra labels on the host's left are subdomains.
+    std::size_t end = host.size();
+    for (auto it = labels.rbegin(); it != labels.rend(); ++it) {
+        if (end == std::string_view::npos) {
+            return false;  // the host has fewer labels than the pattern
+        }
+        const std::size_t dot = end == 0 ? std::string_view::npos : host.rfind('.', end - 1);
+        const std::size_t start = dot == std::string_view::npos ? 0 : dot + 1;
+        const std::string_view label = host.substr(start, end - start);
+        if (*it != "*" && *it != label) {
+            return false;
+        }
+        end = dot;  // npos once the leftmost label has been consumed
+    }
+    return true;
+}
+
+std::string HostPattern::index_key() const {
+    if (kind == Kind::IPv4 || kind == Kind::IPv6) {
+        return address;
+    }
+    std::string key;
+    for (auto it = labels.rbegin(); it != labels.rend() && *it != "*"; ++it) {
+        key = key.empty() ? *it : *it + "." + key;
+    }
+    return key;
+}
+
+bool PathPattern::matches(std::string_view path) const {
+    if (path.empty() || path.front() != '/') {
+        return false;
+    }
+    std::size_t pos = 1;
+    bool more = true;  // a segment starts at pos
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+        if (!more) {
+            return false;
+        }
+        const std::size_t end = path.find('/', pos);
+        const std::string_view seg = path.substr(pos, end == std::string_view::npos ? end : end - pos);
+        if (segments[i] == "*") {
+            if (i + 1 == segments.size()) {
+                return true;  // trailing '*': this and any further segments
+            }
+        } else if (seg != segments[i]) {
+            return false;
+        }
+        more = end != std::string_view::npos;
+        pos = end + 1;
+    }
+    return !more;
+}
+
+bool Rule::matches_host(std::string_view h, HostKind kind) const { return !host || host->matches(h, kind); }
+
+bool Rule::matches_port(std::uint16_t port) const {
+    return ports.empty() || std::find(ports.begin(), ports.end(), port) != ports.end();
+}
+
+bool Rule::matches_method(std::string_view upper_method) const {
+    return methods.empty() || std::find(methods.begin(), methods.end(), upper_method) != methods.end();
+}
+
+bool Rule::matches_path(std::string_view path) const {
+    return paths.empty() ||
+           std::any_of(paths.begin(), paths.end(), [&](const PathPattern& p) { return p.matches(path); });
+}
+
+Result<Rule> parse_rule(std::string_view text, std::string origin) {
+    Rule rule;
+    rule.text = std::string(trim(text));
+    rule.origin = std::move(origin);
+    auto fail = [&](const std::string& why) {
+        return make_error("rule '" + printable(rule.text) + "': " + why);
+    };
+    if (rule.text.empty()) {
+        return make_error("empty rule: a rule needs at least one key=value (domain=*, written "
+                          "out, is the rule that allows every host)");
+    }
+    bool seen[std::size(kKeys)] = {};
+    std::string_view rest = rule.text;
+    while (!(rest = trim(rest)).empty()) {
+        std::size_t end = 0;
+        while (end < rest.size() && !is_space(rest[end])) {
+            ++end;
+        }
+        const std::string_view token = rest.substr(0, end);
+        rest.remove_prefix(end);
+        const std::size_t eq = token.find('=');
+        if (eq == std::string_view::npos) {
+            return fail("'" + printable(token) + "' is not key=value" +
+                        (token.find('.') != std::string_view::npos
+                             ? " (did you mean domain=" + printable(token) + "?)"
+                             : std::string()));
+        }
+        const std::string_view key = token.substr(0, eq);
+        const std::string_view value = token.substr(eq + 1);
+        const auto* k = std::find(std::begin(kKeys), std::end(kKeys), key);
+        if (k == std::end(kKeys)) {
+            return fail("unknown key '" + printable(key) + "'" + closest_key(key) +
+                        "; the keys are domain, method, path and port");
+        }
+        const auto index = static_cast<std::size_t>(k - std::begin(kKeys));
+        if (seen[index]) {
+            return fail("key '" + std::string(key) + "' given twice (use a comma list, e.g. " +
+                        std::string(key) + "=a,b)");
+        }
+        seen[index] = true;
+        if (value.empty()) {
+            return fail("empty value for " + std::string(key) + "=");
+        }
+        std::string why;
+        if (key == "domain") {
+            why = parse_domain(value, rule.host.emplace());
+        } else if (key == "method") {
+            why = parse_methods(value, rule.methods);
+        } else if (key == "path") {
+            why = parse_paths(value, rule.paths);
+        } else {
+            why = parse_ports(value, rule.ports);
+        }
+        if (!why.empty()) {
+            return fail(std::string(key) + "=" + printable(value) + ": " + why);
+        }
+    }
+    return rule;
+}
+
+}  // namespace lj::policy

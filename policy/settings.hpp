@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// The effective configuration: defaults < config file < environment < flags, merged by a pure
+// function from explicit inputs (the caller reads files and the environment), validated once
+// into an immutable Settings with the origin of every value, and the policy Engine built from
+// the accumulated rules (file allowlist, then LANDJAIL_ALLOW, then BOUNDARY_ALLOW, then
+// --allow; likewise denylist then LANDJAIL_DENY then --deny).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "policy/engine.hpp"
+#include "policy/result.hpp"
+
+namespace lj::policy {
+
+/// Values given on the command line (absent = not given).
+struct FlagInputs {
+    std::vector<std::string> allow;
+    std::vector<std::string> deny;
+    std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log;
+    bool disable_audit_logs = false;
+};
+
+/// Everything build_settings looks at.
+struct Inputs {
+    std::optional<FileConfig> file;      ///< the discovered config file, if any
+    std::vector<FileConfig> profiles;    ///< --profile files, merged after the config file
+    std::map<std::string, std::string> env;  ///< the process environment (only known names are read)
+    FlagInputs flags;
+};
+
+struct Settings {
+    std::optional<std::string> config_file;  ///< path of the config file used
+    Setting<std::string> log_level{"warn"};
+    std::optional<Setting<std::string>> log_dir;
+    Setting<std::uint16_t> proxy_port{0};  ///< 0: a free ephemeral port
+    Setting<std::string> jail_type{"landjail"};
+    Setting<bool> disable_audit_logs{false};
+    std::optional<Setting<std::string>> audit_file;  ///< --audit-log, audit.file, LOG_DIR/audit.jsonl
+    AuditConfig audit;
+    TlsConfig tls;
+    Labels labels;
+    std::vector<std::string> warnings;  ///< accepted-but-ignored keys, nsjail, …
+    std::shared_ptr<const Engine> engine;
+};
+
+/// Environment variables read (besides CODER_* labels): LANDJAIL_ALLOW (one rule per line,
+/// blank lines and '#' comments skipped), BOUNDARY_ALLOW (one rule), LANDJAIL_DENY (one per
+/// line), LANDJAIL_LOG_LEVEL / BOUNDARY_LOG_LEVEL, LANDJAIL_LOG_DIR / BOUNDARY_LOG_DIR,
+/// LANDJAIL_PROXY_PORT / PROXY_PORT, BOUNDARY_JAIL_TYPE, DISABLE_AUDIT_LOGS.
+Result<Settings> build_settings(const Inputs& inputs);
+
+/// Parses every source's rules into Rules (errors name the origin and the rule text).
+Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources);
+
+}  // namespace lj::policy
