@@ -1,0 +1,171 @@
+#!/bin/sh
+# CLI tests for `landjail check` and `landjail explain`: exit statuses, first words, and the
+# error messages users see. Usage: LANDJAIL=path/to/landjail sh tests/cli/run.sh
+set -u
+LJ=${LANDJAIL:?set LANDJAIL to the landjail binary}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+# A clean environment: no config discovered from the developer's home or variables.
+export HOME="$T/home"
+mkdir -p "$HOME"
+unset LANDJAIL_CONFIG BOUNDARY_CONFIG LANDJAIL_ALLOW BOUNDARY_ALLOW LANDJAIL_DENY \
+      LANDJAIL_LOG_LEVEL BOUNDARY_LOG_LEVEL LANDJAIL_LOG_DIR BOUNDARY_LOG_DIR \
+      LANDJAIL_PROXY_PORT PROXY_PORT BOUNDARY_JAIL_TYPE DISABLE_AUDIT_LOGS 2>/dev/null || true
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok $((pass + fail)) - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok $((pass + fail)) - $1"; sed 's/^/#   /' "$T/out" "$T/err"; }
+
+# run NAME EXPECTED_STATUS CMD...: runs CMD with stdout in $T/out and stderr in $T/err.
+run() {
+    name=$1 want=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else not_ok "$name: exit $got, want $want"; fi
+}
+# has FILE TEXT: the file contains TEXT literally.
+has() {
+    if grep -qF -- "$2" "$T/$1"; then ok "  $1 has: $2"; else not_ok "  $1 lacks: $2"; fi
+}
+first_word() {
+    w=$(head -n 1 "$T/out" | cut -d' ' -f1)
+    if [ "$w" = "$1" ]; then ok "  first word is $1"; else not_ok "  first word '$w', want $1"; fi
+}
+
+# --- the issue's acceptance commands ------------------------------------------------------
+run "explain subdomain allowed by domain=" 0 "$LJ" explain GET https://api.github.com/repos --allow domain=github.com
+first_word allow
+has out "rule:     domain=github.com"
+run "explain apex denied by *.github.com" 1 "$LJ" explain GET https://github.com/ --allow 'domain=*.github.com'
+first_word deny
+has out "reason:   no_rule_matched"
+run "explain dot segments cannot escape path=/api/*" 1 "$LJ" explain GET https://example.com/api/../admin --allow 'domain=example.com path=/api/*'
+first_word deny
+has out "path=/admin"
+run "explain encoded dot segments cannot escape" 1 "$LJ" explain GET 'https://example.com/api/%2e%2e/admin' --allow 'domain=example.com path=/api/*'
+first_word deny
+run "explain path under /api/ allowed" 0 "$LJ" explain GET 'https://example.com/api/v1/x?q=/admin' --allow 'domain=example.com path=/api/*'
+has out "query:    not matched"
+
+printf 'allowlist:\n  - domain=a.com\nallowlst: []\n' >"$T/bad.yaml"
+(cd "$T" && "$LJ" check --config bad.yaml >"$T/out" 2>"$T/err"); st=$?
+if [ $st -ne 0 ]; then ok "check unknown key fails (exit $st)"; else not_ok "check unknown key exit 0"; fi
+has err "bad.yaml:3:1: unknown key 'allowlst' (did you mean 'allowlist'?)"
+
+# --- explain details ------------------------------------------------------------------------
+run "explain method list" 1 "$LJ" explain POST https://api.github.com/ --allow 'domain=github.com method=GET,HEAD'
+has out "to allow: --allow 'domain=api.github.com method=POST path=/'"
+run "explain lower-case method" 0 "$LJ" explain get https://api.github.com/ --allow 'domain=github.com method=GET'
+run "explain deny rule overrides" 1 "$LJ" explain DELETE https://api.github.com/x --allow domain=github.com --deny 'domain=github.com method=DELETE'
+has out "rule:     domain=github.com method=DELETE  [--deny]"
+has out "reason:   deny_rule_matched"
+run "explain first match named" 0 "$LJ" explain GET https://a.example.com/ --allow 'domain=example.com method=GET' --allow domain=a.example.com
+has out "rule:     domain=example.com method=GET  [--allow]"
+run "explain case and trailing dot" 0 "$LJ" explain GET 'https://API.GitHub.COM./x' --allow domain=github.com
+has out "host=api.github.com"
+run "explain IPv6 literal" 0 "$LJ" explain GET 'http://[::1]:8080/' --allow 'domain=[::1] port=8080'
+run "explain port rule" 1 "$LJ" explain GET 'https://example.com:8443/' --allow 'domain=example.com port=443'
+has out "port=8443"
+run "explain numeric IPv4 form canonicalized" 0 "$LJ" explain GET 'http://127.1/' --allow 'domain=127.0.0.1'
+has out "host=127.0.0.1"
+run "explain with no rules denies" 1 "$LJ" explain GET https://example.com/
+run "explain userinfo refused" 2 "$LJ" explain GET 'https://user:secret@example.com/' --allow domain=example.com
+has err "user information"
+run "explain ftp refused" 2 "$LJ" explain GET 'ftp://example.com/' --allow domain=example.com
+has err "unsupported URL scheme 'ftp'"
+run "explain needs two operands" 2 "$LJ" explain GET
+run "explain unknown flag" 2 "$LJ" explain --bogus GET https://x.com/
+has err "unrecognized option '--bogus'"
+run "explain bad rule names the rule" 2 "$LJ" explain GET https://x.com/ --allow 'domain=https://x.com'
+has err "rule 'domain=https://x.com'"
+has err "--allow"
+run "explain empty rule is an error" 2 "$LJ" explain GET https://x.com/ --allow ''
+has err "empty rule"
+run "explain IDN rule rejected" 2 "$LJ" explain GET https://x.com/ --allow 'domain=bücher.de'
+has err "xn--"
+run "explain flag needs a value" 2 "$LJ" explain GET https://x.com/ --allow
+has err "needs a value"
+
+# --- config discovery and precedence --------------------------------------------------------
+mkdir -p "$HOME/.config/coder_boundary"
+cat >"$HOME/.config/coder_boundary/config.yaml" <<'Y'
+jail_type: landjail
+log_dir: /tmp/boundary-logs
+proxy_port: 8080
+log_level: warn
+allowlist:
+  - domain=github.com
+  - "method=GET,HEAD domain=api.example.com path=/v1/*"
+Y
+run "check discovers ~/.config/coder_boundary" 0 "$LJ" check
+has out "coder_boundary/config.yaml [default location]"
+has out "domain=github.com"
+has out "config.yaml:6:5]"
+has out "proxy_port          8080"
+has out "audit_file          /tmp/boundary-logs/audit.jsonl"
+mkdir -p "$HOME/.config/landjail"
+printf 'allowlist:\n  - domain=landjail.example\nlog_level: info\n' >"$HOME/.config/landjail/config.yaml"
+run "landjail config preferred over boundary's" 0 "$LJ" check
+has out "domain=landjail.example"
+has out "log_level           info"
+run "flag beats env beats file" 0 env LANDJAIL_LOG_LEVEL=debug "$LJ" check --log-level error
+has out "log_level           error                        [--log-level]"
+run "env beats file" 0 env LANDJAIL_LOG_LEVEL=debug "$LJ" check
+has out "log_level           debug                        [LANDJAIL_LOG_LEVEL]"
+run "boundary env names" 0 env BOUNDARY_LOG_LEVEL=error PROXY_PORT=9999 "$LJ" check
+has out "[BOUNDARY_LOG_LEVEL]"
+has out "9999"
+run "bad env port" 2 env PROXY_PORT=http "$LJ" check
+has err "PROXY_PORT: invalid port 'http'"
+run "rules accumulate in order" 0 env LANDJAIL_ALLOW="$(printf 'domain=one.example\n\n# comment\ndomain=two.example')" BOUNDARY_ALLOW='domain=three.example' "$LJ" check --allow domain=four.example
+has out "2   domain=one.example"
+has out "[LANDJAIL_ALLOW line 1]"
+has out "3   domain=two.example"
+has out "[LANDJAIL_ALLOW line 4]"
+has out "4   domain=three.example"
+has out "5   domain=four.example"
+run "bad env rule names the variable" 2 env LANDJAIL_ALLOW='domain=a.com:443' "$LJ" check
+has err "LANDJAIL_ALLOW line 1: rule 'domain=a.com:443'"
+run "nsjail warns and runs landjail" 0 "$LJ" check --jail-type nsjail
+has err "warning: jail_type nsjail"
+run "explicit missing config is an error" 2 "$LJ" check --config "$T/nope.yaml"
+has err "nope.yaml' (from --config) does not exist"
+run "LANDJAIL_CONFIG missing is an error" 2 env LANDJAIL_CONFIG="$T/nope.yaml" "$LJ" check
+has err "(from LANDJAIL_CONFIG) does not exist"
+run "BOUNDARY_CONFIG is used" 0 env BOUNDARY_CONFIG="$HOME/.config/coder_boundary/config.yaml" "$LJ" check
+has out "[BOUNDARY_CONFIG]"
+
+printf 'allowlist:\n  - domain=ok.example\n  - "domain=bad.example:443"\n' >"$T/rule.yaml"
+run "bad rule in file located" 2 "$LJ" check --config "$T/rule.yaml"
+has err "rule.yaml:3:5: allowlist: rule 'domain=bad.example:443'"
+printf 'proxy_port: lots\n' >"$T/type.yaml"
+run "wrong type located" 2 "$LJ" check --config "$T/type.yaml"
+has err "type.yaml:1:13: proxy_port: invalid port 'lots'"
+printf 'allowlist:\n  - domain=a.com\n  - ""\n' >"$T/empty.yaml"
+run "empty rule in file" 2 "$LJ" check --config "$T/empty.yaml"
+has err "empty.yaml:3:5: allowlist: empty rule"
+printf 'allowlist: [domain=a.com\n' >"$T/syntax.yaml"
+run "YAML syntax error located" 2 "$LJ" check --config "$T/syntax.yaml"
+has err "syntax.yaml:"
+run "config is a directory" 2 "$LJ" check --config "$T"
+has err "is a directory"
+printf 'allowlist: []\n' >"$T/none.yaml"
+run "no rules: everything denied" 0 "$LJ" check --config "$T/none.yaml"
+has out "every request will be denied"
+
+# --- top level ------------------------------------------------------------------------------
+run "--version" 0 "$LJ" --version
+has out "landjail "
+run "--help lists explain" 0 "$LJ" --help
+has out "explain METHOD URL"
+run "no command is a failure" 125 "$LJ"
+has err "no command given"
+run "unknown top-level flag" 125 "$LJ" --frobnicate -- true
+has err "unrecognized option '--frobnicate'"
+run "check takes no operands" 2 "$LJ" check extra
+has err "check takes no operands"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
