@@ -1,11 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/config.hpp"
 
-// GCC 12 reports -Wdangling-pointer false positives inside yaml-cpp 0.7's node/impl.h.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
 #include <yaml-cpp/yaml.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <functional>
@@ -151,7 +147,9 @@ public:
         }
         std::map<std::string, int> seen;
         for (auto it = node.begin(); it != node.end(); ++it) {
-            const YAML::Node& key_node = it->first;
+            // Copies: yaml-cpp's iterator returns a temporary proxy, so references into it dangle.
+            const YAML::Node key_node = it->first;
+            const YAML::Node value_node = it->second;
             const std::string key = key_node.IsScalar() ? key_node.Scalar() : std::string();
             auto handler = handlers.find(key);
             if (handler == handlers.end()) {
@@ -161,8 +159,8 @@ public:
                 fail(key_node, "key '" + key + "' appears twice (first on line " +
                                    std::to_string(pos->second) + ")");
             }
-            if (!it->second.IsNull()) {
-                handler->second(it->second);
+            if (!value_node.IsNull()) {
+                handler->second(value_node);
             }
         }
     }
