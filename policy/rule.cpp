@@ -308,6 +308,10 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
             return fail(std::string(key) + "=" + printable(value) + ": " + why);
         }
     }
+    if (!rule.host) {
+        // Nothing allows every host implicitly: a rule without domain= would.
+        return fail("no domain= key: name the hosts the rule is for (domain=* matches every host)");
+    }
     return rule;
 }
 
