@@ -68,7 +68,7 @@ BENCH_BIN := $(BUILD)/bench/policy_bench
 
 ALL_OBJ := $(POLICY_OBJ) $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
 
-.PHONY: all test test-unit test-cli bench asan tsan format check-format install uninstall clean check
+.PHONY: all test test-unit test-cli bench asan tsan fuzz format check-format install uninstall clean check
 .DEFAULT_GOAL := all
 
 all: $(LANDJAIL_BIN)
@@ -118,6 +118,17 @@ check:
 
 bench: $(BENCH_BIN)
 	$(BENCH_BIN) --benchmark_counters_tabular=true
+
+# ---- fuzz: libFuzzer (clang) over the policy sources, with ASan + UBSan ------------------
+FUZZ_BIN     := build/fuzz/fuzz_policy
+FUZZ_SECONDS ?= 60
+$(FUZZ_BIN): tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(wildcard policy/*.hpp)
+	@mkdir -p $(@D) build/fuzz/corpus
+	clang++ -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined -o $@ \
+	    tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(YAML_LIBS)
+
+fuzz: $(FUZZ_BIN)
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus tests/fuzz/corpus
 
 # ---- format ------------------------------------------------------------------------------
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp' '*.c' '*.h' 2>/dev/null)

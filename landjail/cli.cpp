@@ -10,20 +10,26 @@ namespace lj::jail {
 namespace {
 
 constexpr std::array kTable = {
-    OptSpec{"config", 'c', "PATH", "read this config file (default: discovered, see FILES in landjail(1))", false},
-    OptSpec{"allow", 'a', "RULE", "allow requests matching RULE, e.g. 'domain=github.com method=GET'", true},
+    OptSpec{"config", 'c', "PATH",
+            "read this config file (default: discovered, see FILES in landjail(1))", false},
+    OptSpec{"allow", 'a', "RULE",
+            "allow requests matching RULE, e.g. 'domain=github.com method=GET'", true},
     OptSpec{"deny", 0, "RULE", "deny requests matching RULE even when an allow rule matches", true},
     OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
-    OptSpec{"log-dir", 0, "DIR", "directory for logs; the audit log defaults to DIR/audit.jsonl", false},
+    OptSpec{"log-dir", 0, "DIR", "directory for logs; the audit log defaults to DIR/audit.jsonl",
+            false},
     OptSpec{"proxy-port", 0, "PORT", "port of the proxy (default: a free ephemeral port)", false},
-    OptSpec{"jail-type", 0, "TYPE", "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
+    OptSpec{"jail-type", 0, "TYPE",
+            "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
     OptSpec{"audit-log", 0, "PATH", "write the audit trail (JSON lines) to PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "do not write audit events", false},
     OptSpec{"version", 0, nullptr, "print the version and exit", false},
     OptSpec{"help", 'h', nullptr, "print this help and exit", false},
 };
 
-bool is_subcommand(std::string_view s) { return s == "check" || s == "explain"; }
+bool is_subcommand(std::string_view s) {
+    return s == "check" || s == "explain";
+}
 
 /// Runs getopt_long over argv[0..argc) (argv[0] is skipped), storing into `out`.
 /// `permute`: options may follow operands (subcommands); otherwise parsing stops at the first
@@ -32,8 +38,10 @@ Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
     std::vector<option> longopts;
     std::string shortopts = permute ? ":" : "+:";
     for (const OptSpec& spec : kTable) {
-        const int val = spec.short_name ? spec.short_name : 256 + static_cast<int>(&spec - kTable.data());
-        longopts.push_back({spec.long_name, spec.arg ? required_argument : no_argument, nullptr, val});
+        const int val =
+            spec.short_name ? spec.short_name : 256 + static_cast<int>(&spec - kTable.data());
+        longopts.push_back(
+            {spec.long_name, spec.arg ? required_argument : no_argument, nullptr, val});
         if (spec.short_name) {
             shortopts += spec.short_name;
             if (spec.arg) {
@@ -55,14 +63,16 @@ Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
         }
         if (opt == '?') {
             if (optopt > 0 && optopt < 256) {
-                return make_error("unrecognized option '-" + std::string(1, static_cast<char>(optopt)) +
+                return make_error("unrecognized option '-" +
+                                  std::string(1, static_cast<char>(optopt)) +
                                   "' (see landjail --help)");
             }
             return make_error("unrecognized option '" + text + "' (see landjail --help)");
         }
         const OptSpec* spec = nullptr;
         for (const OptSpec& s : kTable) {
-            const int val = s.short_name ? s.short_name : 256 + static_cast<int>(&s - kTable.data());
+            const int val =
+                s.short_name ? s.short_name : 256 + static_cast<int>(&s - kTable.data());
             if (val == opt) {
                 spec = &s;
             }
@@ -98,7 +108,9 @@ Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
 
 }  // namespace
 
-std::span<const OptSpec> options() { return kTable; }
+std::span<const OptSpec> options() {
+    return kTable;
+}
 
 Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
     CliOptions out;
@@ -132,8 +144,9 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
             return make_error("check takes no operands (got '" + out.args.front() + "')");
         }
         if (out.command == Command::Explain && out.args.size() != 2) {
-            return make_error("explain needs exactly two operands: METHOD URL, e.g. "
-                              "landjail explain GET https://api.github.com/repos");
+            return make_error(
+                "explain needs exactly two operands: METHOD URL, e.g. "
+                "landjail explain GET https://api.github.com/repos");
         }
         return out;
     }
@@ -174,7 +187,8 @@ std::string help_text() {
     out +=
         "\n"
         "Rules are 'key=value ...' with the keys domain, method, path and port; see landjail(1).\n"
-        "Configuration: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, ~/.config/landjail/config.yaml,\n"
+        "Configuration: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, "
+        "~/.config/landjail/config.yaml,\n"
         "~/.config/coder_boundary/config.yaml (the first that is given or exists).\n";
     return out;
 }

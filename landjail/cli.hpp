@@ -17,8 +17,8 @@ enum class Command { Run, Check, Explain, Help, Version };
 
 struct OptSpec {
     const char* long_name;
-    char short_name;      ///< 0 when none
-    const char* arg;      ///< value name ("RULE"), nullptr for a plain flag
+    char short_name;  ///< 0 when none
+    const char* arg;  ///< value name ("RULE"), nullptr for a plain flag
     const char* help;
     bool repeatable;
 };

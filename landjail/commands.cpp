@@ -11,7 +11,9 @@
 namespace lj::jail {
 namespace {
 
-void error(const std::string& msg) { std::cerr << "landjail: " << msg << "\n"; }
+void error(const std::string& msg) {
+    std::cerr << "landjail: " << msg << "\n";
+}
 
 void print_warnings(const policy::Settings& s) {
     for (const std::string& w : s.warnings) {
@@ -101,7 +103,8 @@ int run_check(const CliOptions& cli) {
     print_setting("log_level", s.log_level.value, s.log_level.origin);
     print_optional("log_dir", s.log_dir);
     print_setting("proxy_port",
-                  s.proxy_port.value ? std::to_string(s.proxy_port.value) : std::string("0 (free ephemeral port)"),
+                  s.proxy_port.value ? std::to_string(s.proxy_port.value)
+                                     : std::string("0 (free ephemeral port)"),
                   s.proxy_port.origin);
     print_setting("jail_type", s.jail_type.value, s.jail_type.origin);
     print_optional("audit_file", s.audit_file);
@@ -162,8 +165,9 @@ int run_command(const CliOptions& cli) {
         error(settings.error().what());
         return kExitFailed;
     }
-    error("running a command in the jail is not available in this release yet; "
-          "'landjail check' and 'landjail explain' are");
+    error(
+        "running a command in the jail is not available in this release yet; "
+        "'landjail check' and 'landjail explain' are");
     return kExitFailed;
 }
 

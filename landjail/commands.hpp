@@ -9,8 +9,8 @@ namespace lj::jail {
 /// Exit statuses (DESIGN §8; explain and check have their own documented contract).
 inline constexpr int kExitAllow = 0;
 inline constexpr int kExitDeny = 1;
-inline constexpr int kExitUsage = 2;    ///< check/explain: bad input or configuration
-inline constexpr int kExitFailed = 125; ///< landjail itself failed before running COMMAND
+inline constexpr int kExitUsage = 2;     ///< check/explain: bad input or configuration
+inline constexpr int kExitFailed = 125;  ///< landjail itself failed before running COMMAND
 
 /// `landjail check`: validates the configuration, prints the effective policy with the origin
 /// of every rule and setting. 0 when valid, 2 when not.

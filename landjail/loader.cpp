@@ -28,7 +28,7 @@ std::string home_dir() {
 }
 
 bool exists(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -36,10 +36,10 @@ Result<std::string> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         const int err = errno;
-        return make_error("cannot read config file '" + path + "': " +
-                          std::generic_category().message(err));
+        return make_error("cannot read config file '" + path +
+                          "': " + std::generic_category().message(err));
     }
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         return make_error("config file '" + path + "' is a directory");
     }
@@ -62,7 +62,8 @@ std::map<std::string, std::string> environment() {
 }  // namespace
 
 Result<ConfigChoice> discover_config(const CliOptions& cli) {
-    auto explicit_path = [](const std::string& path, const std::string& how) -> Result<ConfigChoice> {
+    auto explicit_path = [](const std::string& path,
+                            const std::string& how) -> Result<ConfigChoice> {
         if (path.empty()) {
             return make_error(how + " is empty: give the path of a config file");
         }
@@ -81,7 +82,8 @@ Result<ConfigChoice> discover_config(const CliOptions& cli) {
     }
     const std::string home = home_dir();
     if (!home.empty()) {
-        for (const char* rel : {"/.config/landjail/config.yaml", "/.config/coder_boundary/config.yaml"}) {
+        for (const char* rel :
+             {"/.config/landjail/config.yaml", "/.config/coder_boundary/config.yaml"}) {
             if (std::string path = home + rel; exists(path)) {
                 return ConfigChoice{path, "default location"};
             }

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
+
+#include <yaml-cpp/yaml.h>
 
 #include "policy/request.hpp"
 #include "policy/rule.hpp"
@@ -22,7 +22,7 @@ struct ConfigFailure {
 };
 
 class Walker {
-public:
+  public:
     explicit Walker(std::string_view file) : file_(file) {}
 
     [[noreturn]] void fail(const YAML::Node& node, const std::string& msg) const {
@@ -56,7 +56,8 @@ public:
 
     std::string scalar(const YAML::Node& node, std::string_view key, std::string_view what) const {
         if (!node.IsScalar()) {
-            fail(node, std::string(key) + ": expected " + std::string(what) + ", got " + describe(node));
+            fail(node,
+                 std::string(key) + ": expected " + std::string(what) + ", got " + describe(node));
         }
         return node.Scalar();
     }
@@ -82,12 +83,14 @@ public:
         const std::string value = scalar(node, key, "true or false");
         bool out = false;
         if (!YAML::convert<bool>::decode(node, out)) {
-            fail(node, std::string(key) + ": expected true or false, got '" + printable(value) + "'");
+            fail(node,
+                 std::string(key) + ": expected true or false, got '" + printable(value) + "'");
         }
         return {out, origin(node)};
     }
 
-    Setting<std::uint16_t> port(const YAML::Node& node, std::string_view key, bool allow_zero) const {
+    Setting<std::uint16_t> port(const YAML::Node& node, std::string_view key,
+                                bool allow_zero) const {
         const std::string value = scalar(node, key, "a port number");
         auto p = parse_port(value, allow_zero);
         if (!p) {
@@ -106,7 +109,8 @@ public:
         return out;
     }
 
-    std::vector<YAML::Node> list(const YAML::Node& node, std::string_view key, std::string_view what) const {
+    std::vector<YAML::Node> list(const YAML::Node& node, std::string_view key,
+                                 std::string_view what) const {
         std::vector<YAML::Node> out;
         if (node.IsNull()) {
             return out;
@@ -165,7 +169,7 @@ public:
         }
     }
 
-private:
+  private:
     static std::size_t distance(std::string_view a, std::string_view b) {
         std::vector<std::size_t> row(b.size() + 1);
         for (std::size_t j = 0; j <= b.size(); ++j) {
@@ -176,7 +180,8 @@ private:
             row[0] = i;
             for (std::size_t j = 1; j <= b.size(); ++j) {
                 const std::size_t up = row[j];
-                row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                row[j] =
+                    std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
                 diag = up;
             }
         }
@@ -211,26 +216,42 @@ private:
 };
 
 void walk_audit(const Walker& w, const YAML::Node& node, AuditConfig& audit) {
-    w.mapping(node, "audit",
-              {
-                  {"file", [&](const YAML::Node& n) { audit.file = w.string(n, "audit.file"); }},
-                  {"socket", [&](const YAML::Node& n) { audit.socket = w.string(n, "audit.socket"); }},
-                  {"stderr", [&](const YAML::Node& n) { audit.stderr_denials = w.boolean(n, "audit.stderr"); }},
-                  {"http",
-                   [&](const YAML::Node& n) {
-                       HttpSinkConfig& http = audit.http.emplace();
-                       w.mapping(n, "audit.http",
-                                 {
-                                     {"url", [&](const YAML::Node& v) { http.url = w.string(v, "audit.http.url").value; }},
-                                     {"batch_size", [&](const YAML::Node& v) { http.batch_size = w.integer(v, "audit.http.batch_size", 1, 100000); }},
-                                     {"flush_interval_ms", [&](const YAML::Node& v) { http.flush_interval_ms = w.integer(v, "audit.http.flush_interval_ms", 1, 3600000); }},
-                                     {"spool_dir", [&](const YAML::Node& v) { http.spool_dir = w.string(v, "audit.http.spool_dir").value; }},
-                                 });
-                       if (http.url.rfind("http://", 0) != 0 && http.url.rfind("https://", 0) != 0) {
-                           w.fail(n, "audit.http: 'url' must be set to an http:// or https:// URL");
-                       }
-                   }},
-              });
+    w.mapping(
+        node, "audit",
+        {
+            {"file", [&](const YAML::Node& n) { audit.file = w.string(n, "audit.file"); }},
+            {"socket", [&](const YAML::Node& n) { audit.socket = w.string(n, "audit.socket"); }},
+            {"stderr",
+             [&](const YAML::Node& n) { audit.stderr_denials = w.boolean(n, "audit.stderr"); }},
+            {"http",
+             [&](const YAML::Node& n) {
+                 HttpSinkConfig& http = audit.http.emplace();
+                 w.mapping(n, "audit.http",
+                           {
+                               {"url",
+                                [&](const YAML::Node& v) {
+                                    http.url = w.string(v, "audit.http.url").value;
+                                }},
+                               {"batch_size",
+                                [&](const YAML::Node& v) {
+                                    http.batch_size =
+                                        w.integer(v, "audit.http.batch_size", 1, 100000);
+                                }},
+                               {"flush_interval_ms",
+                                [&](const YAML::Node& v) {
+                                    http.flush_interval_ms =
+                                        w.integer(v, "audit.http.flush_interval_ms", 1, 3600000);
+                                }},
+                               {"spool_dir",
+                                [&](const YAML::Node& v) {
+                                    http.spool_dir = w.string(v, "audit.http.spool_dir").value;
+                                }},
+                           });
+                 if (http.url.rfind("http://", 0) != 0 && http.url.rfind("https://", 0) != 0) {
+                     w.fail(n, "audit.http: 'url' must be set to an http:// or https:// URL");
+                 }
+             }},
+        });
 }
 
 void walk_tls(const Walker& w, const YAML::Node& node, TlsConfig& tls) {
@@ -242,12 +263,14 @@ void walk_tls(const Walker& w, const YAML::Node& node, TlsConfig& tls) {
                            std::string value = w.scalar(item, "tls.passthrough", "a domain");
                            if (auto rule = parse_rule("domain=" + value); !rule || !rule->host) {
                                w.fail(item, "tls.passthrough: '" + printable(value) + "': " +
-                                                (rule ? std::string("not a domain") : rule.error().message));
+                                                (rule ? std::string("not a domain")
+                                                      : rule.error().message));
                            }
                            tls.passthrough.push_back(std::move(value));
                        }
                    }},
-                  {"upstream_ca", [&](const YAML::Node& n) { tls.upstream_ca = w.string(n, "tls.upstream_ca"); }},
+                  {"upstream_ca",
+                   [&](const YAML::Node& n) { tls.upstream_ca = w.string(n, "tls.upstream_ca"); }},
               });
 }
 
@@ -269,24 +292,35 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
     auto flag = [&](std::optional<Setting<bool>>& slot, const char* key) {
         return [&, key](const YAML::Node& n) { slot = w.boolean(n, key); };
     };
-    w.mapping(root, "config",
-              {
-                  {"allowlist", [&](const YAML::Node& n) { c.allowlist = w.rules(n, "allowlist"); }},
-                  {"denylist", [&](const YAML::Node& n) { c.denylist = w.rules(n, "denylist"); }},
-                  {"jail_type", [&](const YAML::Node& n) { c.jail_type = w.one_of(n, "jail_type", {"landjail", "nsjail"}); }},
-                  {"log_dir", [&](const YAML::Node& n) { c.log_dir = w.string(n, "log_dir"); }},
-                  {"proxy_port", [&](const YAML::Node& n) { c.proxy_port = w.port(n, "proxy_port", true); }},
-                  {"log_level", [&](const YAML::Node& n) { c.log_level = w.one_of(n, "log_level", {"error", "warn", "info", "debug"}); }},
-                  {"no_user_namespace", flag(c.no_user_namespace, "no_user_namespace")},
-                  {"use_real_dns", flag(c.use_real_dns, "use_real_dns")},
-                  {"pprof_enabled", flag(c.pprof_enabled, "pprof_enabled")},
-                  {"pprof_port", [&](const YAML::Node& n) { c.pprof_port = w.port(n, "pprof_port", false); }},
-                  {"disable_audit_logs", flag(c.disable_audit_logs, "disable_audit_logs")},
-                  {"configure_dns_for_local_stub_resolver", flag(c.configure_dns_for_local_stub_resolver, "configure_dns_for_local_stub_resolver")},
-                  {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
-                  {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
-                  {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},
-              });
+    w.mapping(
+        root, "config",
+        {
+            {"allowlist", [&](const YAML::Node& n) { c.allowlist = w.rules(n, "allowlist"); }},
+            {"denylist", [&](const YAML::Node& n) { c.denylist = w.rules(n, "denylist"); }},
+            {"jail_type",
+             [&](const YAML::Node& n) {
+                 c.jail_type = w.one_of(n, "jail_type", {"landjail", "nsjail"});
+             }},
+            {"log_dir", [&](const YAML::Node& n) { c.log_dir = w.string(n, "log_dir"); }},
+            {"proxy_port",
+             [&](const YAML::Node& n) { c.proxy_port = w.port(n, "proxy_port", true); }},
+            {"log_level",
+             [&](const YAML::Node& n) {
+                 c.log_level = w.one_of(n, "log_level", {"error", "warn", "info", "debug"});
+             }},
+            {"no_user_namespace", flag(c.no_user_namespace, "no_user_namespace")},
+            {"use_real_dns", flag(c.use_real_dns, "use_real_dns")},
+            {"pprof_enabled", flag(c.pprof_enabled, "pprof_enabled")},
+            {"pprof_port",
+             [&](const YAML::Node& n) { c.pprof_port = w.port(n, "pprof_port", false); }},
+            {"disable_audit_logs", flag(c.disable_audit_logs, "disable_audit_logs")},
+            {"configure_dns_for_local_stub_resolver",
+             flag(c.configure_dns_for_local_stub_resolver,
+                  "configure_dns_for_local_stub_resolver")},
+            {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
+            {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
+            {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},
+        });
 }
 
 }  // namespace

@@ -36,10 +36,10 @@ struct HttpSinkConfig {
 };
 
 struct AuditConfig {
-    std::optional<Setting<std::string>> file;    ///< JSON-lines file
-    std::optional<Setting<std::string>> socket;  ///< unix socket path
-    std::optional<HttpSinkConfig> http;          ///< HTTP collector
-    std::optional<Setting<bool>> stderr_denials; ///< warn-level logfmt line per denial
+    std::optional<Setting<std::string>> file;     ///< JSON-lines file
+    std::optional<Setting<std::string>> socket;   ///< unix socket path
+    std::optional<HttpSinkConfig> http;           ///< HTTP collector
+    std::optional<Setting<bool>> stderr_denials;  ///< warn-level logfmt line per denial
 };
 
 struct TlsConfig {
@@ -61,8 +61,8 @@ struct FileConfig {
     std::optional<Setting<std::string>> log_dir;
     std::optional<Setting<std::uint16_t>> proxy_port;
     std::optional<Setting<std::string>> log_level;  ///< error|warn|info|debug
-    std::optional<Setting<bool>> no_user_namespace, use_real_dns, pprof_enabled,
-        disable_audit_logs, configure_dns_for_local_stub_resolver;
+    std::optional<Setting<bool>> no_user_namespace, use_real_dns, pprof_enabled, disable_audit_logs,
+        configure_dns_for_local_stub_resolver;
     std::optional<Setting<std::uint16_t>> pprof_port;
     AuditConfig audit;
     TlsConfig tls;

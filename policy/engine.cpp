@@ -29,7 +29,8 @@ void Engine::Set::build() {
             continue;
         }
         if (rule.host->kind == HostPattern::Kind::Name) {
-            const auto labels = static_cast<std::size_t>(std::count(key.begin(), key.end(), '.')) + 1;
+            const auto labels =
+                static_cast<std::size_t>(std::count(key.begin(), key.end(), '.')) + 1;
             max_key_labels = std::max(max_key_labels, labels);
         }
         by_key[std::move(key)].push_back(i);  // ascending: i grows
@@ -85,7 +86,8 @@ Engine::Engine(std::vector<Rule> allow, std::vector<Rule> deny) {
 
 Decision Engine::evaluate(const RequestView& r) const {
     auto full = [&](const Rule& rule) {
-        return rule.matches_port(r.port) && rule.matches_method(r.method) && rule.matches_path(r.path);
+        return rule.matches_port(r.port) && rule.matches_method(r.method) &&
+               rule.matches_path(r.path);
     };
     const std::uint32_t a = allow_.first_match(r.host, r.host_kind, full);
     if (a == allow_.rules.size()) {

@@ -33,7 +33,9 @@ struct RequestView {
     std::uint16_t port = 0;
     std::string_view path;  ///< normalized
 
-    static RequestView of(const Request& r) { return {r.method, r.host.text, r.host.kind, r.port, r.path}; }
+    static RequestView of(const Request& r) {
+        return {r.method, r.host.text, r.host.kind, r.port, r.path};
+    }
 };
 
 struct Decision {
@@ -41,12 +43,14 @@ struct Decision {
     Reason reason = Reason::NoRuleMatched;
     const Rule* rule = nullptr;  ///< the deciding rule (allow or deny), owned by the Engine
 
-    std::string_view rule_text() const { return rule ? std::string_view(rule->text) : std::string_view(); }
+    std::string_view rule_text() const {
+        return rule ? std::string_view(rule->text) : std::string_view();
+    }
 };
 
 /// Thread-safety: immutable after construction; evaluate() may run concurrently.
 class Engine {
-public:
+  public:
     Engine() = default;  ///< no rules: denies everything
     Engine(std::vector<Rule> allow, std::vector<Rule> deny);
     Engine(const Engine&) = delete;  // Decision::rule points into the engine
@@ -65,10 +69,12 @@ public:
     const std::vector<Rule>& allow_rules() const { return allow_.rules; }
     const std::vector<Rule>& deny_rules() const { return deny_.rules; }
 
-private:
+  private:
     struct KeyHash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
     };
     struct KeyEq {
         using is_transparent = void;

@@ -152,7 +152,9 @@ std::string idn_hint(std::string_view raw) {
            "(punycode, labels starting with xn--)";
 }
 
-std::string Host::authority() const { return kind == HostKind::IPv6 ? "[" + text + "]" : text; }
+std::string Host::authority() const {
+    return kind == HostKind::IPv6 ? "[" + text + "]" : text;
+}
 
 Result<Host> canonical_host(std::string_view raw) {
     if (raw.empty()) {
@@ -168,7 +170,8 @@ Result<Host> canonical_host(std::string_view raw) {
         return make_error("invalid host: " + idn_hint(raw));
     }
     if (raw.find(':') != std::string_view::npos) {
-        return host_error(raw, "':' is not allowed (IPv6 addresses go in brackets, ports after the host)");
+        return host_error(
+            raw, "':' is not allowed (IPv6 addresses go in brackets, ports after the host)");
     }
     std::string host = to_lower(raw);
     if (host.back() == '.') {
@@ -186,9 +189,13 @@ Result<Host> canonical_host(std::string_view raw) {
     return Host{std::move(host), HostKind::Name};
 }
 
-std::string check_name_pattern(std::string_view name) { return check_name(name, true); }
+std::string check_name_pattern(std::string_view name) {
+    return check_name(name, true);
+}
 
-bool looks_numeric_host(std::string_view host) { return ends_in_number(host); }
+bool looks_numeric_host(std::string_view host) {
+    return ends_in_number(host);
+}
 
 Result<std::uint16_t> parse_port(std::string_view text, bool allow_zero) {
     unsigned value = 0;
@@ -249,8 +256,8 @@ Result<std::string> canonical_escapes(std::string_view path) {
         const auto c = static_cast<unsigned char>(path[i]);
         if (c == '%') {
             if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) {
-                return make_error("malformed percent-escape '" +
-                                  printable(path.substr(i, 3)) + "' in path");
+                return make_error("malformed percent-escape '" + printable(path.substr(i, 3)) +
+                                  "' in path");
             }
             const int v = hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]);
             const char decoded = static_cast<char>(v);
@@ -409,6 +416,8 @@ Result<Request> parse_request(std::string_view method, std::string_view url) {
     return parse_origin_request(method, scheme, hp->host, hp->port, origin_target);
 }
 
-std::uint16_t default_port(std::string_view scheme) { return scheme == "https" ? 443 : 80; }
+std::uint16_t default_port(std::string_view scheme) {
+    return scheme == "https" ? 443 : 80;
+}
 
 }  // namespace lj::policy

@@ -80,8 +80,7 @@ Result<Request> parse_request(std::string_view method, std::string_view url);
 /// Splits an origin-form request target ("/p?q") into a normalized Request fields for the
 /// given scheme/host/port (used by the proxy inside CONNECT tunnels).
 Result<Request> parse_origin_request(std::string_view method, std::string_view scheme,
-                                     const Host& host, std::uint16_t port,
-                                     std::string_view target);
+                                     const Host& host, std::uint16_t port, std::string_view target);
 
 }  // namespace lj::policy
 

@@ -37,8 +37,8 @@ struct Error {
 /// Either a T or an Error (std::expected is C++23).
 template <class T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  public:
+    Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
     Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     bool ok() const { return v_.index() == 0; }
@@ -54,11 +54,13 @@ public:
 
     const Error& error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, Error> v_;
 };
 
 /// Shorthand for returning an unlocated error.
-inline Error make_error(std::string message) { return Error{std::move(message), {}, 0, 0}; }
+inline Error make_error(std::string message) {
+    return Error{std::move(message), {}, 0, 0};
+}
 
 }  // namespace lj

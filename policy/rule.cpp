@@ -222,7 +222,8 @@ bool PathPattern::matches(std::string_view path) const {
             return false;
         }
         const std::size_t end = path.find('/', pos);
-        const std::string_view seg = path.substr(pos, end == std::string_view::npos ? end : end - pos);
+        const std::string_view seg =
+            path.substr(pos, end == std::string_view::npos ? end : end - pos);
         if (segments[i] == "*") {
             if (i + 1 == segments.size()) {
                 return true;  // trailing '*': this and any further segments
@@ -236,19 +237,22 @@ bool PathPattern::matches(std::string_view path) const {
     return !more;
 }
 
-bool Rule::matches_host(std::string_view h, HostKind kind) const { return !host || host->matches(h, kind); }
+bool Rule::matches_host(std::string_view h, HostKind kind) const {
+    return !host || host->matches(h, kind);
+}
 
 bool Rule::matches_port(std::uint16_t port) const {
     return ports.empty() || std::find(ports.begin(), ports.end(), port) != ports.end();
 }
 
 bool Rule::matches_method(std::string_view upper_method) const {
-    return methods.empty() || std::find(methods.begin(), methods.end(), upper_method) != methods.end();
+    return methods.empty() ||
+           std::find(methods.begin(), methods.end(), upper_method) != methods.end();
 }
 
 bool Rule::matches_path(std::string_view path) const {
-    return paths.empty() ||
-           std::any_of(paths.begin(), paths.end(), [&](const PathPattern& p) { return p.matches(path); });
+    return paths.empty() || std::any_of(paths.begin(), paths.end(),
+                                        [&](const PathPattern& p) { return p.matches(path); });
 }
 
 Result<Rule> parse_rule(std::string_view text, std::string origin) {
@@ -259,8 +263,9 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
         return make_error("rule '" + printable(rule.text) + "': " + why);
     };
     if (rule.text.empty()) {
-        return make_error("empty rule: a rule needs at least one key=value (domain=*, written "
-                          "out, is the rule that allows every host)");
+        return make_error(
+            "empty rule: a rule needs at least one key=value (domain=*, written "
+            "out, is the rule that allows every host)");
     }
     bool seen[std::size(kKeys)] = {};
     std::string_view rest = rule.text;

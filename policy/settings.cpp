@@ -15,9 +15,9 @@ const std::string* env_get(const Inputs& in, const std::string& name) {
 
 /// The first of the flag and the environment variables that is set, with its origin.
 std::optional<Setting<std::string>> from_flag_or_env(const Inputs& in,
-                                                      const std::optional<std::string>& flag,
-                                                      const std::string& flag_name,
-                                                      std::initializer_list<const char*> vars) {
+                                                     const std::optional<std::string>& flag,
+                                                     const std::string& flag_name,
+                                                     std::initializer_list<const char*> vars) {
     if (flag) {
         return Setting<std::string>{*flag, flag_name};
     }
@@ -130,7 +130,8 @@ Result<Settings> build_settings(const Inputs& in) {
 
     if (auto v = from_flag_or_env(in, in.flags.log_level, "--log-level",
                                   {"LANDJAIL_LOG_LEVEL", "BOUNDARY_LOG_LEVEL"})) {
-        if (v->value != "error" && v->value != "warn" && v->value != "info" && v->value != "debug") {
+        if (v->value != "error" && v->value != "warn" && v->value != "info" &&
+            v->value != "debug") {
             return origin_error(v->origin, "log level '" + printable(v->value) +
                                                "' is not one of error, warn, info, debug");
         }

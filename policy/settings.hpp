@@ -29,9 +29,10 @@ struct FlagInputs {
 
 /// Everything build_settings looks at.
 struct Inputs {
-    std::optional<FileConfig> file;      ///< the discovered config file, if any
-    std::vector<FileConfig> profiles;    ///< --profile files, merged after the config file
-    std::map<std::string, std::string> env;  ///< the process environment (only known names are read)
+    std::optional<FileConfig> file;    ///< the discovered config file, if any
+    std::vector<FileConfig> profiles;  ///< --profile files, merged after the config file
+    std::map<std::string, std::string>
+        env;  ///< the process environment (only known names are read)
     FlagInputs flags;
 };
 
@@ -42,7 +43,8 @@ struct Settings {
     Setting<std::uint16_t> proxy_port{0};  ///< 0: a free ephemeral port
     Setting<std::string> jail_type{"landjail"};
     Setting<bool> disable_audit_logs{false};
-    std::optional<Setting<std::string>> audit_file;  ///< --audit-log, audit.file, LOG_DIR/audit.jsonl
+    std::optional<Setting<std::string>>
+        audit_file;  ///< --audit-log, audit.file, LOG_DIR/audit.jsonl
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;

@@ -1,0 +1,169 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# install.sh: installs landjail's build and test dependencies (Debian 12 packages, nothing
+# else is downloaded), builds it with make and installs it under PREFIX (default /usr/local).
+# Idempotent: a second run skips apt when every package is already installed, so it is fast
+# and works offline. Run ./install.sh --help for the options.
+set -eu
+
+PROG=install.sh
+
+# Build dependencies (clang and libclang-rt-14-dev, only recommended by clang, are for the
+# libFuzzer targets of `make fuzz`), then what the tests use (real clients run in the jail).
+BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
+    libboost-dev libmbedtls-dev libyaml-cpp-dev libseccomp-dev libspdlog-dev libfmt-dev
+    nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
+    clang libclang-rt-14-dev clang-format mandoc man-db"
+TEST_PACKAGES="curl python3 python3-requests nodejs openssl tmux"
+
+# Prints its arguments on one line, separated by single spaces.
+one_line() { printf '%s\n' "$*"; }
+
+usage() {
+    # shellcheck disable=SC2086  # the package lists are words
+    cat <<EOF
+Usage: ./install.sh [OPTIONS]
+
+Installs the Debian packages landjail needs to build and test, builds it with make and
+installs it under PREFIX (binaries in PREFIX/bin, man pages in PREFIX/share/man).
+
+Options:
+  --prefix DIR    install under DIR (default: \$PREFIX, else /usr/local)
+  --no-deps       do not install Debian packages (apt-get is not run)
+  --uninstall     remove what 'make install' installed under the same PREFIX and DESTDIR
+  -h, --help      show this help and exit
+
+Environment:
+  PREFIX          installation prefix (--prefix wins)
+  DESTDIR         staging directory prepended to PREFIX (for packaging)
+
+Packages installed when missing (apt-get, --no-install-recommends):
+$(one_line $BUILD_PACKAGES $TEST_PACKAGES | fold -s -w 90 | sed 's/^/  /; s/ *$//')
+
+Needs root for apt-get and for a system PREFIX; uses sudo when not root and sudo exists.
+EOF
+}
+
+say() { printf '%s: %s\n' "$PROG" "$*"; }
+die() {
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    exit 1
+}
+usage_error() {
+    printf '%s: %s\n' "$PROG" "$*" >&2
+    printf "Try './install.sh --help' for more information.\n" >&2
+    exit 2
+}
+
+# Makes a path absolute relative to the directory install.sh was started from.
+absolute() {
+    case $1 in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s/%s\n' "$START_DIR" "$1" ;;
+    esac
+}
+
+# Prints the packages of "$@" that dpkg does not report as installed.
+missing_packages() {
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) || status=
+        case $status in
+            *" ok installed") ;;
+            *) printf '%s\n' "$pkg" ;;
+        esac
+    done
+}
+
+# Sets SUDO to "" when running as root, to "sudo" when it exists, else fails naming $1.
+need_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+    else
+        die "$1 needs root and sudo is not installed; run as root or use $2"
+    fi
+}
+
+install_packages() {
+    # shellcheck disable=SC2086  # the lists are words
+    missing=$(missing_packages $BUILD_PACKAGES $TEST_PACKAGES)
+    if [ -z "$missing" ]; then
+        say "Debian packages: all installed"
+        return
+    fi
+    # shellcheck disable=SC2086
+    command -v apt-get >/dev/null 2>&1 ||
+        die "apt-get not found (landjail's installer supports Debian 12); install these packages yourself and rerun with --no-deps: $(one_line $missing)"
+    need_root "installing Debian packages" "--no-deps"
+    # shellcheck disable=SC2086
+    say "installing Debian packages:" $missing
+    $SUDO apt-get -q update
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get -q install -y --no-install-recommends $missing
+}
+
+# Sets SUDO for writing under $1: "" when this user can write its nearest existing ancestor.
+install_sudo() {
+    dir=$1
+    while [ ! -d "$dir" ]; do
+        dir=$(dirname "$dir")
+    done
+    if [ -w "$dir" ]; then
+        SUDO=
+    else
+        need_root "writing to $1" "--prefix DIR"
+    fi
+}
+
+# ---- options ------------------------------------------------------------------------------
+START_DIR=$(pwd)
+PREFIX=${PREFIX:-/usr/local}
+DESTDIR=${DESTDIR:-}
+DEPS=1
+ACTION=install
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix)
+            [ $# -ge 2 ] || usage_error "option '--prefix' needs a directory"
+            PREFIX=$2
+            shift
+            ;;
+        --prefix=*) PREFIX=${1#--prefix=} ;;
+        --no-deps) DEPS=0 ;;
+        --uninstall) ACTION=uninstall ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        -*) usage_error "unknown option '$1'" ;;
+        *) usage_error "unexpected argument '$1' (install.sh takes options only)" ;;
+    esac
+    shift
+done
+[ -n "$PREFIX" ] || usage_error "the prefix is empty"
+PREFIX=$(absolute "$PREFIX")
+if [ -n "$DESTDIR" ]; then
+    DESTDIR=$(absolute "$DESTDIR")
+fi
+
+cd "$(dirname "$0")"
+
+if [ "$ACTION" = uninstall ]; then
+    install_sudo "$DESTDIR$PREFIX"
+    $SUDO make uninstall PREFIX="$PREFIX" DESTDIR="$DESTDIR"
+    say "uninstalled landjail from $DESTDIR$PREFIX"
+    exit 0
+fi
+
+if [ "$DEPS" -eq 1 ]; then
+    install_packages
+fi
+command -v make >/dev/null 2>&1 || die "make not found; rerun without --no-deps"
+
+say "building"
+make -j"$(nproc)" PREFIX="$PREFIX"
+install_sudo "$DESTDIR$PREFIX"
+$SUDO make install PREFIX="$PREFIX" DESTDIR="$DESTDIR"
+say "installed landjail to $DESTDIR$PREFIX/bin"
