@@ -62,8 +62,13 @@ class Walker {
         return node.Scalar();
     }
 
+    /// A non-empty string (an empty path or label is never what the user meant).
     Setting<std::string> string(const YAML::Node& node, std::string_view key) const {
-        return {scalar(node, key, "a string"), origin(node)};
+        std::string value = scalar(node, key, "a string");
+        if (value.empty()) {
+            fail(node, std::string(key) + ": empty value (remove the key to use the default)");
+        }
+        return {std::move(value), origin(node)};
     }
 
     Setting<std::string> one_of(const YAML::Node& node, std::string_view key,

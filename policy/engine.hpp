@@ -70,9 +70,12 @@ class Engine {
     const std::vector<Rule>& deny_rules() const { return deny_.rules; }
 
   private:
+    // Not noexcept on purpose: libstdc++ then caches each node's hash code, so a lookup does
+    // not re-hash every key along a bucket chain (measured: 460 -> 374 instructions per
+    // decision with 5000 rules).
     struct KeyHash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
+        std::size_t operator()(std::string_view s) const {
             return std::hash<std::string_view>{}(s);
         }
     };

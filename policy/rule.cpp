@@ -77,13 +77,14 @@ std::string parse_domain(std::string_view value, HostPattern& out) {
 }
 
 std::string parse_methods(std::string_view value, std::vector<std::string>& out) {
+    bool any = false;
     for (std::string_view item : split(value, ',')) {
         if (item.empty()) {
             return "empty method in the list";
         }
         if (item == "*") {
-            out.clear();
-            return {};  // any method; the rest of the list adds nothing
+            any = true;  // any method; later items are still checked
+            continue;
         }
         auto m = normalize_method(item);
         if (!m) {
@@ -92,6 +93,9 @@ std::string parse_methods(std::string_view value, std::vector<std::string>& out)
         if (std::find(out.begin(), out.end(), *m) == out.end()) {
             out.push_back(std::move(*m));
         }
+    }
+    if (any) {
+        out.clear();
     }
     return {};
 }
@@ -130,10 +134,11 @@ std::string parse_paths(std::string_view value, std::vector<PathPattern>& out) {
 }
 
 std::string parse_ports(std::string_view value, std::vector<std::uint16_t>& out) {
+    bool any = false;
     for (std::string_view item : split(value, ',')) {
         if (item == "*") {
-            out.clear();
-            return {};
+            any = true;  // any port; later items are still checked
+            continue;
         }
         auto p = parse_port(item, false);
         if (!p) {
@@ -142,6 +147,9 @@ std::string parse_ports(std::string_view value, std::vector<std::uint16_t>& out)
         if (std::find(out.begin(), out.end(), *p) == out.end()) {
             out.push_back(*p);
         }
+    }
+    if (any) {
+        out.clear();
     }
     return {};
 }

@@ -120,7 +120,35 @@ Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources) {
     return rules;
 }
 
+namespace {
+
+/// Flags whose value is a name or path: an empty value is a mistake, never "the default".
+Result<bool> check_flag_values(const FlagInputs& f) {
+    const std::pair<const std::optional<std::string>*, const char*> flags[] = {
+        {&f.log_level, "--log-level"}, {&f.log_dir, "--log-dir"},     {&f.proxy_port, "--proxy-port"},
+        {&f.jail_type, "--jail-type"}, {&f.audit_log, "--audit-log"},
+    };
+    for (const auto& [value, name] : flags) {
+        if (*value && value->value_or("").empty()) {
+            return make_error(std::string(name) + " needs a non-empty value");
+        }
+    }
+    return true;
+}
+
+std::string join_path(std::string dir, std::string_view file) {
+    while (dir.size() > 1 && dir.back() == '/') {
+        dir.pop_back();
+    }
+    return dir + (dir == "/" ? "" : "/") + std::string(file);
+}
+
+}  // namespace
+
 Result<Settings> build_settings(const Inputs& in) {
+    if (auto ok = check_flag_values(in.flags); !ok) {
+        return ok.error();
+    }
     Settings s;
     const FileConfig empty;
     const FileConfig& file = in.file ? *in.file : empty;
@@ -193,7 +221,7 @@ Result<Settings> build_settings(const Inputs& in) {
     } else if (file.audit.file) {
         s.audit_file = file.audit.file;
     } else if (s.log_dir) {
-        s.audit_file = Setting<std::string>{s.log_dir->value + "/audit.jsonl",
+        s.audit_file = Setting<std::string>{join_path(s.log_dir->value, "audit.jsonl"),
                                             "log_dir (" + s.log_dir->origin + ")"};
     }
     if (file.pprof_enabled && file.pprof_enabled->value) {
