@@ -125,8 +125,9 @@ namespace {
 /// Flags whose value is a name or path: an empty value is a mistake, never "the default".
 Result<bool> check_flag_values(const FlagInputs& f) {
     const std::pair<const std::optional<std::string>*, const char*> flags[] = {
-        {&f.log_level, "--log-level"}, {&f.log_dir, "--log-dir"},     {&f.proxy_port, "--proxy-port"},
-        {&f.jail_type, "--jail-type"}, {&f.audit_log, "--audit-log"},
+        {&f.log_level, "--log-level"},   {&f.log_dir, "--log-dir"},
+        {&f.proxy_port, "--proxy-port"}, {&f.jail_type, "--jail-type"},
+        {&f.audit_log, "--audit-log"},
     };
     for (const auto& [value, name] : flags) {
         if (*value && value->value_or("").empty()) {
