@@ -39,7 +39,9 @@ endif
 HARDEN   := -D_FORTIFY_SOURCE=2 -D_GLIBCXX_ASSERTIONS -fstack-protector-strong -fPIE
 OPT      ?= -O2 -g
 
-CPPFLAGS += -I. -MMD -MP -DLJ_VERSION='"$(VERSION)"'
+CPPFLAGS += -I. -MMD -MP -DLJ_VERSION='"$(VERSION)"' \
+            -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
+            -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -DSPDLOG_SHARED_LIB -DSPDLOG_COMPILED_LIB -DSPDLOG_FMT_EXTERNAL
 CXXFLAGS := -std=c++20 $(OPT) $(WARN_CXX) $(HARDEN) $(SANFLAGS) $(EXTRA_CXXFLAGS)
 CFLAGS   := -std=c11 $(OPT) $(WARN_C) $(HARDEN) $(SANFLAGS)
 LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SANFLAGS)
@@ -47,11 +49,18 @@ LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SANFLAGS)
 YAML_LIBS  := $(shell pkg-config --libs yaml-cpp 2>/dev/null || echo -lyaml-cpp)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 BENCH_LIBS := -lbenchmark -lpthread
+PROXY_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lspdlog -lfmt -lcurl -pthread
 
 # ---- policy: libljpolicy.a ---------------------------------------------------------------
 POLICY_SRC := $(wildcard policy/*.cpp)
 POLICY_OBJ := $(POLICY_SRC:%.cpp=$(BUILD)/obj/%.o)
 POLICY_LIB := $(BUILD)/lib/libljpolicy.a
+
+# ---- proxy: libljproxy.a + landjail-proxy ------------------------------------------------
+PROXY_SRC := $(filter-out proxy/main.cpp,$(wildcard proxy/*.cpp))
+PROXY_OBJ := $(PROXY_SRC:%.cpp=$(BUILD)/obj/%.o)
+PROXY_LIB := $(BUILD)/lib/libljproxy.a
+PROXY_BIN := $(BUILD)/bin/landjail-proxy
 
 # ---- landjail executable -----------------------------------------------------------------
 LANDJAIL_SRC := $(wildcard landjail/*.cpp)
@@ -66,18 +75,18 @@ BENCH_SRC := $(wildcard tests/bench/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.o)
 BENCH_BIN := $(BUILD)/bench/policy_bench
 
-ALL_OBJ := $(POLICY_OBJ) $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
+ALL_OBJ := $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
 
 .PHONY: all test test-unit test-cli bench asan tsan fuzz format check-format install uninstall clean check
 .DEFAULT_GOAL := all
 
-all: $(LANDJAIL_BIN)
+all: $(LANDJAIL_BIN) $(PROXY_BIN)
 
-$(BUILD)/obj/%.o: %.cpp
+$(BUILD)/obj/%.o: %.cpp Makefile
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -85,13 +94,21 @@ $(POLICY_LIB): $(POLICY_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(LANDJAIL_BIN): $(LANDJAIL_OBJ) $(POLICY_LIB)
+$(PROXY_LIB): $(PROXY_OBJ)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(POLICY_LIB) $(YAML_LIBS)
+	$(AR) rcs $@ $^
 
-$(UNIT_BIN): $(UNIT_OBJ) $(POLICY_LIB)
+$(PROXY_BIN): $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(POLICY_LIB)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(POLICY_LIB) $(YAML_LIBS) $(CRIT_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $< $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS)
+
+$(LANDJAIL_BIN): $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(CRIT_LIBS)
 
 # The benchmark is built with the same flags as the product (never with sanitizers).
 $(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
@@ -141,11 +158,12 @@ check-format:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(LANDJAIL_BIN) $(DESTDIR)$(PREFIX)/bin/landjail
+	install -m 0755 $(PROXY_BIN) $(DESTDIR)$(PREFIX)/bin/landjail-proxy
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
+	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
 
 clean:
 	rm -rf build

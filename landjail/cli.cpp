@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "landjail/cli.hpp"
 
-#include <getopt.h>
-
 #include <array>
 #include <string_view>
 
 namespace lj::jail {
 namespace {
+
+using proxy::OptSpec;
 
 constexpr std::array kTable = {
     OptSpec{"config", 'c', "PATH",
@@ -31,79 +31,52 @@ bool is_subcommand(std::string_view s) {
     return s == "check" || s == "explain";
 }
 
-/// Runs getopt_long over argv[0..argc) (argv[0] is skipped), storing into `out`.
-/// `permute`: options may follow operands (subcommands); otherwise parsing stops at the first
-/// operand (the command to run and its own options).
+/// Stores one parsed option into `out`.
+Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& value) {
+    const std::string_view name = spec.long_name;
+    if (name == "config") {
+        out.config = value;
+    } else if (name == "allow") {
+        out.flags.allow.push_back(value);
+    } else if (name == "deny") {
+        out.flags.deny.push_back(value);
+    } else if (name == "log-level") {
+        out.flags.log_level = value;
+    } else if (name == "log-dir") {
+        out.flags.log_dir = value;
+    } else if (name == "proxy-port") {
+        out.flags.proxy_port = value;
+    } else if (name == "jail-type") {
+        out.flags.jail_type = value;
+    } else if (name == "audit-log") {
+        out.flags.audit_log = value;
+    } else if (name == "disable-audit-logs") {
+        out.flags.disable_audit_logs = true;
+    } else if (name == "version") {
+        out.command = Command::Version;
+    } else if (name == "help") {
+        out.command = Command::Help;
+    }
+    return true;
+}
+
 Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
-    std::vector<option> longopts;
-    std::string shortopts = permute ? ":" : "+:";
-    for (const OptSpec& spec : kTable) {
-        const int val =
-            spec.short_name ? spec.short_name : 256 + static_cast<int>(&spec - kTable.data());
-        longopts.push_back(
-            {spec.long_name, spec.arg ? required_argument : no_argument, nullptr, val});
-        if (spec.short_name) {
-            shortopts += spec.short_name;
-            if (spec.arg) {
-                shortopts += ':';
-            }
-        }
+    return proxy::parse_options(
+        argc, argv, kTable, permute, "landjail",
+        [&](const OptSpec& spec, const std::string& value) { return store(out, spec, value); });
+}
+
+/// Operands of check/explain, validated.
+Result<CliOptions> finish_subcommand(CliOptions out) {
+    if (out.command == Command::Check && !out.args.empty()) {
+        return make_error("check takes no operands (got '" + out.args.front() + "')");
     }
-    longopts.push_back({nullptr, 0, nullptr, 0});
-    opterr = 0;
-    optind = 0;  // glibc: full re-initialisation
-    for (;;) {
-        const int opt = getopt_long(argc, argv, shortopts.c_str(), longopts.data(), nullptr);
-        if (opt == -1) {
-            break;
-        }
-        const std::string text = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-        if (opt == ':') {
-            return make_error("option '" + text + "' needs a value (see landjail --help)");
-        }
-        if (opt == '?') {
-            if (optopt > 0 && optopt < 256) {
-                return make_error("unrecognized option '-" +
-                                  std::string(1, static_cast<char>(optopt)) +
-                                  "' (see landjail --help)");
-            }
-            return make_error("unrecognized option '" + text + "' (see landjail --help)");
-        }
-        const OptSpec* spec = nullptr;
-        for (const OptSpec& s : kTable) {
-            const int val =
-                s.short_name ? s.short_name : 256 + static_cast<int>(&s - kTable.data());
-            if (val == opt) {
-                spec = &s;
-            }
-        }
-        const std::string_view name = spec->long_name;
-        const std::string value = optarg ? optarg : "";
-        if (name == "config") {
-            out.config = value;
-        } else if (name == "allow") {
-            out.flags.allow.push_back(value);
-        } else if (name == "deny") {
-            out.flags.deny.push_back(value);
-        } else if (name == "log-level") {
-            out.flags.log_level = value;
-        } else if (name == "log-dir") {
-            out.flags.log_dir = value;
-        } else if (name == "proxy-port") {
-            out.flags.proxy_port = value;
-        } else if (name == "jail-type") {
-            out.flags.jail_type = value;
-        } else if (name == "audit-log") {
-            out.flags.audit_log = value;
-        } else if (name == "disable-audit-logs") {
-            out.flags.disable_audit_logs = true;
-        } else if (name == "version") {
-            out.command = Command::Version;
-        } else if (name == "help") {
-            out.command = Command::Help;
-        }
+    if (out.command == Command::Explain && out.args.size() != 2) {
+        return make_error(
+            "explain needs exactly two operands: METHOD URL, e.g. "
+            "landjail explain GET https://api.github.com/repos");
     }
-    return optind;
+    return out;
 }
 
 }  // namespace
@@ -121,7 +94,7 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
     if (!first) {
         return first.error();
     }
-    int next = *first;
+    const int next = *first;
     if (out.command == Command::Help || out.command == Command::Version) {
         return out;
     }
@@ -140,15 +113,7 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
         if (out.command == Command::Help || out.command == Command::Version) {
             return out;
         }
-        if (out.command == Command::Check && !out.args.empty()) {
-            return make_error("check takes no operands (got '" + out.args.front() + "')");
-        }
-        if (out.command == Command::Explain && out.args.size() != 2) {
-            return make_error(
-                "explain needs exactly two operands: METHOD URL, e.g. "
-                "landjail explain GET https://api.github.com/repos");
-        }
-        return out;
+        return finish_subcommand(std::move(out));
     }
     for (int i = next; i < argc; ++i) {
         out.args.emplace_back(argv[i]);
@@ -157,40 +122,26 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
 }
 
 std::string help_text() {
-    std::string out =
-        "Usage: landjail [OPTIONS] -- COMMAND [ARG...]\n"
-        "       landjail check [OPTIONS]\n"
-        "       landjail explain [OPTIONS] METHOD URL\n"
-        "\n"
-        "Run COMMAND so that it can reach only the HTTP(S) destinations the policy allows.\n"
-        "\n"
-        "Commands:\n"
-        "  check                validate the configuration and print the effective policy\n"
-        "  explain METHOD URL   print allow or deny for one request, the rule that decided it\n"
-        "                       and the normalized request (exit 0 allow, 1 deny, 2 error)\n"
-        "\n"
-        "Options:\n";
-    for (const OptSpec& spec : kTable) {
-        std::string left = "  ";
-        left += spec.short_name ? std::string("-") + spec.short_name + ", " : std::string("    ");
-        left += "--" + std::string(spec.long_name);
-        if (spec.arg) {
-            left += " " + std::string(spec.arg);
-        }
-        if (left.size() < 28) {
-            left.resize(28, ' ');
-        } else {
-            left += "\n" + std::string(28, ' ');
-        }
-        out += left + spec.help + (spec.repeatable ? " (repeatable)" : "") + "\n";
-    }
-    out +=
-        "\n"
-        "Rules are 'key=value ...' with the keys domain, method, path and port; see landjail(1).\n"
-        "Configuration: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, "
-        "~/.config/landjail/config.yaml,\n"
-        "~/.config/coder_boundary/config.yaml (the first that is given or exists).\n";
-    return out;
+    return "Usage: landjail [OPTIONS] -- COMMAND [ARG...]\n"
+           "       landjail check [OPTIONS]\n"
+           "       landjail explain [OPTIONS] METHOD URL\n"
+           "\n"
+           "Run COMMAND so that it can reach only the HTTP(S) destinations the policy allows.\n"
+           "\n"
+           "Commands:\n"
+           "  check                validate the configuration and print the effective policy\n"
+           "  explain METHOD URL   print allow or deny for one request, the rule that decided "
+           "it\n"
+           "                       and the normalized request (exit 0 allow, 1 deny, 2 error)\n"
+           "\n"
+           "Options:\n" +
+           proxy::format_options(kTable) +
+           "\n"
+           "Rules are 'key=value ...' with the keys domain, method, path and port; see "
+           "landjail(1).\n"
+           "Configuration: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, "
+           "~/.config/landjail/config.yaml,\n"
+           "~/.config/coder_boundary/config.yaml (the first that is given or exists).\n";
 }
 
 }  // namespace lj::jail

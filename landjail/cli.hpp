@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The command line of `landjail`: one option table (kOptions) drives getopt_long, --help and
-// the man-page check. Parsing is pure: it fills CliOptions or returns a usage error.
+// The command line of `landjail`: one option table drives getopt_long, --help and the
+// man-page check. Parsing is pure: it fills CliOptions or returns a usage error.
 #pragma once
 
 #include <optional>
@@ -10,21 +10,14 @@
 
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
+#include "proxy/opt_table.hpp"
 
 namespace lj::jail {
 
 enum class Command { Run, Check, Explain, Help, Version };
 
-struct OptSpec {
-    const char* long_name;
-    char short_name;  ///< 0 when none
-    const char* arg;  ///< value name ("RULE"), nullptr for a plain flag
-    const char* help;
-    bool repeatable;
-};
-
 /// Every option landjail accepts, in --help order.
-std::span<const OptSpec> options();
+std::span<const proxy::OptSpec> options();
 
 struct CliOptions {
     Command command = Command::Run;

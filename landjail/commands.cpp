@@ -5,8 +5,9 @@
 #include <iostream>
 #include <string>
 
-#include "landjail/loader.hpp"
 #include "policy/request.hpp"
+#include "policy/rule.hpp"
+#include "proxy/config_loader.hpp"
 
 namespace lj::jail {
 namespace {
@@ -67,23 +68,11 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-/// The narrowest rule that would allow this request.
-std::string suggested_rule(const policy::Request& r) {
-    std::string rule = "domain=" + r.host.authority() + " method=" + r.method;
-    if (r.path.find_first_of(",*") == std::string::npos) {
-        rule += " path=" + r.path;
-    }
-    if (r.port != policy::default_port(r.scheme)) {
-        rule += " port=" + std::to_string(r.port);
-    }
-    return rule;
-}
-
 }  // namespace
 
 int run_check(const CliOptions& cli) {
-    ConfigChoice choice;
-    auto settings = load_settings(cli, &choice);
+    proxy::ConfigChoice choice;
+    auto settings = proxy::load_settings(cli.config, cli.flags, &choice);
     if (!settings) {
         error(settings.error().what());
         error("configuration is invalid");
@@ -122,7 +111,7 @@ int run_check(const CliOptions& cli) {
 }
 
 int run_explain(const CliOptions& cli) {
-    auto settings = load_settings(cli);
+    auto settings = proxy::load_settings(cli.config, cli.flags);
     if (!settings) {
         error(settings.error().what());
         return kExitUsage;
@@ -150,7 +139,7 @@ int run_explain(const CliOptions& cli) {
         std::cout << "  query:    not matched by rules\n";
     }
     if (d.reason == policy::Reason::NoRuleMatched) {
-        std::cout << "  to allow: --allow " << shell_quote(suggested_rule(*req)) << "\n";
+        std::cout << "  to allow: --allow " << shell_quote(policy::suggested_rule(*req)) << "\n";
     }
     return d.allowed ? kExitAllow : kExitDeny;
 }
@@ -160,7 +149,7 @@ int run_command(const CliOptions& cli) {
         error("no command given: landjail [OPTIONS] -- COMMAND [ARG...] (see landjail --help)");
         return kExitFailed;
     }
-    auto settings = load_settings(cli);
+    auto settings = proxy::load_settings(cli.config, cli.flags);
     if (!settings) {
         error(settings.error().what());
         return kExitFailed;

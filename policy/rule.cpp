@@ -263,6 +263,17 @@ bool Rule::matches_path(std::string_view path) const {
                                         [&](const PathPattern& p) { return p.matches(path); });
 }
 
+std::string suggested_rule(const Request& r) {
+    std::string rule = "domain=" + r.host.authority() + " method=" + r.method;
+    if (r.path.find_first_of(",*") == std::string::npos) {
+        rule += " path=" + r.path;
+    }
+    if (r.port != default_port(r.scheme)) {
+        rule += " port=" + std::to_string(r.port);
+    }
+    return rule;
+}
+
 Result<Rule> parse_rule(std::string_view text, std::string origin) {
     Rule rule;
     rule.text = std::string(trim(text));

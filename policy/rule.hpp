@@ -59,4 +59,9 @@ struct Rule {
 /// non-ASCII name, a bad method token, a port outside 1..65535, `.`/`..` in a path pattern).
 Result<Rule> parse_rule(std::string_view text, std::string origin = {});
 
+/// The narrowest rule that would allow `request` (domain, method, path and a non-default
+/// port), for deny messages: "domain=api.github.com method=POST path=/repos". The path is
+/// left out when it holds characters the rule grammar gives a meaning to (',' and '*').
+std::string suggested_rule(const Request& request);
+
 }  // namespace lj::policy

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "landjail/loader.hpp"
+#include "proxy/config_loader.hpp"
 
 #include <pwd.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 
 extern char** environ;
 
-namespace lj::jail {
+namespace lj::proxy {
 namespace {
 
 std::string home_dir() {
@@ -61,7 +61,7 @@ std::map<std::string, std::string> environment() {
 
 }  // namespace
 
-Result<ConfigChoice> discover_config(const CliOptions& cli) {
+Result<ConfigChoice> discover_config(const std::optional<std::string>& config_flag) {
     auto explicit_path = [](const std::string& path,
                             const std::string& how) -> Result<ConfigChoice> {
         if (path.empty()) {
@@ -72,8 +72,8 @@ Result<ConfigChoice> discover_config(const CliOptions& cli) {
         }
         return ConfigChoice{path, how};
     };
-    if (cli.config) {
-        return explicit_path(*cli.config, "--config");
+    if (config_flag) {
+        return explicit_path(*config_flag, "--config");
     }
     for (const char* var : {"LANDJAIL_CONFIG", "BOUNDARY_CONFIG"}) {
         if (const char* v = std::getenv(var)) {
@@ -92,8 +92,9 @@ Result<ConfigChoice> discover_config(const CliOptions& cli) {
     return ConfigChoice{std::nullopt, "none found"};
 }
 
-Result<policy::Settings> load_settings(const CliOptions& cli, ConfigChoice* choice_out) {
-    auto choice = discover_config(cli);
+Result<policy::Settings> load_settings(const std::optional<std::string>& config_flag,
+                                       const policy::FlagInputs& flags, ConfigChoice* choice_out) {
+    auto choice = discover_config(config_flag);
     if (!choice) {
         return choice.error();
     }
@@ -110,11 +111,11 @@ Result<policy::Settings> load_settings(const CliOptions& cli, ConfigChoice* choi
         inputs.file = std::move(*file);
     }
     inputs.env = environment();
-    inputs.flags = cli.flags;
+    inputs.flags = flags;
     if (choice_out) {
         *choice_out = *choice;
     }
     return policy::build_settings(inputs);
 }
 
-}  // namespace lj::jail
+}  // namespace lj::proxy

@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // Finds and reads the config file, snapshots the environment, and builds the effective
 // Settings once (DESIGN §4): the only place where landjail touches files and the environment
-// for configuration.
+// for configuration. Shared by landjail and landjail-proxy.
 #pragma once
 
 #include <optional>
 #include <string>
 
-#include "landjail/cli.hpp"
 #include "policy/settings.hpp"
 
-namespace lj::jail {
+namespace lj::proxy {
 
 /// Where the config file came from, for `landjail check`.
 struct ConfigChoice {
@@ -20,9 +19,11 @@ struct ConfigChoice {
 
 /// Discovery: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, ~/.config/landjail/config.yaml,
 /// ~/.config/coder_boundary/config.yaml. An explicit path that does not exist is an error.
-Result<ConfigChoice> discover_config(const CliOptions& cli);
+Result<ConfigChoice> discover_config(const std::optional<std::string>& config_flag);
 
 /// Discovers, reads and parses the config, then merges everything into Settings.
-Result<policy::Settings> load_settings(const CliOptions& cli, ConfigChoice* choice = nullptr);
+Result<policy::Settings> load_settings(const std::optional<std::string>& config_flag,
+                                       const policy::FlagInputs& flags,
+                                       ConfigChoice* choice = nullptr);
 
-}  // namespace lj::jail
+}  // namespace lj::proxy

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit trail (DESIGN §6): rendering events as JSON lines (nlohmann, never by hand) and as
+// logfmt denial lines, and the writer thread that drains the bounded queue into the file,
+// unix-socket and stderr sinks. record() only takes the lock and pushes; all I/O happens on
+// the writer thread, one write per batch and sink.
+#include "proxy/audit.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace lj::proxy {
+namespace {
+
+using Clock = std::chrono::system_clock;
+using Json = nlohmann::ordered_json;
+
+constexpr std::size_t kMaxQuery = 256;        // bytes of query string kept (STYLE)
+constexpr char kEllipsis[] = "\xE2\x80\xA6";  // U+2026, marks a truncated query
+constexpr auto kReconnectInterval = std::chrono::seconds(1);
+constexpr timeval kSocketTimeout{1, 0};  // a stalled collector costs at most this
+
+std::string errno_text(int err) {
+    return std::generic_category().message(err);
+}
+
+/// RFC 3339 UTC with microseconds, e.g. 2026-11-23T10:00:00.123456Z.
+std::string format_time(Clock::time_point t) {
+    using namespace std::chrono;
+    const auto day = floor<days>(t);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{floor<microseconds>(t - day)};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<long long>(hms.hours().count()),
+                  static_cast<long long>(hms.minutes().count()),
+                  static_cast<long long>(hms.seconds().count()),
+                  static_cast<long long>(hms.subseconds().count()));
+    return buf;
+}
+
+bool is_utf8_continuation(char c) {
+    return (static_cast<unsigned char>(c) & 0xC0U) == 0x80U;
+}
+
+/// `url` with its query cut to kMaxQuery bytes (backing off to a UTF-8 character boundary)
+/// and "…" appended; a URL without a longer query is returned unchanged.
+std::string truncate_query(const std::string& url) {
+    const std::size_t query = url.find('?');
+    if (query == std::string::npos || url.size() - query - 1 <= kMaxQuery) {
+        return url;
+    }
+    std::size_t end = query + 1 + kMaxQuery;  // < url.size()
+    while (end > query + 1 && is_utf8_continuation(url[end])) {
+        --end;
+    }
+    return url.substr(0, end) + kEllipsis;
+}
+
+/// One line, whatever the strings hold: control characters are escaped by the serializer
+/// and invalid UTF-8 becomes U+FFFD instead of an exception.
+std::string dump_line(const Json& j) {
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+template <class T>
+Json nullable(const std::optional<T>& value) {
+    return value ? Json(*value) : Json(nullptr);
+}
+
+void add_labels(Json& j, const policy::Labels& labels) {
+    const auto add = [&j](const char* key, const std::optional<policy::Setting<std::string>>& v) {
+        if (v) {
+            j[key] = v->value;
+        }
+    };
+    add("workspace_id", labels.workspace_id);
+    add("workspace_name", labels.workspace_name);
+    add("owner", labels.owner);
+    add("template_id", labels.template_id);
+    add("template_version_id", labels.template_version_id);
+}
+
+/// The `audit_dropped` event the writer puts in the stream when events were dropped.
+std::string dropped_line(const std::string& session_id, std::uint64_t count,
+                         const policy::Labels& labels) {
+    Json j;
+    j["time"] = format_time(Clock::now());
+    j["session_id"] = session_id;
+    j["event"] = "audit_dropped";
+    j["count"] = count;
+    add_labels(j, labels);
+    return dump_line(j);
+}
+
+/// logfmt needs quotes for empty values and for anything but printable ASCII without
+/// '=', '"' and '\'.
+bool needs_quotes(std::string_view value) {
+    if (value.empty()) {
+        return true;
+    }
+    for (const char c : value) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7F || c == '=' || c == '"' || c == '\\') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// Appends ` key=value`, skipping empty values. Quoted values use JSON string escaping in
+/// ASCII (\" \\ \n \u001b, invalid UTF-8 as \ufffd): nothing can start a new line or reach
+/// the terminal as a control sequence.
+void append_field(std::string& out, std::string_view key, const std::string& value) {
+    if (value.empty()) {
+        return;
+    }
+    out += ' ';
+    out += key;
+    out += '=';
+    out += needs_quotes(value)
+               ? nlohmann::json(value).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace)
+               : value;
+}
+
+/// A SIGPIPE raised by our write() to a FIFO or pipe whose reader went away stays pending
+/// (the writer thread blocks it); consume it so it is never delivered later.
+void discard_sigpipe() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    const timespec zero{0, 0};
+    (void)sigtimedwait(&set, nullptr, &zero);
+}
+
+/// Writes all of `data`, retrying after EINTR and partial writes; sockets use
+/// send(MSG_NOSIGNAL). Returns 0 or the errno of the call that failed.
+int write_all(int fd, std::string_view data, bool is_socket) {
+    while (!data.empty()) {
+        const ssize_t n = is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL)
+                                    : ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            const int err = errno;
+            if (err == EINTR) {
+                continue;
+            }
+            if (err == EPIPE && !is_socket) {
+                discard_sigpipe();
+            }
+            return err;
+        }
+        if (n == 0) {
+            return EIO;  // no progress on a non-empty write: give up rather than spin
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return 0;
+}
+
+/// A diagnostic line on stderr, written by the writer thread or stop() only.
+void report(const std::string& message) {
+    (void)write_all(STDERR_FILENO, "landjail: audit: " + message + "\n", false);
+}
+
+Result<std::string> random_uuid() {
+    unsigned char b[16];
+    std::size_t got = 0;
+    while (got < sizeof b) {
+        const ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+        if (n < 0) {
+            const int err = errno;
+            if (err == EINTR) {
+                continue;
+            }
+            return make_error("audit: getrandom: " + errno_text(err));
+        }
+        got += static_cast<std::size_t>(n);
+    }
+    b[6] = static_cast<unsigned char>((b[6] & 0x0FU) | 0x40U);  // version 4
+    b[8] = static_cast<unsigned char>((b[8] & 0x3FU) | 0x80U);  // variant 10 (RFC 4122)
+    char out[37];
+    std::snprintf(out, sizeof out,
+                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                  b[14], b[15]);
+    return std::string(out);
+}
+
+/// Opens (creating 0600) the JSON-lines file for appending. O_APPEND keeps each batch's
+/// single write() contiguous even when another process appends to the same file.
+Result<int> open_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        const int err = errno;
+        return make_error("audit file: open(" + path + "): " + errno_text(err));
+    }
+    return fd;
+}
+
+/// A unix stream socket connected to `path`, or -1 with errno set. SO_SNDTIMEO bounds both
+/// connect() (full backlog) and send() (a collector that stopped reading).
+int connect_unix(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());  // length checked in start()
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &kSocketTimeout, sizeof kSocketTimeout) != 0 ||
+        ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        const int err = errno;
+        ::close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/// The start-up connection to the collector: a socket, or -1 when the collector is not there
+/// yet (no such file, or nobody listening: the writer retries), or an error for anything
+/// else (e.g. EACCES), which is a configuration mistake worth failing start-up for.
+Result<int> first_connect(const std::string& path) {
+    const int fd = connect_unix(path);
+    if (fd < 0) {
+        const int err = errno;
+        if (err != ENOENT && err != ECONNREFUSED) {
+            return make_error("audit socket: connect(" + path + "): " + errno_text(err));
+        }
+    }
+    return fd;
+}
+
+/// The writer does all sink I/O; a SIGPIPE it causes must not kill the process.
+void block_sigpipe() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+}  // namespace
+
+std::string Auditor::to_json(const AuditEvent& event, const std::string& session_id,
+                             std::uint64_t seq, std::chrono::system_clock::time_point time,
+                             const policy::Labels& labels) {
+    Json j;
+    j["time"] = format_time(time);
+    j["session_id"] = session_id;
+    j["seq"] = seq;
+    j["event"] = event.event;
+    j["decision"] = event.allowed ? "allow" : "deny";
+    j["http_method"] = event.http_method;
+    j["http_url"] = truncate_query(event.http_url);
+    j["host"] = event.host;
+    j["matched_rule"] = nullable(event.matched_rule);
+    j["reason"] = event.reason;
+    j["pid"] = nullable(event.pid);
+    j["exe"] = nullable(event.exe);
+    if (event.destination) {
+        j["destination"] = *event.destination;
+    }
+    if (event.status) {
+        j["status"] = *event.status;
+    }
+    add_labels(j, labels);
+    return dump_line(j);
+}
+
+std::string Auditor::to_logfmt(const AuditEvent& event) {
+    std::string out =
+        event.event == "http_request" ? std::string("landjail_request") : "landjail_" + event.event;
+    append_field(out, "decision", event.allowed ? "allow" : "deny");
+    append_field(out, "http_method", event.http_method);
+    append_field(out, "http_url", truncate_query(event.http_url));
+    append_field(out, "host", event.host);
+    append_field(out, "reason", event.reason);
+    append_field(out, "matched_rule", event.matched_rule.value_or(""));
+    append_field(out, "destination", event.destination.value_or(""));
+    append_field(out, "status", event.status ? std::to_string(*event.status) : "");
+    append_field(out, "pid", event.pid ? std::to_string(*event.pid) : "");
+    append_field(out, "exe", event.exe.value_or(""));
+    return out;
+}
+
+Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
+    if (options.session_id.empty()) {
+        auto id = random_uuid();
+        if (!id.ok()) {
+            return id.error();
+        }
+        options.session_id = std::move(*id);
+    }
+    if (options.queue_capacity == 0) {
+        return make_error("audit: queue_capacity must be at least 1");
+    }
+    if (options.socket && options.socket->size() >= sizeof sockaddr_un{}.sun_path) {
+        return make_error("audit socket: path too long for a unix socket: " + *options.socket);
+    }
+    std::unique_ptr<Auditor> self(new Auditor(std::move(options)));
+    if (self->options_.file) {
+        auto fd = open_file(*self->options_.file);
+        if (!fd.ok()) {
+            return fd.error();
+        }
+        self->file_fd_ = *fd;
+    }
+    if (self->options_.socket) {
+        auto fd = first_connect(*self->options_.socket);
+        if (!fd.ok()) {
+            return fd.error();
+        }
+        self->socket_fd_ = *fd;
+        self->next_connect_ = std::chrono::steady_clock::now() + kReconnectInterval;
+    }
+    try {
+        self->writer_ = std::thread(&Auditor::run, self.get());
+    } catch (const std::system_error& e) {
+        return make_error(std::string("audit: cannot start the writer thread: ") + e.what());
+    }
+    return self;
+}
+
+Auditor::Auditor(Options options) : options_(std::move(options)) {}
+
+Auditor::~Auditor() {
+    stop();
+}
+
+bool Auditor::record(AuditEvent event) {
+    try {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_ || queue_.size() >= options_.queue_capacity) {
+                dropped_.fetch_add(1);
+                return false;
+            }
+            // seq and time are taken under the lock that orders the queue, so file order is
+            // seq order.
+            const std::uint64_t seq = seq_.load() + 1;
+            queue_.push_back(Queued{std::move(event), seq, Clock::now()});
+            seq_.store(seq);
+        }
+        wake_.notify_one();
+        return true;
+    } catch (const std::exception&) {  // bad_alloc (or a failed lock): count it, never throw
+        dropped_.fetch_add(1);
+        return false;
+    }
+}
+
+void Auditor::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+            return;
+        }
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+    if (file_fd_ >= 0) {
+        if (::fsync(file_fd_) != 0) {
+            const int err = errno;
+            if (err != EINVAL) {  // EINVAL: a FIFO or character device, nothing to sync
+                report("fsync(" + *options_.file + "): " + errno_text(err));
+            }
+        }
+        ::close(file_fd_);
+        file_fd_ = -1;
+    }
+    if (socket_fd_ >= 0) {
+        ::close(socket_fd_);
+        socket_fd_ = -1;
+    }
+    if (const std::uint64_t n = dropped_.load(); n > 0) {
+        report(std::to_string(n) + " events were dropped because the audit queue was full");
+    }
+}
+
+void Auditor::run() {
+    block_sigpipe();
+    std::vector<Queued> batch;
+    for (;;) {
+        {
+            std::deque<Queued> taken;  // freed outside the lock, at the end of this block
+            {
+                std::unique_lock lock(mutex_);
+                wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (queue_.empty()) {
+                    break;  // stopping, and everything accepted has been written
+                }
+                taken.swap(queue_);
+            }
+            batch.assign(std::make_move_iterator(taken.begin()),
+                         std::make_move_iterator(taken.end()));
+        }
+        write_batch(batch);
+        batch.clear();
+    }
+    write_batch(batch);  // empty: only an audit_dropped notice for drops since the last batch
+}
+
+void Auditor::write_batch(std::vector<Queued>& batch) {
+    try {
+        const std::string lines = render(batch);
+        if (lines.empty()) {
+            return;
+        }
+        const bool in_file = write_file(lines);
+        write_socket(lines);
+        write_denials(batch);
+        if (in_file) {
+            written_.fetch_add(batch.size());
+        }
+    } catch (const std::exception& e) {  // bad_alloc while rendering: the batch is lost
+        dropped_.fetch_add(batch.size());
+        report(std::string(e.what()) + "; " + std::to_string(batch.size()) + " events lost");
+    }
+}
+
+std::string Auditor::render(const std::vector<Queued>& batch) {
+    std::string out;
+    if (const std::uint64_t dropped = dropped_.load(); dropped > dropped_reported_) {
+        out += dropped_line(options_.session_id, dropped - dropped_reported_, options_.labels);
+        out += '\n';
+        dropped_reported_ = dropped;
+    }
+    for (const Queued& q : batch) {
+        out += to_json(q.event, options_.session_id, q.seq, q.time, options_.labels);
+        out += '\n';
+    }
+    return out;
+}
+
+bool Auditor::write_file(const std::string& lines) {
+    if (file_fd_ < 0) {
+        return true;
+    }
+    if (const int err = write_all(file_fd_, lines, false); err != 0) {
+        if (!file_failing_) {
+            report("write(" + *options_.file + "): " + errno_text(err) + "; events are lost");
+        }
+        file_failing_ = true;
+        return false;
+    }
+    file_failing_ = false;
+    return true;
+}
+
+void Auditor::write_socket(const std::string& lines) {
+    if (!options_.socket) {
+        return;
+    }
+    if (socket_fd_ < 0) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_connect_) {
+            return;  // events written while the collector is away are not re-sent
+        }
+        next_connect_ = now + kReconnectInterval;
+        socket_fd_ = connect_unix(*options_.socket);
+        if (socket_fd_ < 0) {
+            return;
+        }
+    }
+    if (write_all(socket_fd_, lines, true) != 0) {
+        ::close(socket_fd_);
+        socket_fd_ = -1;
+    }
+}
+
+void Auditor::write_denials(const std::vector<Queued>& batch) const {
+    if (!options_.stderr_denials) {
+        return;
+    }
+    for (const Queued& q : batch) {
+        if (!q.event.allowed) {
+            // One write per line, so that lines from other stderr writers never split it.
+            (void)write_all(STDERR_FILENO, to_logfmt(q.event) + "\n", false);
+        }
+    }
+}
+
+}  // namespace lj::proxy

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit trail (DESIGN §6): one JSON object per line, one ordered stream per session. The
+// proxy (and the supervisor) call Auditor::record() on their hot path; it never blocks and
+// never does I/O: events go into a bounded queue that a writer thread drains into the sinks.
+// An event that was accepted is never lost: stop() drains the queue before it returns. When
+// the queue is full the event is dropped and counted; the writer then adds an
+// `audit_dropped` event with the count to the stream, and stop() reports the total.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "policy/result.hpp"
+
+namespace lj::proxy {
+
+/// One decided request or refused connection. Unset optionals are written as null (or
+/// omitted where DESIGN §6 shows no field).
+struct AuditEvent {
+    std::string event = "http_request";  ///< http_request | connect_denied | socket_denied
+    bool allowed = false;                ///< "decision": "allow" | "deny"
+    std::string http_method;             ///< CONNECT for tunnel decisions
+    std::string http_url;  ///< normalized URL (https://host/path?query, or host:port for CONNECT)
+    std::string host;
+    std::optional<std::string> matched_rule;  ///< the rule as written; null when none
+    std::string reason;  ///< policy::to_string(Reason), or "bad_request", "misdirected", …
+    std::optional<int> pid;
+    std::optional<std::string> exe;
+    std::optional<std::string> destination;  ///< supervisor events: "addr:port"
+    std::optional<int> status;               ///< HTTP status sent to the client, when known
+};
+
+class Auditor {
+  public:
+    struct Options {
+        std::optional<std::string> file;  ///< JSON-lines file, appended (created 0600)
+        std::optional<std::string>
+            socket;                  ///< unix stream socket: one JSON line per event, reconnects
+        bool stderr_denials = true;  ///< logfmt `landjail_request decision=deny …` line per denial
+        std::size_t queue_capacity = 65536;
+        std::string session_id;  ///< empty: a random UUIDv4
+        policy::Labels labels;   ///< workspace_id, … added to every event when set
+    };
+
+    /// Opens the sinks (the file is opened here so that a bad path is an error at start-up,
+    /// naming the path and errno) and starts the writer thread.
+    static Result<std::unique_ptr<Auditor>> start(Options options);
+
+    ~Auditor();  ///< calls stop()
+    Auditor(const Auditor&) = delete;
+    Auditor& operator=(const Auditor&) = delete;
+
+    /// Stamps time and seq and enqueues; never blocks on I/O, never throws. Thread-safe.
+    /// Returns false when the event was dropped (queue full or stopped).
+    bool record(AuditEvent event);
+
+    /// Drains the queue into the sinks, flushes and fsyncs the file, joins the writer.
+    /// Idempotent. After stop(), record() drops.
+    void stop();
+
+    const std::string& session_id() const { return options_.session_id; }
+    std::uint64_t recorded() const { return seq_.load(); }     ///< events accepted
+    std::uint64_t written() const { return written_.load(); }  ///< events written to every sink
+    std::uint64_t dropped() const { return dropped_.load(); }
+
+    /// The JSON line for an event (no trailing newline), as written to the file. Pure.
+    static std::string to_json(const AuditEvent& event, const std::string& session_id,
+                               std::uint64_t seq, std::chrono::system_clock::time_point time,
+                               const policy::Labels& labels);
+    /// The logfmt stderr line for a denial (no trailing newline). Pure.
+    static std::string to_logfmt(const AuditEvent& event);
+
+  private:
+    struct Queued {
+        AuditEvent event;
+        std::uint64_t seq;
+        std::chrono::system_clock::time_point time;
+    };
+    explicit Auditor(Options options);
+    void run();
+    void write_batch(std::vector<Queued>& batch);
+    // Writer-thread helpers, called from write_batch() only.
+    std::string render(const std::vector<Queued>& batch);  ///< audit_dropped notice + JSON lines
+    bool write_file(const std::string& lines);             ///< false on error (reported once)
+    void write_socket(const std::string& lines);           ///< (re)connects at most every 1 s
+    void write_denials(const std::vector<Queued>& batch) const;  ///< logfmt lines to stderr
+
+    Options options_;
+    int file_fd_ = -1;
+    int socket_fd_ = -1;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Queued> queue_;
+    bool stopping_ = false;
+    std::atomic<std::uint64_t> seq_{0};
+    std::atomic<std::uint64_t> written_{0};
+    std::atomic<std::uint64_t> dropped_{0};
+    std::uint64_t dropped_reported_ = 0;                    ///< writer thread only
+    std::chrono::steady_clock::time_point next_connect_{};  ///< writer thread only
+    bool file_failing_ = false;  ///< writer thread only: the current write error was reported
+    std::thread writer_;
+};
+
+}  // namespace lj::proxy

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// landjail-proxy: the policy-enforcing, auditing HTTP(S) proxy (DESIGN §5).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "proxy/options.hpp"
+#include "proxy/server.hpp"
+
+namespace {
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_color_mt("landjail-proxy");
+    logger->set_pattern("landjail-proxy: %^%l%$: %v");
+    logger->set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
+    spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace lj::proxy;
+    auto options = parse_proxy_cli(argc, argv);
+    if (!options) {
+        std::cerr << "landjail-proxy: " << options.error().message << "\n";
+        return 2;
+    }
+    if (options->help) {
+        std::cout << proxy_help();
+        return 0;
+    }
+    if (options->version) {
+        std::cout << "landjail-proxy " << LJ_VERSION << "\n";
+        return 0;
+    }
+    setup_logging(options->flags.log_level.value_or("warn"));
+    auto server = Server::create(*options);
+    if (!server) {
+        spdlog::error("{}", server.error().what());
+        return 1;
+    }
+    return (*server)->run(options->ready_fd);
+}

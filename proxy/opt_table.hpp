@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// Table-driven command lines: one OptSpec table per program drives getopt_long, the --help
+// text and the man-page check (STYLE "Config and CLI"). Shared by landjail and landjail-proxy.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "policy/result.hpp"
+
+namespace lj::proxy {
+
+struct OptSpec {
+    const char* long_name;
+    char short_name;  ///< 0 when none
+    const char* arg;  ///< value name ("RULE"), nullptr for a plain flag
+    const char* help;
+    bool repeatable;
+};
+
+/// Called once per option found, with its spec and value ("" for flags). An error stops
+/// parsing and is returned by parse_options.
+using OptHandler = std::function<Result<bool>(const OptSpec&, const std::string& value)>;
+
+/// Runs getopt_long over argv[1..argc). `permute`: options may follow operands; otherwise
+/// parsing stops at the first operand (a command and its own options). Returns the index of
+/// the first operand. Errors name the option: "unrecognized option '--x'", "option '--allow'
+/// needs a value". `program` is used in the "(see PROGRAM --help)" hint.
+Result<int> parse_options(int argc, char** argv, std::span<const OptSpec> table, bool permute,
+                          std::string_view program, const OptHandler& handler);
+
+/// The "Options:" block of --help, one option per line, generated from the table.
+std::string format_options(std::span<const OptSpec> table);
+
+}  // namespace lj::proxy

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// The command line of landjail-proxy (one option table drives getopt_long, --help and the
+// man-page check).
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/result.hpp"
+#include "policy/settings.hpp"
+#include "proxy/opt_table.hpp"
+#include "proxy/session.hpp"
+
+namespace lj::proxy {
+
+struct ProxyOptions {
+    std::string listen = "127.0.0.1:0";
+    std::optional<int> ready_fd;
+    std::optional<std::string> config;
+    policy::FlagInputs flags;  ///< --allow, --deny, --log-level, --audit-log, …
+    std::optional<std::string> ca_dir;
+    std::optional<std::string> upstream_ca;
+    std::vector<std::string> resolve;
+    unsigned threads = 1;
+    Timeouts timeouts;
+    bool help = false;
+    bool version = false;
+};
+
+std::span<const OptSpec> proxy_options();
+
+/// Parses argv; errors name the option and the bad value.
+Result<ProxyOptions> parse_proxy_cli(int argc, char** argv);
+
+std::string proxy_help();
+
+}  // namespace lj::proxy

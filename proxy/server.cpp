@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "proxy/server.hpp"
+
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "policy/rule.hpp"
+#include "proxy/config_loader.hpp"
+
+namespace lj::proxy {
+namespace {
+
+constexpr auto kDrainGrace = std::chrono::seconds(10);
+
+std::string default_ca_dir() {
+    const char* home = std::getenv("HOME");
+    std::string dir = home && *home ? home : "";
+    if (dir.empty()) {
+        if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
+            dir = pw->pw_dir;
+        }
+    }
+    return dir + "/.config/landjail";
+}
+
+/// "127.0.0.1:0" or "[::1]:8080"; only loopback addresses are accepted.
+Result<tcp::endpoint> parse_listen(const std::string& text) {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos) {
+        return make_error("--listen '" + text + "': expected ADDR:PORT, e.g. 127.0.0.1:0");
+    }
+    std::string addr = text.substr(0, colon);
+    if (addr.size() > 2 && addr.front() == '[' && addr.back() == ']') {
+        addr = addr.substr(1, addr.size() - 2);
+    }
+    error_code ec;
+    const auto ip = asio::ip::make_address(addr, ec);
+    auto port = policy::parse_port(text.substr(colon + 1), true);
+    if (ec || !port) {
+        return make_error("--listen '" + text + "': expected ADDR:PORT with an IP address");
+    }
+    if (!ip.is_loopback()) {
+        return make_error("--listen '" + text +
+                          "': the proxy listens on loopback addresses only (127.0.0.0/8, ::1)");
+    }
+    return tcp::endpoint(ip, *port);
+}
+
+Result<std::vector<policy::HostPattern>> passthrough_patterns(const std::vector<std::string>& names) {
+    std::vector<policy::HostPattern> out;
+    for (const std::string& name : names) {
+        auto rule = policy::parse_rule("domain=" + name);
+        if (!rule) {
+            return make_error("tls.passthrough: " + rule.error().message);
+        }
+        out.push_back(*rule->host);
+    }
+    return out;
+}
+
+Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s) {
+    if (s.disable_audit_logs.value) {
+        return std::unique_ptr<Auditor>();
+    }
+    Auditor::Options o;
+    if (s.audit_file) {
+        o.file = s.audit_file->value;
+    }
+    if (s.audit.socket) {
+        o.socket = s.audit.socket->value;
+    }
+    if (s.audit.stderr_denials) {
+        o.stderr_denials = s.audit.stderr_denials->value;
+    }
+    o.labels = s.labels;
+    return Auditor::start(std::move(o));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
+    std::unique_ptr<Server> srv(new Server());
+    auto settings = load_settings(opt.config, opt.flags);
+    if (!settings) {
+        return settings.error();
+    }
+    srv->settings_ = std::move(*settings);
+    for (const std::string& w : srv->settings_.warnings) {
+        spdlog::warn("{}", w);
+    }
+    auto endpoint = parse_listen(opt.listen);
+    if (!endpoint) {
+        return endpoint.error();
+    }
+    std::vector<ResolveOverride> resolves;
+    for (const std::string& spec : opt.resolve) {
+        auto r = parse_resolve(spec);
+        if (!r) {
+            return r.error();
+        }
+        resolves.push_back(*r);
+    }
+    auto passthrough = passthrough_patterns(srv->settings_.tls.passthrough);
+    if (!passthrough) {
+        return passthrough.error();
+    }
+    CertAuthority::Options ca_opts;
+    ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
+    auto ca = CertAuthority::open(ca_opts);
+    if (!ca) {
+        return make_error("CA directory " + ca_opts.dir + ": " + ca.error().message);
+    }
+    srv->ca_ = *ca;
+    std::optional<std::string> upstream_ca = opt.upstream_ca;
+    if (!upstream_ca && srv->settings_.tls.upstream_ca) {
+        upstream_ca = srv->settings_.tls.upstream_ca->value;
+    }
+    auto trust = TrustStore::load(kSystemCaBundle, upstream_ca);
+    if (!trust) {
+        return trust.error();
+    }
+    srv->trust_ = *trust;
+    auto auditor = start_auditor(srv->settings_);
+    if (!auditor) {
+        return auditor.error();
+    }
+    srv->auditor_ = std::move(*auditor);
+    srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts, srv->auditor_.get()};
+    for (unsigned i = 0; i < opt.threads; ++i) {
+        auto w = std::make_unique<Worker>();
+        w->shared = &srv->shared_;
+        auto tls = TlsContext::create(srv->ca_, srv->trust_);
+        if (!tls) {
+            return tls.error();
+        }
+        w->tls = std::move(*tls);
+        Upstream::Options up;
+        up.resolve = resolves;
+        up.connect_timeout = std::min(opt.timeouts.upstream, std::chrono::milliseconds(30000));
+        w->upstream = std::make_unique<Upstream>(w->io, *w->tls, std::move(up));
+        srv->workers_.push_back(std::move(w));
+    }
+    if (auto ok = srv->listen(*endpoint); !ok) {
+        return ok.error();
+    }
+    return srv;
+}
+
+Server::~Server() = default;
+
+Result<bool> Server::listen(const tcp::endpoint& endpoint) {
+    endpoint_ = endpoint;
+    for (auto& w : workers_) {
+        auto acceptor = std::make_unique<tcp::acceptor>(w->io);
+        error_code ec;
+        acceptor->open(endpoint_.protocol(), ec);
+        if (!ec) {
+            acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+            // Every worker accepts on the same port; the kernel spreads new connections.
+            const int one = 1;
+            ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            acceptor->bind(endpoint_, ec);
+        }
+        if (!ec) {
+            acceptor->listen(asio::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            return make_error("cannot listen on " + endpoint_.address().to_string() + ":" +
+                              std::to_string(endpoint_.port()) + ": " + ec.message());
+        }
+        endpoint_ = acceptor->local_endpoint();  // the port chosen for ":0"
+        acceptors_.push_back(std::move(acceptor));
+    }
+    return true;
+}
+
+std::string Server::address() const {
+    const auto a = endpoint_.address();
+    return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
+           std::to_string(endpoint_.port());
+}
+
+awaitable<void> Server::accept_loop(Worker& worker, tcp::acceptor& acceptor) {
+    for (;;) {
+        error_code ec;
+        tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
+            co_return;
+        }
+        if (ec) {
+            spdlog::warn("accept: {}", ec.message());
+            continue;  // e.g. EMFILE: keep serving the connections we have
+        }
+        asio::co_spawn(worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
+            if (!e) {
+                return;
+            }
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("internal error in a connection: {} (please report)", ex.what());
+            }
+        });
+    }
+}
+
+void Server::shutdown() {
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        Worker& w = *workers_[i];
+        tcp::acceptor& acceptor = *acceptors_[i];
+        asio::post(w.io, [&w, &acceptor] {
+            error_code ec;
+            acceptor.close(ec);
+            w.drain();
+            w.upstream->clear();
+            // Requests in flight finish; a bounded grace period ends what does not.
+            auto timer = std::make_shared<asio::steady_timer>(w.io);
+            auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
+            auto poll = std::make_shared<std::function<void(error_code)>>();
+            *poll = [&w, timer, deadline, poll](error_code) {
+                if (w.sessions.empty() || std::chrono::steady_clock::now() >= deadline) {
+                    w.io.stop();
+                    return;
+                }
+                timer->expires_after(std::chrono::milliseconds(20));
+                timer->async_wait(*poll);
+            };
+            (*poll)({});
+        });
+    }
+}
+
+int Server::run(std::optional<int> ready_fd) {
+    ::signal(SIGPIPE, SIG_IGN);
+    asio::signal_set signals(workers_[0]->io, SIGTERM, SIGINT);
+    signals.async_wait([this](const error_code& ec, int sig) {
+        if (!ec) {
+            spdlog::info("signal {}: finishing requests in flight", sig);
+            shutdown();
+        }
+    });
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        asio::co_spawn(workers_[i]->io, accept_loop(*workers_[i], *acceptors_[i]), asio::detached);
+    }
+    spdlog::info("listening on {} ({} worker thread{})", address(), workers_.size(),
+                 workers_.size() == 1 ? "" : "s");
+    if (ready_fd) {
+        const std::string line = address() + "\n";
+        if (::write(*ready_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+            spdlog::warn("--ready-fd {}: write failed", *ready_fd);
+        }
+        ::close(*ready_fd);
+    }
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < workers_.size(); ++i) {
+        threads.emplace_back([w = workers_[i].get()] { w->io.run(); });
+    }
+    workers_[0]->io.run();
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    if (auditor_) {
+        auditor_->stop();
+    }
+    return 0;
+}
+
+}  // namespace lj::proxy

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+// landjail-proxy's server: validates everything at start-up (config, listen address, CA, trust
+// store, audit sinks), then runs N workers — one io_context per thread, each with its own
+// acceptor on the same loopback port (SO_REUSEPORT), TLS context and upstream pool — until
+// SIGTERM/SIGINT: stop accepting, let requests in flight finish (bounded), flush the audit.
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "policy/settings.hpp"
+#include "proxy/audit.hpp"
+#include "proxy/ca.hpp"
+#include "proxy/options.hpp"
+#include "proxy/session.hpp"
+
+namespace lj::proxy {
+
+class Server {
+public:
+    /// Everything that can fail at start-up fails here, with a message naming what and why.
+    static Result<std::unique_ptr<Server>> create(const ProxyOptions& options);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// The address actually listened on ("127.0.0.1:41234").
+    std::string address() const;
+    /// Serves until a termination signal; returns the exit status.
+    int run(std::optional<int> ready_fd);
+
+private:
+    Server() = default;
+    Result<bool> listen(const tcp::endpoint& endpoint);
+    awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor);
+    void shutdown();
+
+    policy::Settings settings_;
+    ProxyShared shared_;
+    std::shared_ptr<CertAuthority> ca_;
+    std::shared_ptr<const TrustStore> trust_;
+    std::unique_ptr<Auditor> auditor_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;  ///< one per worker
+    tcp::endpoint endpoint_;
+};
+
+}  // namespace lj::proxy

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "proxy/upstream.hpp"
+
+#include <sys/socket.h>
+
+#include "policy/text.hpp"
+
+namespace lj::proxy {
+namespace {
+
+std::string pool_key(const std::string& scheme, const policy::Host& host, std::uint16_t port) {
+    return scheme + "://" + host.authority() + ":" + std::to_string(port);
+}
+
+/// True when an idle pooled connection is still open and has nothing unexpected to read.
+bool still_idle(Stream& s) {
+    char byte;
+    const ssize_t n = ::recv(s.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && errno == EAGAIN;  // EWOULDBLOCK == EAGAIN on Linux
+}
+
+std::string verify_detail(Stream& s) {
+    const uint32_t flags = mbedtls_ssl_get_verify_result(s.ssl());
+    if (flags == 0 || flags == static_cast<uint32_t>(-1)) {
+        return {};
+    }
+    char buf[512];
+    const int n = mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
+    std::string out(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    for (char& c : out) {
+        c = c == '\n' ? ';' : c;
+    }
+    while (!out.empty() && (out.back() == ';' || out.back() == ' ')) {
+        out.pop_back();
+    }
+    return "certificate verification failed: " + out;
+}
+
+}  // namespace
+
+Result<ResolveOverride> parse_resolve(std::string_view spec) {
+    auto bad = [&](const std::string& why) {
+        return make_error("--resolve '" + std::string(spec) + "': " + why +
+                          " (expected HOST:PORT:ADDR[:PORT], IPv6 ADDR in brackets)");
+    };
+    const std::size_t c1 = spec.find(':');
+    const std::size_t c2 = c1 == std::string_view::npos ? c1 : spec.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) {
+        return bad("missing fields");
+    }
+    auto host = policy::canonical_host(spec.substr(0, c1));
+    if (!host) {
+        return bad(host.error().message);
+    }
+    auto port = policy::parse_port(spec.substr(c1 + 1, c2 - c1 - 1), false);
+    if (!port) {
+        return bad(port.error().message);
+    }
+    ResolveOverride out{host->text, *port, {}, *port};
+    std::string_view addr = spec.substr(c2 + 1);
+    std::string_view to_port;
+    if (!addr.empty() && addr.front() == '[') {
+        const std::size_t close = addr.find(']');
+        if (close == std::string_view::npos) {
+            return bad("missing ']'");
+        }
+        to_port = addr.substr(close + 1);
+        addr = addr.substr(1, close - 1);
+        if (!to_port.empty() && to_port.front() != ':') {
+            return bad("unexpected text after ']'");
+        }
+    } else if (const std::size_t c3 = addr.find(':'); c3 != std::string_view::npos) {
+        to_port = addr.substr(c3);
+        addr = addr.substr(0, c3);
+    }
+    error_code ec;
+    out.address = asio::ip::make_address(std::string(addr), ec);
+    if (ec) {
+        return bad("'" + std::string(addr) + "' is not an IP address");
+    }
+    if (!to_port.empty()) {
+        auto p = policy::parse_port(to_port.substr(1), false);
+        if (!p) {
+            return bad(p.error().message);
+        }
+        out.to_port = *p;
+    }
+    return out;
+}
+
+Deadline::Deadline(asio::any_io_executor ex, std::chrono::milliseconds timeout,
+                   std::function<void()> on_expire)
+    : state_(std::make_shared<State>(std::move(ex))) {
+    state_->on_expire = std::move(on_expire);
+    state_->timer.expires_after(timeout);
+    state_->timer.async_wait([state = state_](const error_code& ec) {
+        if (!ec && state->on_expire) {
+            state->expired = true;
+            state->on_expire();
+        }
+    });
+}
+
+Deadline::~Deadline() {
+    state_->on_expire = nullptr;  // the session may be gone when the handler runs
+    state_->timer.cancel();
+}
+
+Upstream::Upstream(asio::io_context& io, TlsContext& tls, Options options)
+    : io_(io), tls_(tls), options_(std::move(options)) {}
+
+awaitable<std::vector<tcp::endpoint>> Upstream::resolve(const policy::Host& host,
+                                                        std::uint16_t port,
+                                                        UpstreamFailure& failure) {
+    for (const ResolveOverride& r : options_.resolve) {
+        if (r.host == host.text && r.port == port) {
+            co_return std::vector<tcp::endpoint>{{r.address, r.to_port}};
+        }
+    }
+    if (host.kind != policy::HostKind::Name) {
+        co_return std::vector<tcp::endpoint>{{asio::ip::make_address(host.text), port}};
+    }
+    tcp::resolver resolver(io_);
+    Deadline deadline(io_.get_executor(), options_.connect_timeout, [&] { resolver.cancel(); });
+    error_code ec;
+    const std::string service = std::to_string(port);
+    auto results = co_await resolver.async_resolve(host.text, service,
+                                                   asio::redirect_error(use_awaitable, ec));
+    std::vector<tcp::endpoint> out;
+    if (ec) {
+        failure = {"resolve", deadline.expired() ? "timed out" : ec.message(), deadline.expired()};
+        co_return out;
+    }
+    for (const auto& entry : results) {
+        out.push_back(entry.endpoint());
+    }
+    co_return out;
+}
+
+awaitable<std::unique_ptr<Stream>> Upstream::connect_tcp(const policy::Host& host,
+                                                         std::uint16_t port,
+                                                         UpstreamFailure& failure) {
+    const std::vector<tcp::endpoint> endpoints = co_await resolve(host, port, failure);
+    if (endpoints.empty()) {
+        if (failure.step.empty()) {
+            failure = {"resolve", "no address for " + host.text, false};
+        }
+        co_return nullptr;
+    }
+    tcp::socket socket(io_);
+    Deadline deadline(io_.get_executor(), options_.connect_timeout, [&] {
+        error_code ignored;
+        socket.close(ignored);
+    });
+    error_code ec;
+    co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+        failure = {"connect", deadline.expired() ? "timed out" : ec.message(), deadline.expired()};
+        co_return nullptr;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    co_return std::make_unique<Stream>(std::move(socket));
+}
+
+awaitable<std::unique_ptr<Stream>> Upstream::acquire(const std::string& scheme,
+                                                     const policy::Host& host, std::uint16_t port,
+                                                     UpstreamFailure& failure, bool& reused) {
+    const std::string key = pool_key(scheme, host, port);
+    if (auto idle = take_idle(key)) {
+        reused = true;
+        co_return idle;
+    }
+    reused = false;
+    const bool tls = scheme == "https";
+    if (tls && host.kind != policy::HostKind::Name) {
+        // mbedTLS 2.28 cannot match iPAddress subjectAltNames, and verification is never skipped.
+        failure = {"tls", "cannot verify a certificate for an IP address; use a host name", false};
+        co_return nullptr;
+    }
+    auto stream = co_await connect_tcp(host, port, failure);
+    if (!stream || !tls) {
+        co_return stream;
+    }
+    Stream* raw = stream.get();
+    Deadline deadline(io_.get_executor(), options_.connect_timeout, [raw] { raw->close(); });
+    const error_code ec = co_await stream->handshake_client(tls_.client(), host.text);
+    if (ec) {
+        std::string detail = verify_detail(*stream);
+        failure = {"tls", detail.empty() ? (deadline.expired() ? "timed out" : ec.message()) : detail,
+                   deadline.expired()};
+        co_return nullptr;
+    }
+    co_return stream;
+}
+
+std::unique_ptr<Stream> Upstream::take_idle(const std::string& key) {
+    auto it = idle_.find(key);
+    if (it == idle_.end()) {
+        return nullptr;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    while (!it->second.empty()) {
+        Idle idle = std::move(it->second.back());
+        it->second.pop_back();
+        --idle_count_;
+        if (now - idle.since < options_.max_idle_age && still_idle(*idle.stream)) {
+            return std::move(idle.stream);
+        }
+        idle.stream->close();
+    }
+    return nullptr;
+}
+
+void Upstream::release(const std::string& scheme, const policy::Host& host, std::uint16_t port,
+                       std::unique_ptr<Stream> stream) {
+    std::vector<Idle>& list = idle_[pool_key(scheme, host, port)];
+    if (list.size() >= options_.max_idle_per_key || idle_count_ >= options_.max_idle_total) {
+        stream->close();
+        return;
+    }
+    list.push_back({std::move(stream), std::chrono::steady_clock::now()});
+    ++idle_count_;
+}
+
+}  // namespace lj::proxy
