@@ -6,17 +6,17 @@
 // Keys are ECDSA P-256: minting a leaf costs one signature, no key generation.
 #pragma once
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/x509_crt.h>
-
 #include <cstddef>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 
 #include "policy/request.hpp"
 #include "policy/result.hpp"
@@ -27,7 +27,7 @@ namespace lj::proxy {
 /// mbedtls_ssl_set_hs_own_cert) and its private key. Immutable once built; shared by every
 /// TLS session that presents it, which keeps it alive through the handshake.
 class Leaf {
-public:
+  public:
     Leaf();
     ~Leaf();
     Leaf(const Leaf&) = delete;
@@ -36,7 +36,7 @@ public:
     mbedtls_x509_crt* chain() { return &chain_; }
     mbedtls_pk_context* key() { return key_; }
 
-private:
+  private:
     friend class CertAuthority;
     mbedtls_x509_crt chain_;
     mbedtls_pk_context* key_ = nullptr;  ///< the CA's shared leaf key (owned by the CA)
@@ -44,12 +44,12 @@ private:
 };
 
 class CertAuthority {
-public:
+  public:
     struct Options {
-        std::string dir;                 ///< CA directory (created 0700 if missing)
+        std::string dir;                    ///< CA directory (created 0700 if missing)
         std::size_t cache_capacity = 1024;  ///< leaves kept (LRU)
         int ca_validity_days = 3650;
-        int leaf_validity_days = 30;     ///< leaves are also backdated by one day
+        int leaf_validity_days = 30;  ///< leaves are also backdated by one day
     };
 
     /// Loads ca.pem + ca-key.pem from the directory, or creates both when neither exists, or
@@ -78,7 +78,7 @@ public:
     /// Number of leaves in the cache (for tests).
     std::size_t cached() const;
 
-private:
+  private:
     CertAuthority();
     Result<std::shared_ptr<Leaf>> mint(const policy::Host& host);
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // landjail-proxy: the policy-enforcing, auditing HTTP(S) proxy (DESIGN §5).
+#include <iostream>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <iostream>
 
 #include "proxy/options.hpp"
 #include "proxy/server.hpp"

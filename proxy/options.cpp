@@ -11,8 +11,8 @@ namespace {
 constexpr std::array kTable = {
     OptSpec{"listen", 'l', "ADDR:PORT",
             "loopback address to listen on (default 127.0.0.1:0: a free ephemeral port)", false},
-    OptSpec{"ready-fd", 0, "N", "when listening, write 'ADDR:PORT' and a newline to fd N and close it",
-            false},
+    OptSpec{"ready-fd", 0, "N",
+            "when listening, write 'ADDR:PORT' and a newline to fd N and close it", false},
     OptSpec{"config", 'c', "PATH", "read this config file (default: discovered as by landjail)",
             false},
     OptSpec{"allow", 'a', "RULE", "allow requests matching RULE", true},
@@ -110,12 +110,15 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
 
 }  // namespace
 
-std::span<const OptSpec> proxy_options() { return kTable; }
+std::span<const OptSpec> proxy_options() {
+    return kTable;
+}
 
 Result<ProxyOptions> parse_proxy_cli(int argc, char** argv) {
     ProxyOptions o;
-    auto first = parse_options(argc, argv, kTable, true, "landjail-proxy",
-                               [&](const OptSpec& spec, const std::string& v) { return store(o, spec, v); });
+    auto first =
+        parse_options(argc, argv, kTable, true, "landjail-proxy",
+                      [&](const OptSpec& spec, const std::string& v) { return store(o, spec, v); });
     if (!first) {
         return first.error();
     }
@@ -136,8 +139,10 @@ std::string proxy_help() {
            "Options:\n" +
            format_options(kTable) +
            "\n"
-           "Rules are 'key=value ...' with the keys domain, method, path and port; see landjail(1).\n"
-           "SIGTERM or SIGINT: stop accepting, finish the requests in flight, flush the audit, exit 0.\n";
+           "Rules are 'key=value ...' with the keys domain, method, path and port; see "
+           "landjail(1).\n"
+           "SIGTERM or SIGINT: stop accepting, finish the requests in flight, flush the audit, "
+           "exit 0.\n";
 }
 
 }  // namespace lj::proxy

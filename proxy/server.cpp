@@ -5,9 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-
 #include <cstdlib>
+
+#include <spdlog/spdlog.h>
 
 #include "policy/rule.hpp"
 #include "proxy/config_loader.hpp"
@@ -51,7 +51,8 @@ Result<tcp::endpoint> parse_listen(const std::string& text) {
     return tcp::endpoint(ip, *port);
 }
 
-Result<std::vector<policy::HostPattern>> passthrough_patterns(const std::vector<std::string>& names) {
+Result<std::vector<policy::HostPattern>> passthrough_patterns(
+    const std::vector<std::string>& names) {
     std::vector<policy::HostPattern> out;
     for (const std::string& name : names) {
         auto rule = policy::parse_rule("domain=" + name);
@@ -130,7 +131,8 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return auditor.error();
     }
     srv->auditor_ = std::move(*auditor);
-    srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts, srv->auditor_.get()};
+    srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
+                    srv->auditor_.get()};
     for (unsigned i = 0; i < opt.threads; ++i) {
         auto w = std::make_unique<Worker>();
         w->shared = &srv->shared_;
@@ -188,7 +190,8 @@ std::string Server::address() const {
 awaitable<void> Server::accept_loop(Worker& worker, tcp::acceptor& acceptor) {
     for (;;) {
         error_code ec;
-        tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+        tcp::socket socket =
+            co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
             co_return;
         }
@@ -196,16 +199,17 @@ awaitable<void> Server::accept_loop(Worker& worker, tcp::acceptor& acceptor) {
             spdlog::warn("accept: {}", ec.message());
             continue;  // e.g. EMFILE: keep serving the connections we have
         }
-        asio::co_spawn(worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
-            if (!e) {
-                return;
-            }
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("internal error in a connection: {} (please report)", ex.what());
-            }
-        });
+        asio::co_spawn(
+            worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
+                if (!e) {
+                    return;
+                }
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("internal error in a connection: {} (please report)", ex.what());
+                }
+            });
     }
 }
 

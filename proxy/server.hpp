@@ -18,7 +18,7 @@
 namespace lj::proxy {
 
 class Server {
-public:
+  public:
     /// Everything that can fail at start-up fails here, with a message naming what and why.
     static Result<std::unique_ptr<Server>> create(const ProxyOptions& options);
     ~Server();
@@ -30,7 +30,7 @@ public:
     /// Serves until a termination signal; returns the exit status.
     int run(std::optional<int> ready_fd);
 
-private:
+  private:
     Server() = default;
     Result<bool> listen(const tcp::endpoint& endpoint);
     awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/session.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <array>
 #include <limits>
 #include <optional>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "policy/request.hpp"
 #include "policy/text.hpp"
@@ -32,15 +32,16 @@ struct Origin {
 /// What a request handler tells the connection loop.
 enum class Next { KeepAlive, Close };
 
-bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+bool iequals(std::string_view a, std::string_view b) {
+    return beast::iequals(a, b);
+}
 
 /// RFC 9110 §7.6.1 hop-by-hop fields, plus the fields the Connection header names.
 template <class Fields>
 void strip_hop_by_hop(Fields& fields, bool keep_upgrade) {
     std::vector<std::string> named;
-    for (auto it = fields.find(http::field::connection); it != fields.end() &&
-                                                         it->name() == http::field::connection;
-         ++it) {
+    for (auto it = fields.find(http::field::connection);
+         it != fields.end() && it->name() == http::field::connection; ++it) {
         for (std::string_view token : policy::split(it->value(), ',')) {
             token = policy::trim(token);
             if (!token.empty() && !(keep_upgrade && iequals(token, "upgrade"))) {
@@ -51,9 +52,9 @@ void strip_hop_by_hop(Fields& fields, bool keep_upgrade) {
     for (const std::string& name : named) {
         fields.erase(name);
     }
-    for (auto f : {http::field::connection, http::field::keep_alive,
-                   http::field::proxy_authorization, http::field::proxy_authenticate, http::field::te,
-                   http::field::trailer}) {
+    for (auto f :
+         {http::field::connection, http::field::keep_alive, http::field::proxy_authorization,
+          http::field::proxy_authenticate, http::field::te, http::field::trailer}) {
         fields.erase(f);
     }
     fields.erase("Proxy-Connection");
@@ -104,17 +105,16 @@ std::string framing_problem(const Request& req) {
 }
 
 std::string status_step_body(const std::string& target, const UpstreamFailure& f) {
-    return "landjail: could not reach " + target + "\n\nstep:   " + f.step + "\nerror:  " +
-           f.detail + "\n";
+    return "landjail: could not reach " + target + "\n\nstep:   " + f.step +
+           "\nerror:  " + f.detail + "\n";
 }
 
 }  // namespace
 
 class Session {
-public:
+  public:
     Session(tcp::socket socket, Worker& worker)
-        : client_(std::move(socket)), worker_(worker), shared_(*worker.shared),
-          timer_(worker.io) {
+        : client_(std::move(socket)), worker_(worker), shared_(*worker.shared), timer_(worker.io) {
         worker_.sessions.push_back(this);
         self_ = std::prev(worker_.sessions.end());
     }
@@ -134,7 +134,7 @@ public:
         }
     }
 
-private:
+  private:
     enum class Phase { Request, Upstream, Relay };
 
     // ---- watchdog: one timer per session, re-armed by moving a deadline (no syscall) ----
@@ -376,12 +376,13 @@ awaitable<Next> Session::forward(http::request_parser<http::buffer_body>& parser
     std::unique_ptr<Stream> up =
         co_await worker_.upstream->acquire(preq.scheme, preq.host, preq.port, failure, reused);
     if (!up) {
-        const auto st = failure.timed_out ? http::status::gateway_timeout : http::status::bad_gateway;
+        const auto st =
+            failure.timed_out ? http::status::gateway_timeout : http::status::bad_gateway;
         audit(preq.method, preq.url(), preq.host.text, d, {}, static_cast<int>(st));
         const std::string body =
             status_step_body(preq.host.authority() + ":" + std::to_string(preq.port), failure);
         co_await respond(st, body, client_keep && parser.is_done());
-        co_return client_keep && parser.is_done() ? Next::KeepAlive : Next::Close;
+        co_return client_keep&& parser.is_done() ? Next::KeepAlive : Next::Close;
     }
     upstream_ = up.get();
 
@@ -421,8 +422,8 @@ awaitable<Next> Session::forward(http::request_parser<http::buffer_body>& parser
         const bool timeout = timed_out_;
         const auto st = timeout ? http::status::gateway_timeout : http::status::bad_gateway;
         audit(preq.method, preq.url(), preq.host.text, d, {}, static_cast<int>(st));
-        const UpstreamFailure f{"response",
-                                timeout ? "timed out waiting for the response headers" : ec.message()};
+        const UpstreamFailure f{
+            "response", timeout ? "timed out waiting for the response headers" : ec.message()};
         const std::string body = status_step_body(preq.host.authority(), f);
         co_await respond(st, body, false);
         co_return Next::Close;
@@ -549,8 +550,8 @@ awaitable<void> Session::pump(Stream& from, Stream& to, bool& done) {
     std::array<char, kChunk> buf{};
     error_code ec;
     while (!done) {
-        const std::size_t n = co_await from.async_read_some(asio::buffer(buf),
-                                                            asio::redirect_error(use_awaitable, ec));
+        const std::size_t n = co_await from.async_read_some(
+            asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
         if (ec) {
             break;
         }
@@ -585,10 +586,13 @@ awaitable<void> Session::splice(Stream& a, beast::flat_buffer& a_buf, Stream& b,
     arm(Phase::Relay, shared_.timeouts.idle);
     auto done = std::make_shared<bool>(false);
     auto finished = std::make_shared<asio::steady_timer>(worker_.io, Clock::time_point::max());
-    asio::co_spawn(worker_.io, [this, &b, &a, done, finished]() -> awaitable<void> {
-        co_await pump(b, a, *done);
-        finished->cancel();
-    }, asio::detached);
+    asio::co_spawn(
+        worker_.io,
+        [this, &b, &a, done, finished]() -> awaitable<void> {
+            co_await pump(b, a, *done);
+            finished->cancel();
+        },
+        asio::detached);
     co_await pump(a, b, *done);
     if (finished->expiry() == Clock::time_point::max()) {
         // Wait for the other direction to notice the close before the streams go away.
@@ -647,7 +651,8 @@ awaitable<void> Session::intercept(const policy::Host& host, std::uint16_t port)
         }
         client_buf_.commit(n);
     }
-    const auto first = static_cast<unsigned char>(*static_cast<const char*>(client_buf_.data().data()));
+    const auto first =
+        static_cast<unsigned char>(*static_cast<const char*>(client_buf_.data().data()));
     Origin origin{"https", host, port, false};
     if (first != 0x16) {  // not a TLS handshake record: plain HTTP inside the tunnel
         origin.scheme = "http";
@@ -721,12 +726,14 @@ awaitable<void> Session::respond(http::status status, const std::string& body, b
 }
 
 std::string Session::deny_body(const policy::Request& r, const policy::Decision& d) const {
-    std::string body = "landjail: request denied by policy\n\n  " + r.method + " " + r.url() + "\n\n";
+    std::string body =
+        "landjail: request denied by policy\n\n  " + r.method + " " + r.url() + "\n\n";
     if (d.reason == policy::Reason::DenyRule && d.rule) {
         body += "It is denied by the rule '" + d.rule->text + "' (" + d.rule->origin + ").\n";
     } else {
         body += "No allow rule matches it. To allow it, add the rule:\n\n  --allow '" +
-                policy::suggested_rule(r) + "'\n\n(or the same line under allowlist: in the config file)\n";
+                policy::suggested_rule(r) +
+                "'\n\n(or the same line under allowlist: in the config file)\n";
     }
     return body;
 }

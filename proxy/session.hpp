@@ -20,9 +20,9 @@
 namespace lj::proxy {
 
 struct Timeouts {
-    std::chrono::milliseconds header{30000};    ///< to receive a request's headers
-    std::chrono::milliseconds idle{600000};     ///< no byte moved on a body or tunnel
-    std::chrono::milliseconds upstream{300000}; ///< for the response headers after the request
+    std::chrono::milliseconds header{30000};     ///< to receive a request's headers
+    std::chrono::milliseconds idle{600000};      ///< no byte moved on a body or tunnel
+    std::chrono::milliseconds upstream{300000};  ///< for the response headers after the request
 };
 
 /// Immutable configuration shared by every worker thread.

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/stream.hpp"
 
-#include <mbedtls/error.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <mbedtls/error.h>
 
 namespace lj::proxy {
 namespace {
@@ -14,7 +15,7 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class MbedCategory final : public boost::system::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "mbedtls"; }
     std::string message(int code) const override {
         char buf[256];
@@ -82,7 +83,9 @@ Stream::Stream(tcp::socket socket) : socket_(std::move(socket)) {}
 Stream::~Stream() = default;
 Stream::Stream(Stream&&) noexcept = default;
 
-mbedtls_ssl_context* Stream::ssl() { return tls_ ? &tls_->ssl : nullptr; }
+mbedtls_ssl_context* Stream::ssl() {
+    return tls_ ? &tls_->ssl : nullptr;
+}
 
 int Stream::tls_read(void* data, std::size_t size) {
     return mbedtls_ssl_read(&tls_->ssl, static_cast<unsigned char*>(data), size);

@@ -10,12 +10,12 @@
 // from the strand/io_context that owns the stream.
 #pragma once
 
-#include <mbedtls/net_sockets.h>
-#include <mbedtls/ssl.h>
-
 #include <memory>
 #include <string>
 #include <system_error>
+
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
 
 #include "proxy/net.hpp"
 
@@ -23,10 +23,12 @@ namespace lj::proxy {
 
 /// std::error_category for mbedTLS error codes (negative ints); message() is mbedtls_strerror.
 const boost::system::error_category& mbedtls_category();
-inline error_code mbedtls_error(int code) { return {code, mbedtls_category()}; }
+inline error_code mbedtls_error(int code) {
+    return {code, mbedtls_category()};
+}
 
 class Stream {
-public:
+  public:
     using executor_type = tcp::socket::executor_type;
 
     explicit Stream(tcp::socket socket);
@@ -40,7 +42,8 @@ public:
 
     /// Server-side handshake with `conf` (which must outlive the stream); `prefix` holds bytes
     /// already read from the socket that belong to the ClientHello.
-    awaitable<error_code> handshake_server(const mbedtls_ssl_config& conf, const std::string& prefix);
+    awaitable<error_code> handshake_server(const mbedtls_ssl_config& conf,
+                                           const std::string& prefix);
     /// Client-side handshake with SNI/verification name `host` (empty for IP literals, whose
     /// certificate the caller checks itself).
     awaitable<error_code> handshake_client(const mbedtls_ssl_config& conf, const std::string& host);
@@ -55,7 +58,7 @@ public:
     template <class ConstBuffers, class Token>
     auto async_write_some(const ConstBuffers& buffers, Token&& token);
 
-private:
+  private:
     struct Tls;
     template <bool Read>
     struct TlsOp;
@@ -88,12 +91,12 @@ struct Stream::TlsOp {
         }
         // A zero-length transfer completes at once (mbedtls_ssl_read would report 0 = EOF).
         const int r = buffer.size() == 0 ? kEmpty
-                      : Read ? stream->tls_read(buffer.data(), buffer.size())
-                           : stream->tls_write(buffer.data(), buffer.size());
+                      : Read             ? stream->tls_read(buffer.data(), buffer.size())
+                                         : stream->tls_write(buffer.data(), buffer.size());
         if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
             waited = true;
-            const auto what = r == MBEDTLS_ERR_SSL_WANT_READ ? tcp::socket::wait_read
-                                                             : tcp::socket::wait_write;
+            const auto what =
+                r == MBEDTLS_ERR_SSL_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
             return stream->socket_.async_wait(what, std::move(self));
         }
         result = r;
@@ -130,8 +133,8 @@ auto Stream::async_read_some(const MutableBuffers& buffers, Token&& token) {
         return socket_.async_read_some(buffers, std::forward<Token>(token));
     }
     const asio::mutable_buffer first = beast::buffers_front(buffers);
-    return asio::async_compose<Token, void(error_code, std::size_t)>(
-        TlsOp<true>{this, first}, token, socket_);
+    return asio::async_compose<Token, void(error_code, std::size_t)>(TlsOp<true>{this, first},
+                                                                     token, socket_);
 }
 
 template <class ConstBuffers, class Token>
@@ -142,8 +145,8 @@ auto Stream::async_write_some(const ConstBuffers& buffers, Token&& token) {
     const asio::const_buffer first = beast::buffers_front(buffers);
     // mbedTLS never writes through this pointer; TlsOp holds one buffer type for both ways.
     const asio::mutable_buffer view(const_cast<void*>(first.data()), first.size());
-    return asio::async_compose<Token, void(error_code, std::size_t)>(
-        TlsOp<false>{this, view}, token, socket_);
+    return asio::async_compose<Token, void(error_code, std::size_t)>(TlsOp<false>{this, view},
+                                                                     token, socket_);
 }
 
 }  // namespace lj::proxy

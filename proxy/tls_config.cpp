@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/tls_config.hpp"
 
-#include <mbedtls/error.h>
 #include <unistd.h>
+
+#include <mbedtls/error.h>
 
 #include "proxy/stream.hpp"
 
@@ -29,15 +30,20 @@ int common_setup(mbedtls_ssl_config* conf, int endpoint, mbedtls_ctr_drbg_contex
 
 }  // namespace
 
-TrustStore::TrustStore() { mbedtls_x509_crt_init(&chain_); }
-TrustStore::~TrustStore() { mbedtls_x509_crt_free(&chain_); }
+TrustStore::TrustStore() {
+    mbedtls_x509_crt_init(&chain_);
+}
+TrustStore::~TrustStore() {
+    mbedtls_x509_crt_free(&chain_);
+}
 
-Result<std::shared_ptr<const TrustStore>> TrustStore::load(const std::string& system_bundle,
-                                                           const std::optional<std::string>& extra) {
+Result<std::shared_ptr<const TrustStore>> TrustStore::load(
+    const std::string& system_bundle, const std::optional<std::string>& extra) {
     std::shared_ptr<TrustStore> store(new TrustStore());
     if (!system_bundle.empty() && ::access(system_bundle.c_str(), R_OK) == 0) {
         // A positive result counts certificates that failed to parse; the rest are loaded.
-        if (const int r = mbedtls_x509_crt_parse_file(&store->chain_, system_bundle.c_str()); r < 0) {
+        if (const int r = mbedtls_x509_crt_parse_file(&store->chain_, system_bundle.c_str());
+            r < 0) {
             return mbed_fail("reading " + system_bundle, r);
         }
     }
@@ -57,8 +63,12 @@ Result<std::shared_ptr<const TrustStore>> TrustStore::load(const std::string& sy
     return std::shared_ptr<const TrustStore>(std::move(store));
 }
 
-ServerConfig::ServerConfig() { mbedtls_ssl_config_init(&conf_); }
-ServerConfig::~ServerConfig() { mbedtls_ssl_config_free(&conf_); }
+ServerConfig::ServerConfig() {
+    mbedtls_ssl_config_init(&conf_);
+}
+ServerConfig::~ServerConfig() {
+    mbedtls_ssl_config_free(&conf_);
+}
 
 TlsContext::TlsContext() {
     mbedtls_entropy_init(&entropy_);

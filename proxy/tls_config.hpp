@@ -8,14 +8,14 @@
 //    the leaf for the SNI name in the SNI callback).
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
-
-#include <memory>
-#include <optional>
-#include <string>
 
 #include "policy/request.hpp"
 #include "policy/result.hpp"
@@ -26,7 +26,7 @@ namespace lj::proxy {
 inline constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 class TrustStore {
-public:
+  public:
     /// Loads `system_bundle` (skipped when empty or absent, with the count reported) and
     /// `extra` (an error when given and unreadable or empty).
     static Result<std::shared_ptr<const TrustStore>> load(const std::string& system_bundle,
@@ -37,7 +37,7 @@ public:
     mbedtls_x509_crt* chain() const { return &chain_; }
     int count() const { return count_; }
 
-private:
+  private:
     TrustStore();
     mutable mbedtls_x509_crt chain_;
     int count_ = 0;
@@ -45,14 +45,14 @@ private:
 
 /// A server-side configuration owned by one intercepted connection.
 class ServerConfig {
-public:
+  public:
     ServerConfig();
     ~ServerConfig();
     ServerConfig(const ServerConfig&) = delete;
     ServerConfig& operator=(const ServerConfig&) = delete;
     const mbedtls_ssl_config& get() const { return conf_; }
 
-private:
+  private:
     friend class TlsContext;
     mbedtls_ssl_config conf_;
     std::shared_ptr<Leaf> leaf_;      ///< the default certificate (CONNECT host)
@@ -62,7 +62,7 @@ private:
 };
 
 class TlsContext {
-public:
+  public:
     static Result<std::unique_ptr<TlsContext>> create(std::shared_ptr<CertAuthority> ca,
                                                       std::shared_ptr<const TrustStore> trust);
     ~TlsContext();
@@ -75,11 +75,13 @@ public:
     /// A server configuration presenting a leaf for `host`; the SNI name the client sends is
     /// written to `*sni_out` and answered with a leaf for that name (so a mismatch can be
     /// answered with 421 over TLS instead of a certificate error).
-    Result<std::unique_ptr<ServerConfig>> server_for(const policy::Host& host, std::string* sni_out);
+    Result<std::unique_ptr<ServerConfig>> server_for(const policy::Host& host,
+                                                     std::string* sni_out);
 
-private:
+  private:
     TlsContext();
-    static int on_sni(void* ctx, mbedtls_ssl_context* ssl, const unsigned char* name, std::size_t len);
+    static int on_sni(void* ctx, mbedtls_ssl_context* ssl, const unsigned char* name,
+                      std::size_t len);
 
     std::shared_ptr<CertAuthority> ca_;
     std::shared_ptr<const TrustStore> trust_;

@@ -186,7 +186,8 @@ awaitable<std::unique_ptr<Stream>> Upstream::acquire(const std::string& scheme,
     const error_code ec = co_await stream->handshake_client(tls_.client(), host.text);
     if (ec) {
         std::string detail = verify_detail(*stream);
-        failure = {"tls", detail.empty() ? (deadline.expired() ? "timed out" : ec.message()) : detail,
+        failure = {"tls",
+                   detail.empty() ? (deadline.expired() ? "timed out" : ec.message()) : detail,
                    deadline.expired()};
         co_return nullptr;
     }

@@ -39,7 +39,7 @@ struct UpstreamFailure {
 };
 
 class Upstream {
-public:
+  public:
     struct Options {
         std::vector<ResolveOverride> resolve;
         std::chrono::milliseconds connect_timeout{30000};
@@ -67,7 +67,7 @@ public:
     awaitable<std::unique_ptr<Stream>> connect_tcp(const policy::Host& host, std::uint16_t port,
                                                    UpstreamFailure& failure);
 
-private:
+  private:
     struct Idle {
         std::unique_ptr<Stream> stream;
         std::chrono::steady_clock::time_point since;
@@ -86,7 +86,7 @@ private:
 /// Runs `op` (an awaitable) and closes/cancels via `cancel` when `timeout` passes first;
 /// `timed_out` tells which happened.
 class Deadline {
-public:
+  public:
     Deadline(asio::any_io_executor ex, std::chrono::milliseconds timeout,
              std::function<void()> on_expire);
     ~Deadline();
@@ -94,7 +94,7 @@ public:
     Deadline& operator=(const Deadline&) = delete;
     bool expired() const { return state_->expired; }
 
-private:
+  private:
     struct State {
         asio::steady_timer timer;
         std::function<void()> on_expire;
