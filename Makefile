@@ -77,7 +77,7 @@ BENCH_BIN := $(BUILD)/bench/policy_bench
 
 ALL_OBJ := $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
 
-.PHONY: all test test-unit test-cli bench asan tsan fuzz format check-format install uninstall clean check
+.PHONY: all test test-unit test-cli test-integration bench asan tsan fuzz format check-format install uninstall clean check
 .DEFAULT_GOAL := all
 
 all: $(LANDJAIL_BIN) $(PROXY_BIN)
@@ -116,7 +116,7 @@ $(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(POLICY_LIB) $(YAML_LIBS) $(BENCH_LIBS)
 
 # ---- test --------------------------------------------------------------------------------
-test: test-unit test-cli
+test: test-unit test-cli test-integration
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
@@ -124,8 +124,14 @@ test-unit: $(UNIT_BIN)
 test-cli: $(LANDJAIL_BIN)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
 
+# Debian's python3 (not a pyenv one first on PATH) has pytest from python3-pytest.
+PYTHON ?= /usr/bin/python3
+test-integration: $(PROXY_BIN)
+	LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) LANDJAIL_REQUIRE_PROXY=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
 asan:
-	$(MAKE) SAN=asan test-unit test-cli
+	$(MAKE) SAN=asan test-unit test-cli test-integration LANDJAIL_TEST_RSS_MIB=1024
 
 tsan:
 	$(MAKE) SAN=tsan test-unit

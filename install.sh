@@ -14,7 +14,7 @@ BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     libboost-dev libmbedtls-dev libyaml-cpp-dev libseccomp-dev libspdlog-dev libfmt-dev
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
     clang libclang-rt-14-dev clang-format mandoc man-db"
-TEST_PACKAGES="curl python3 python3-requests nodejs openssl tmux"
+TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux"
 
 # Prints its arguments on one line, separated by single spaces.
 one_line() { printf '%s\n' "$*"; }

@@ -10,10 +10,10 @@
 
 namespace {
 
-void setup_logging(const std::string& level) {
+/// Diagnostics go to stderr; the level follows the merged settings (Server::create).
+void setup_logging() {
     auto logger = spdlog::stderr_color_mt("landjail-proxy");
     logger->set_pattern("landjail-proxy: %^%l%$: %v");
-    logger->set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
     spdlog::set_default_logger(logger);
 }
 
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
         std::cout << "landjail-proxy " << LJ_VERSION << "\n";
         return 0;
     }
-    setup_logging(options->flags.log_level.value_or("warn"));
+    setup_logging();
     auto server = Server::create(*options);
     if (!server) {
         spdlog::error("{}", server.error().what());

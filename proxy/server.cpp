@@ -91,6 +91,8 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return settings.error();
     }
     srv->settings_ = std::move(*settings);
+    const std::string& level = srv->settings_.log_level.value;
+    spdlog::set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
     for (const std::string& w : srv->settings_.warnings) {
         spdlog::warn("{}", w);
     }
@@ -112,20 +114,10 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     }
     CertAuthority::Options ca_opts;
     ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
-    auto ca = CertAuthority::open(ca_opts);
-    if (!ca) {
-        return make_error("CA directory " + ca_opts.dir + ": " + ca.error().message);
-    }
-    srv->ca_ = *ca;
     std::optional<std::string> upstream_ca = opt.upstream_ca;
     if (!upstream_ca && srv->settings_.tls.upstream_ca) {
         upstream_ca = srv->settings_.tls.upstream_ca->value;
     }
-    auto trust = TrustStore::load(kSystemCaBundle, upstream_ca);
-    if (!trust) {
-        return trust.error();
-    }
-    srv->trust_ = *trust;
     auto auditor = start_auditor(srv->settings_);
     if (!auditor) {
         return auditor.error();
@@ -136,7 +128,17 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     for (unsigned i = 0; i < opt.threads; ++i) {
         auto w = std::make_unique<Worker>();
         w->shared = &srv->shared_;
-        auto tls = TlsContext::create(srv->ca_, srv->trust_);
+        // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked:
+        // every worker gets its own CA instance (and leaf key) and its own trust store.
+        auto ca = CertAuthority::open(ca_opts);
+        if (!ca) {
+            return make_error("CA directory " + ca_opts.dir + ": " + ca.error().message);
+        }
+        auto trust = TrustStore::load(kSystemCaBundle, upstream_ca);
+        if (!trust) {
+            return trust.error();
+        }
+        auto tls = TlsContext::create(*ca, *trust);
         if (!tls) {
             return tls.error();
         }
@@ -213,41 +215,62 @@ awaitable<void> Server::accept_loop(Worker& worker, tcp::acceptor& acceptor) {
     }
 }
 
+/// Stops one worker: no more connections, no keep-alive, idle connections closed; requests
+/// in flight may finish within the grace period, after which the rest are cut. The
+/// io_context then runs out of work and its run() returns.
+awaitable<void> Server::drain(Worker& w, tcp::acceptor& acceptor) {
+    error_code ec;
+    acceptor.close(ec);
+    w.drain();
+    w.upstream->clear();
+    asio::steady_timer timer(w.io);
+    const auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
+    while (!w.sessions.empty()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            spdlog::warn("{} connection(s) still busy after {} s; closing them", w.sessions.size(),
+                         kDrainGrace.count());
+            w.abort_all();
+            break;
+        }
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (&w == workers_[0].get()) {
+        signals_->cancel();  // the signal_set was worker 0's last piece of work
+    }
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. A second one: close the connections at once.
+void Server::wait_signal() {
+    signals_->async_wait([this](const error_code& ec, int sig) {
+        if (ec) {
+            return;  // cancelled: the shutdown is complete
+        }
+        if (!shutting_down_) {
+            spdlog::info("signal {}: finishing requests in flight", sig);
+            shutting_down_ = true;
+            shutdown();
+        } else {
+            spdlog::info("signal {} again: closing connections now", sig);
+            for (auto& w : workers_) {
+                asio::post(w->io, [w = w.get()] { w->abort_all(); });
+            }
+        }
+        wait_signal();
+    });
+}
+
 void Server::shutdown() {
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        Worker& w = *workers_[i];
-        tcp::acceptor& acceptor = *acceptors_[i];
-        asio::post(w.io, [&w, &acceptor] {
-            error_code ec;
-            acceptor.close(ec);
-            w.drain();
-            w.upstream->clear();
-            // Requests in flight finish; a bounded grace period ends what does not.
-            auto timer = std::make_shared<asio::steady_timer>(w.io);
-            auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
-            auto poll = std::make_shared<std::function<void(error_code)>>();
-            *poll = [&w, timer, deadline, poll](error_code) {
-                if (w.sessions.empty() || std::chrono::steady_clock::now() >= deadline) {
-                    w.io.stop();
-                    return;
-                }
-                timer->expires_after(std::chrono::milliseconds(20));
-                timer->async_wait(*poll);
-            };
-            (*poll)({});
-        });
+        asio::co_spawn(workers_[i]->io, drain(*workers_[i], *acceptors_[i]), asio::detached);
     }
 }
 
 int Server::run(std::optional<int> ready_fd) {
     ::signal(SIGPIPE, SIG_IGN);
     asio::signal_set signals(workers_[0]->io, SIGTERM, SIGINT);
-    signals.async_wait([this](const error_code& ec, int sig) {
-        if (!ec) {
-            spdlog::info("signal {}: finishing requests in flight", sig);
-            shutdown();
-        }
-    });
+    signals_ = &signals;
+    wait_signal();
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         asio::co_spawn(workers_[i]->io, accept_loop(*workers_[i], *acceptors_[i]), asio::detached);
     }

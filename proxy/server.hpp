@@ -35,15 +35,17 @@ class Server {
     Result<bool> listen(const tcp::endpoint& endpoint);
     awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor);
     void shutdown();
+    void wait_signal();
+    awaitable<void> drain(Worker& worker, tcp::acceptor& acceptor);
 
     policy::Settings settings_;
     ProxyShared shared_;
-    std::shared_ptr<CertAuthority> ca_;
-    std::shared_ptr<const TrustStore> trust_;
     std::unique_ptr<Auditor> auditor_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;  ///< one per worker
     tcp::endpoint endpoint_;
+    asio::signal_set* signals_ = nullptr;  ///< lives in run()
+    bool shutting_down_ = false;
 };
 
 }  // namespace lj::proxy

@@ -114,18 +114,31 @@ std::string status_step_body(const std::string& target, const UpstreamFailure& f
 class Session {
   public:
     Session(tcp::socket socket, Worker& worker)
-        : client_(std::move(socket)), worker_(worker), shared_(*worker.shared), timer_(worker.io) {
+        : client_(std::move(socket)),
+          worker_(worker),
+          shared_(*worker.shared),
+          watch_(std::make_shared<Watch>(worker.io)) {
+        watch_->owner = this;
         worker_.sessions.push_back(this);
         self_ = std::prev(worker_.sessions.end());
     }
     ~Session() {
-        stop_watchdog();
+        watch_->owner = nullptr;
+        watch_->timer.cancel();
         worker_.sessions.erase(self_);
     }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
     awaitable<void> run();
+
+    /// Shutdown grace period over: close both sides now.
+    void abort() {
+        client_.close();
+        if (upstream_) {
+            upstream_->close();
+        }
+    }
 
     /// Shutdown: close now if waiting for a request; otherwise finish the current one.
     void drain() {
@@ -138,16 +151,25 @@ class Session {
     enum class Phase { Request, Upstream, Relay };
 
     // ---- watchdog: one timer per session, re-armed by moving a deadline (no syscall) ----
+    /// Shared with the watchdog coroutine, which may run once more after the session ends.
+    struct Watch {
+        asio::steady_timer timer;
+        Clock::time_point deadline = Clock::time_point::max();
+        Session* owner = nullptr;  ///< cleared when the session ends
+        explicit Watch(asio::io_context& io) : timer(io, Clock::time_point::max()) {}
+    };
     void arm(Phase phase, std::chrono::milliseconds timeout) {
         phase_ = phase;
-        deadline_ = Clock::now() + timeout;
         timed_out_ = false;
+        extend(timeout);
     }
-    awaitable<void> watchdog();
-    void stop_watchdog() {
-        watchdog_stopped_ = true;
-        timer_.cancel();
+    void extend(std::chrono::milliseconds timeout) {
+        watch_->deadline = Clock::now() + timeout;
+        if (watch_->deadline < watch_->timer.expiry()) {
+            watch_->timer.expires_at(watch_->deadline);  // wakes the watchdog to wait less
+        }
     }
+    static awaitable<void> watchdog(std::shared_ptr<Watch> watch);
     void on_timeout();
 
     // ---- request handling ----
@@ -170,6 +192,7 @@ class Session {
     awaitable<void> pump(Stream& from, Stream& to, bool& done);
 
     // ---- responses and audit ----
+    /// A response of our own (errors, 403, 100 Continue); no body for a HEAD request.
     awaitable<void> respond(http::status status, const std::string& body, bool keep_alive,
                             bool deny = false);
     void audit(const std::string& method, const std::string& url, const std::string& host,
@@ -181,15 +204,21 @@ class Session {
     Worker& worker_;
     const ProxyShared& shared_;
     std::list<Session*>::iterator self_;
-    asio::steady_timer timer_;
-    Clock::time_point deadline_ = Clock::time_point::max();
+    std::shared_ptr<Watch> watch_;
     Phase phase_ = Phase::Request;
     bool timed_out_ = false;
-    bool watchdog_stopped_ = false;
     bool waiting_for_request_ = false;
+    bool head_request_ = false;   ///< the request being answered is HEAD
     Stream* upstream_ = nullptr;  ///< the upstream stream in use, for the watchdog
     std::array<char, kChunk> chunk_{};
 };
+
+void Worker::abort_all() {
+    const std::list<Session*> copy = sessions;
+    for (Session* s : copy) {
+        s->abort();
+    }
+}
 
 void Worker::drain() {
     draining = true;
@@ -199,25 +228,25 @@ void Worker::drain() {
     }
 }
 
-awaitable<void> Session::watchdog() {
-    while (!watchdog_stopped_) {
-        timer_.expires_at(deadline_);
+awaitable<void> Session::watchdog(std::shared_ptr<Watch> watch) {
+    while (watch->owner) {
+        watch->timer.expires_at(watch->deadline);
         error_code ec;
-        co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
-        if (watchdog_stopped_) {
-            co_return;
-        }
-        if (Clock::now() >= deadline_) {
-            on_timeout();
-            deadline_ = Clock::time_point::max();
+        co_await watch->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (watch->owner && Clock::now() >= watch->deadline) {
+            watch->deadline = Clock::time_point::max();
+            watch->owner->on_timeout();
         }
     }
 }
 
 void Session::on_timeout() {
     timed_out_ = true;
-    if (phase_ == Phase::Upstream && upstream_) {
-        upstream_->close();  // the client gets a 504
+    if (phase_ == Phase::Upstream) {
+        // The client gets a 504. While connecting, Upstream's own deadline does the closing.
+        if (upstream_) {
+            upstream_->close();
+        }
         return;
     }
     client_.close();
@@ -227,11 +256,10 @@ void Session::on_timeout() {
 }
 
 awaitable<void> Session::run() {
-    asio::co_spawn(worker_.io, watchdog(), asio::detached);
+    asio::co_spawn(worker_.io, watchdog(watch_), asio::detached);
     error_code ec;
     client_.socket().set_option(tcp::no_delay(true), ec);
     co_await serve(nullptr);
-    stop_watchdog();
     client_.close();
 }
 
@@ -269,6 +297,7 @@ awaitable<void> Session::serve(const Origin* origin) {
             }
             co_return;
         }
+        head_request_ = parser.get().method() == http::verb::head;
         if (!origin && parser.get().method() == http::verb::connect) {
             co_await handle_connect(parser.get());
             co_return;
@@ -532,7 +561,7 @@ awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
         if (ec) {
             co_return ec;
         }
-        deadline_ = Clock::now() + shared_.timeouts.idle;
+        extend(shared_.timeouts.idle);
     }
     if (!sr.is_done()) {
         msg.body().data = nullptr;
@@ -560,7 +589,7 @@ awaitable<void> Session::pump(Stream& from, Stream& to, bool& done) {
         if (ec) {
             break;
         }
-        deadline_ = Clock::now() + shared_.timeouts.idle;
+        extend(shared_.timeouts.idle);
     }
     done = true;
     from.close();
@@ -584,19 +613,26 @@ awaitable<void> Session::splice(Stream& a, beast::flat_buffer& a_buf, Stream& b,
         co_return;
     }
     arm(Phase::Relay, shared_.timeouts.idle);
-    auto done = std::make_shared<bool>(false);
-    auto finished = std::make_shared<asio::steady_timer>(worker_.io, Clock::time_point::max());
+    // Each direction ends by closing both streams, which ends the other direction too; the
+    // streams must outlive both, so this waits until the spawned direction has finished.
+    struct Both {
+        bool done = false;
+        bool other_finished = false;
+        asio::steady_timer wake;
+        explicit Both(asio::io_context& io) : wake(io, Clock::time_point::max()) {}
+    };
+    auto both = std::make_shared<Both>(worker_.io);
     asio::co_spawn(
         worker_.io,
-        [this, &b, &a, done, finished]() -> awaitable<void> {
-            co_await pump(b, a, *done);
-            finished->cancel();
+        [this, &a, &b, both]() -> awaitable<void> {
+            co_await pump(b, a, both->done);
+            both->other_finished = true;
+            both->wake.cancel();
         },
         asio::detached);
-    co_await pump(a, b, *done);
-    if (finished->expiry() == Clock::time_point::max()) {
-        // Wait for the other direction to notice the close before the streams go away.
-        co_await finished->async_wait(asio::redirect_error(use_awaitable, ec));
+    co_await pump(a, b, both->done);
+    while (!both->other_finished) {
+        co_await both->wake.async_wait(asio::redirect_error(use_awaitable, ec));
     }
 }
 
@@ -717,9 +753,11 @@ awaitable<void> Session::respond(http::status status, const std::string& body, b
         if (deny) {
             res.set("X-Landjail-Decision", "deny");
         }
-        res.body() = body;
         res.keep_alive(keep_alive);
-        res.prepare_payload();
+        res.content_length(body.size());
+        if (!head_request_) {
+            res.body() = body;
+        }
     }
     error_code ec;
     co_await http::async_write(client_, res, asio::redirect_error(use_awaitable, ec));

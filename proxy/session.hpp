@@ -46,6 +46,8 @@ struct Worker {
 
     /// Stops keep-alive everywhere and closes the sessions that wait for a request.
     void drain();
+    /// Closes every session's connections (end of the shutdown grace period).
+    void abort_all();
 };
 
 /// Serves one accepted client connection until it closes.

@@ -1,0 +1,605 @@
+"""A local origin server for the landjail-proxy integration tests (standard library only).
+
+One `Origin` holds the shared state (what every listener received, gates the tests open, the
+progress of streaming endpoints); `Origin.listen()` adds a listener: plain HTTP or HTTPS, on
+127.0.0.1 or ::1, with a given certificate. Every request is recorded *when its headers
+arrive* (method, raw request target, headers as received, TLS SNI, the peer's address) and
+completed when its body has been read, so a test can assert what the origin received, and
+that a denied request never reached it.
+
+Endpoints (any listener):
+  GET|HEAD /                 "hello from origin" (Content-Length 17)
+  * /echo                    echoes the request body (fixed length or chunked request);
+                             /echo?headers=1 answers a JSON report instead (see report());
+                             /echo?sink=1 reads the body without keeping it and answers the
+                             JSON report with its length and sha256 (for large uploads)
+  * /inspect[/...]           the JSON report, whatever the path
+  GET /path-echo/...         the raw request target it received, as text/plain
+  GET /big?mb=N              N MiB of deterministic bytes (big_bytes()), Content-Length
+  GET /big-chunked?mb=N      the same bytes, Transfer-Encoding: chunked
+  GET /sse?n=N&interval=S[&gate=T]
+                             text/event-stream, chunked: event 1 at once, then events 2..N
+                             S seconds apart; with gate=T it waits after event 1 until the
+                             test calls open_gate(T) (upper bound 30 s). sse_progress[T] =
+                             events sent so far, sse_done[T] set at the end
+  GET /ws                    WebSocket (RFC 6455, by hand): echoes text/binary frames,
+                             answers ping with pong, close with close
+  GET /reset-mid-body        Content-Length 1 MiB, 100 KiB of body, then RST (SO_LINGER 0)
+  GET /slow-headers?delay=S  waits S seconds (default 5) before answering "slow"
+  GET /status?code=N         answers status N with an empty body (no body for 204/304)
+  GET /hop-response          a response carrying hop-by-hop headers (Connection: X-Origin-Hop,
+                             X-Origin-Hop, Keep-Alive, Proxy-Connection) and an end-to-end
+                             X-End: kept
+  GET /close-delimited       HTTP/1.1 response with neither Content-Length nor chunked: the
+                             body ends when the origin closes the connection
+
+Run on its own for manual checks:
+  /usr/bin/python3 tests/integration/origin.py --http 8080 --https 8443 --cert C --key K
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.server
+import json
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+MIB = 1 << 20
+HELLO = b"hello from origin"
+RESET_BODY_LEN = MIB
+RESET_SENT = 100 * 1024
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SSE_DEFAULT_N = 3
+
+# ---- deterministic payload -------------------------------------------------------------------
+
+_BASE_BLOCK: bytes | None = None
+_BASE_LOCK = threading.Lock()
+
+
+def _base_block() -> bytes:
+    """1 MiB of non-periodic bytes (SHA-256 in counter mode), computed once."""
+    global _BASE_BLOCK
+    with _BASE_LOCK:
+        if _BASE_BLOCK is None:
+            _BASE_BLOCK = b"".join(
+                hashlib.sha256(b"landjail-%d" % k).digest() for k in range(MIB // 32))
+        return _BASE_BLOCK
+
+
+def big_block(i: int) -> bytes:
+    """MiB number i of the /big stream: the base block with i in its first 8 bytes, so a
+    reordered, repeated or dropped MiB changes the digest."""
+    return struct.pack(">Q", i) + _base_block()[8:]
+
+
+def big_bytes_sha256(mb: int) -> str:
+    h = hashlib.sha256()
+    for i in range(mb):
+        h.update(big_block(i))
+    return h.hexdigest()
+
+
+# ---- WebSocket framing (shared with the tests' client) ---------------------------------------
+
+WS_TEXT, WS_BINARY, WS_CLOSE, WS_PING, WS_PONG = 1, 2, 8, 9, 10
+
+
+def ws_accept(key: str) -> str:
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_encode(opcode: int, payload: bytes, mask: bool) -> bytes:
+    head = bytes([0x80 | opcode])
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack(">Q", n)
+    if not mask:
+        return head + payload
+    key = bytes([0x37, 0xFA, 0x21, 0x3D])
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def _read_exact(reader, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = reader.read(n - len(out))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
+def ws_read_frame(reader):
+    """Reads one frame from a binary file-like object: (fin, opcode, masked, payload)."""
+    h = _read_exact(reader, 2)
+    fin, opcode, masked, n = bool(h[0] & 0x80), h[0] & 0x0F, bool(h[1] & 0x80), h[1] & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", _read_exact(reader, 2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", _read_exact(reader, 8))[0]
+    key = _read_exact(reader, 4) if masked else None
+    payload = _read_exact(reader, n)
+    if key:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return fin, opcode, masked, payload
+
+
+# ---- shared state ----------------------------------------------------------------------------
+
+
+class Record(dict):
+    """One request as the origin received it (a dict, so it prints well in assertion output).
+
+    Keys: id, listener, tls, sni, peer, method, target, path, query, request_line, version,
+    headers ([name, value] as received, in order, duplicates kept), body_len, body_sha256,
+    body_complete (None while the body is being read), chunked, time."""
+
+    def header(self, name: str):
+        for k, v in self["headers"]:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_names(self):
+        return [k.lower() for k, _ in self["headers"]]
+
+
+class Origin:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.records: list[Record] = []
+        self.tls_errors: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.sse_progress: dict[str, int] = {}
+        self.sse_done: dict[str, bool] = {}
+        self.stopping = threading.Event()
+        self.servers: list[_Server] = []
+        self._next_id = 0
+
+    # -- listeners --
+    def listen(self, name: str, host: str = "127.0.0.1", port: int = 0,
+               certfile: str | None = None, keyfile: str | None = None) -> "_Server":
+        ctx = None
+        if certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certfile, keyfile)
+            ctx.sni_callback = _remember_sni
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        srv = _Server(self, name, (host, port), family, ctx)
+        t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                             name="origin-" + name, daemon=True)
+        t.start()
+        with self.lock:
+            self.servers.append(srv)
+        return srv
+
+    def stop(self):
+        self.stopping.set()
+        for g in list(self.gates.values()):
+            g.set()
+        for srv in self.servers:
+            srv.shutdown()
+            srv.server_close()
+
+    # -- records --
+    def _new_record(self, **fields) -> Record:
+        with self.changed:
+            self._next_id += 1
+            rec = Record(id=self._next_id, time=time.monotonic(), body_len=0, body_sha256=None,
+                         body_complete=None, chunked=False, **fields)
+            self.records.append(rec)
+            self.changed.notify_all()
+            return rec
+
+    def _update(self, rec: Record, **fields):
+        with self.changed:
+            rec.update(fields)
+            self.changed.notify_all()
+
+    def clear(self):
+        with self.lock:
+            self.records.clear()
+            self.tls_errors.clear()
+
+    def received(self, path_prefix: str | None = None, method: str | None = None) -> list[Record]:
+        """Requests received so far whose raw target path starts with path_prefix."""
+        with self.lock:
+            return [r for r in self.records
+                    if (path_prefix is None or r["path"].startswith(path_prefix))
+                    and (method is None or r["method"] == method)]
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "condition"):
+        """Waits until predicate(records) is true (upper bound `timeout`); returns its value."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                value = predicate(list(self.records))
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("origin: timed out after %.1fs waiting for %s; records: %r"
+                                         % (timeout, what, self.records))
+                self.changed.wait(min(left, 0.5))
+
+    # -- gates (tests open them to let a streaming endpoint continue) --
+    def gate(self, token: str) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(token, threading.Event())
+
+    def open_gate(self, token: str):
+        self.gate(token).set()
+
+
+def _remember_sni(sslobj, server_name, _ctx):
+    try:
+        sslobj.lj_sni = server_name
+    except AttributeError:
+        pass
+    return None
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, origin: Origin, name: str, addr, family, ssl_ctx):
+        self.address_family = family
+        self.origin = origin
+        self.name = name
+        self.ssl_ctx = ssl_ctx
+        super().__init__(addr, _Handler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def host(self) -> str:
+        return self.server_address[0]
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_ctx is not None
+
+    def finish_request(self, request, client_address):
+        # Runs in the per-connection thread: the TLS handshake must not block accept().
+        sni = None
+        if self.ssl_ctx is not None:
+            request.settimeout(15)
+            try:
+                request = self.ssl_ctx.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                with self.origin.lock:
+                    self.origin.tls_errors.append("%s: %s" % (self.name, e))
+                return
+            sni = getattr(request, "lj_sni", None)
+        request.settimeout(60)
+        try:
+            self.RequestHandlerClass(request, client_address, self, sni=sni)
+        finally:
+            if self.ssl_ctx is not None and request.fileno() != -1:
+                # A graceful TLS end (close_notify), so a close-delimited body is complete.
+                try:
+                    request.settimeout(2)
+                    request.unwrap()
+                except (OSError, ValueError):
+                    pass
+                request.close()
+
+    def handle_error(self, request, client_address):
+        # Resets and aborted transfers are part of the tests; keep stderr quiet.
+        pass
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "landjail-test-origin"
+    sys_version = ""
+
+    def __init__(self, request, client_address, server, sni=None):
+        self.sni = sni
+        super().__init__(request, client_address, server)
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # every method goes through dispatch()
+    def __getattr__(self, name):
+        if name.startswith("do_"):
+            return self.dispatch
+        raise AttributeError(name)
+
+    # ---- helpers ----
+    @property
+    def origin(self) -> Origin:
+        return self.server.origin
+
+    def _send(self, code: int, body: bytes = b"", ctype: str = "text/plain",
+              extra: list | None = None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra or []:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_chunks(self):
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _read_body(self, keep: bool):
+        """Reads the request body (chunked or Content-Length). Returns the bytes (or b"" when
+        not kept); updates the record; on a short body marks it incomplete and closes."""
+        rec = self.record
+        h = hashlib.sha256()
+        kept = []
+        total = 0
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        complete = True
+        try:
+            if "chunked" in te:
+                self.origin._update(rec, chunked=True)
+                while True:
+                    line = self.rfile.readline(1024)
+                    if not line.endswith(b"\n"):
+                        complete = False
+                        break
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while True:  # trailers
+                            t = self.rfile.readline(65537)
+                            if t in (b"\r\n", b"\n"):
+                                break
+                            if not t:
+                                complete = False
+                                break
+                        break
+                    left = size
+                    while left:
+                        data = self.rfile.read(min(left, 256 * 1024))
+                        if not data:
+                            complete = False
+                            break
+                        left -= len(data)
+                        total += len(data)
+                        h.update(data)
+                        if keep:
+                            kept.append(data)
+                    if not complete:
+                        break
+                    if self.rfile.read(2) != b"\r\n":
+                        complete = False
+                        break
+            else:
+                left = int(self.headers.get("Content-Length") or 0)
+                while left:
+                    data = self.rfile.read(min(left, 256 * 1024))
+                    if not data:
+                        complete = False
+                        break
+                    left -= len(data)
+                    total += len(data)
+                    h.update(data)
+                    if keep:
+                        kept.append(data)
+        except (OSError, ValueError):
+            complete = False
+        self.origin._update(rec, body_len=total, body_sha256=h.hexdigest(),
+                            body_complete=complete)
+        if not complete:
+            self.close_connection = True
+            return None
+        return b"".join(kept)
+
+    def report(self) -> dict:
+        r = self.record
+        return {k: r[k] for k in ("listener", "tls", "sni", "method", "target", "path", "query",
+                                  "request_line", "version", "headers", "body_len",
+                                  "body_sha256", "chunked")} | {"peer_port": r["peer"][1]}
+
+    def _query(self) -> dict:
+        return {k: v[-1] for k, v in urllib.parse.parse_qs(self.record["query"]).items()}
+
+    # ---- dispatch ----
+    def dispatch(self):
+        target = self.path
+        parts = urllib.parse.urlsplit(target)
+        path = parts.path if not target.startswith("/") else target.split("?", 1)[0]
+        self.record = self.origin._new_record(
+            listener=self.server.name, tls=self.server.tls, sni=self.sni,
+            peer=self.client_address[:2], method=self.command, target=target, path=path,
+            query=parts.query, request_line=self.requestline, version=self.request_version,
+            headers=[[k, v] for k, v in self.headers.items()])
+        q = self._query()
+        try:
+            self._route(path, q)
+        except (ConnectionError, ssl.SSLError, BrokenPipeError, socket.timeout, EOFError):
+            self.close_connection = True
+
+    def _route(self, path: str, q: dict):
+        m = self.command
+        if path == "/" and m in ("GET", "HEAD"):
+            self._read_body(keep=False)
+            return self._send(200, HELLO)
+        if path == "/echo" or path.startswith("/inspect"):
+            sink = q.get("sink") == "1"
+            body = self._read_body(keep=not sink)
+            if body is None:
+                return
+            if sink or q.get("headers") == "1" or path.startswith("/inspect"):
+                return self._send(200, json.dumps(self.report()).encode(), "application/json")
+            return self._send(200, body, "application/octet-stream")
+        if path.startswith("/path-echo/"):
+            self._read_body(keep=False)
+            return self._send(200, self.record["target"].encode())
+        if path in ("/big", "/big-chunked"):
+            self._read_body(keep=False)
+            mb = int(q.get("mb", "1"))
+            chunked = path == "/big-chunked"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(mb * MIB))
+            self.end_headers()
+            if m == "HEAD":
+                return
+            for i in range(mb):
+                block = big_block(i)
+                if chunked:
+                    for off in range(0, MIB, 64 * 1024):
+                        self._chunk(block[off:off + 64 * 1024])
+                else:
+                    self.wfile.write(block)
+            if chunked:
+                self._end_chunks()
+            return
+        if path == "/sse":
+            return self._sse(q)
+        if path == "/ws":
+            return self._websocket()
+        if path == "/reset-mid-body":
+            self._read_body(keep=False)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(RESET_BODY_LEN))
+            self.end_headers()
+            self.wfile.write(big_block(0)[:RESET_SENT])
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            # Closing every reference closes the fd now, and SO_LINGER 0 turns it into RST.
+            self.rfile.close()
+            self.wfile.close()
+            self.connection.close()
+            return
+        if path == "/slow-headers":
+            self._read_body(keep=False)
+            self.origin.stopping.wait(float(q.get("delay", "5")))
+            return self._send(200, b"slow")
+        if path == "/status":
+            self._read_body(keep=False)
+            code = int(q.get("code", "200"))
+            self.send_response(code)
+            if code not in (204, 304) and not 100 <= code < 200:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path == "/hop-response":
+            self._read_body(keep=False)
+            return self._send(200, b"hop", extra=[
+                ("Connection", "X-Origin-Hop"), ("X-Origin-Hop", "must-not-reach-client"),
+                ("Keep-Alive", "timeout=5, max=100"), ("Proxy-Connection", "keep-alive"),
+                ("X-End", "kept")])
+        if path == "/close-delimited":
+            self._read_body(keep=False)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(100):
+                self.wfile.write(b"line %03d of a close-delimited body\n" % i)
+            self.close_connection = True
+            return
+        self._read_body(keep=False)
+        return self._send(404, b"no such endpoint: " + path.encode())
+
+    def _sse(self, q: dict):
+        self._read_body(keep=False)
+        n = int(q.get("n", str(SSE_DEFAULT_N)))
+        interval = float(q.get("interval", "0.5"))
+        token = q.get("gate")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        key = token or "sse-%d" % self.record["id"]
+        for i in range(1, n + 1):
+            if i == 2 and token:
+                self.origin.gate(token).wait(30)
+            elif i > 1:
+                self.origin.stopping.wait(interval)
+            self._chunk(b"id: %d\ndata: event %d\n\n" % (i, i))
+            with self.origin.changed:
+                self.origin.sse_progress[key] = i
+                self.origin.changed.notify_all()
+        self._end_chunks()
+        with self.origin.changed:
+            self.origin.sse_done[key] = True
+            self.origin.changed.notify_all()
+
+    def _websocket(self):
+        key = self.headers.get("Sec-WebSocket-Key")
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        conn_tokens = [t.strip().lower() for t in (self.headers.get("Connection") or "").split(",")]
+        if upgrade != "websocket" or "upgrade" not in conn_tokens or not key:
+            return self._send(400, b"not a websocket handshake")
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", ws_accept(key))
+        self.end_headers()
+        self.close_connection = True
+        frames = 0
+        while True:
+            try:
+                fin, op, masked, payload = ws_read_frame(self.rfile)
+            except (EOFError, OSError):
+                break
+            frames += 1
+            self.origin._update(self.record, ws_frames=frames, ws_last_masked=masked)
+            if op in (WS_TEXT, WS_BINARY):
+                self.wfile.write(ws_encode(op, payload, mask=False))
+            elif op == WS_PING:
+                self.wfile.write(ws_encode(WS_PONG, payload, mask=False))
+            elif op == WS_CLOSE:
+                self.wfile.write(ws_encode(WS_CLOSE, payload[:2], mask=False))
+                break
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--http", type=int, help="plain HTTP port")
+    ap.add_argument("--https", type=int, help="HTTPS port (needs --cert/--key)")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    a = ap.parse_args(argv)
+    o = Origin()
+    if a.http is not None:
+        s = o.listen("http", a.host, a.http)
+        print("http on %s:%d" % (a.host, s.port), flush=True)
+    if a.https is not None:
+        s = o.listen("https", a.host, a.https, a.cert, a.key)
+        print("https on %s:%d" % (a.host, s.port), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        o.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
