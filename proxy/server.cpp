@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include <spdlog/spdlog.h>
@@ -274,8 +275,10 @@ int Server::run(std::optional<int> ready_fd) {
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         asio::co_spawn(workers_[i]->io, accept_loop(*workers_[i], *acceptors_[i]), asio::detached);
     }
-    spdlog::info("listening on {} ({} worker thread{})", address(), workers_.size(),
-                 workers_.size() == 1 ? "" : "s");
+    // Always printed (stdout), whatever the log level: scripts read the chosen port here.
+    std::printf("landjail-proxy: listening on %s (%zu worker thread%s)\n", address().c_str(),
+                workers_.size(), workers_.size() == 1 ? "" : "s");
+    std::fflush(stdout);
     if (ready_fd) {
         const std::string line = address() + "\n";
         if (::write(*ready_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
