@@ -121,8 +121,9 @@ test: test-unit test-cli test-integration
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
 
-test-cli: $(LANDJAIL_BIN)
+test-cli: $(LANDJAIL_BIN) $(PROXY_BIN)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/man_check.sh
 
 # Debian's python3 (not a pyenv one first on PATH) has pytest from python3-pytest.
 PYTHON ?= /usr/bin/python3
@@ -167,9 +168,10 @@ install: all
 	install -m 0755 $(PROXY_BIN) $(DESTDIR)$(PREFIX)/bin/landjail-proxy
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
+	install -m 0644 man/landjail-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
+	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
 
 clean:
 	rm -rf build

@@ -100,16 +100,19 @@ Decision Engine::evaluate(const RequestView& r) const {
     return {true, Reason::AllowRule, &allow_.rules[a]};
 }
 
-bool Engine::may_allow(std::string_view host, HostKind kind, std::uint16_t port) const {
+Decision Engine::decide_connect(std::string_view host, HostKind kind, std::uint16_t port) const {
     const std::uint32_t d = deny_.first_match(host, kind, [&](const Rule& rule) {
         return rule.methods.empty() && rule.paths.empty() && rule.matches_port(port);
     });
     if (d != deny_.rules.size()) {
-        return false;
+        return {false, Reason::DenyRule, &deny_.rules[d]};
     }
     const std::uint32_t a =
         allow_.first_match(host, kind, [&](const Rule& rule) { return rule.matches_port(port); });
-    return a != allow_.rules.size();
+    if (a == allow_.rules.size()) {
+        return {false, Reason::NoRuleMatched, nullptr};
+    }
+    return {true, Reason::AllowRule, &allow_.rules[a]};
 }
 
 const Rule* linear_first_match(const std::vector<Rule>& rules, const RequestView& r) {

@@ -64,7 +64,13 @@ class Engine {
     /// For CONNECT: false when no request to host:port could be allowed, whatever its method
     /// and path (no allow rule matches host and port, or a deny rule without method and path
     /// restrictions covers them).
-    bool may_allow(std::string_view host, HostKind kind, std::uint16_t port) const;
+    bool may_allow(std::string_view host, HostKind kind, std::uint16_t port) const {
+        return decide_connect(host, kind, port).allowed;
+    }
+    /// The same decision with its attribution: the unrestricted deny rule that refuses the
+    /// host (DenyRule), else the first allow rule that matches host and port (AllowRule),
+    /// else NoRuleMatched.
+    Decision decide_connect(std::string_view host, HostKind kind, std::uint16_t port) const;
 
     const std::vector<Rule>& allow_rules() const { return allow_.rules; }
     const std::vector<Rule>& deny_rules() const { return deny_.rules; }

@@ -76,9 +76,10 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s) {
     if (s.audit.socket) {
         o.socket = s.audit.socket->value;
     }
-    if (s.audit.stderr_denials) {
-        o.stderr_denials = s.audit.stderr_denials->value;
-    }
+    // The logfmt denial lines are warnings: shown unless the log level is error, or the
+    // config says audit.stderr: false (or true, whatever the level).
+    o.stderr_denials =
+        s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
     o.labels = s.labels;
     return Auditor::start(std::move(o));
 }
@@ -96,6 +97,11 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     spdlog::set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
     for (const std::string& w : srv->settings_.warnings) {
         spdlog::warn("{}", w);
+    }
+    if (srv->settings_.audit.http) {
+        spdlog::warn(
+            "audit.http: the HTTP collector sink is not available in this release; "
+            "events go to the file, socket and stderr sinks");
     }
     auto endpoint = parse_listen(opt.listen);
     if (!endpoint) {
@@ -139,6 +145,12 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         if (!trust) {
             return trust.error();
         }
+        if ((*ca)->created()) {
+            std::fprintf(stderr,
+                         "landjail-proxy: created a new interception CA: %s (clients must trust "
+                         "it)\n",
+                         (*ca)->cert_path().c_str());
+        }
         auto tls = TlsContext::create(*ca, *trust);
         if (!tls) {
             return tls.error();
@@ -159,28 +171,23 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
 Server::~Server() = default;
 
 Result<bool> Server::listen(const tcp::endpoint& endpoint) {
-    endpoint_ = endpoint;
-    for (auto& w : workers_) {
-        auto acceptor = std::make_unique<tcp::acceptor>(w->io);
-        error_code ec;
-        acceptor->open(endpoint_.protocol(), ec);
-        if (!ec) {
-            acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-            // Every worker accepts on the same port; the kernel spreads new connections.
-            const int one = 1;
-            ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-            acceptor->bind(endpoint_, ec);
-        }
-        if (!ec) {
-            acceptor->listen(asio::socket_base::max_listen_connections, ec);
-        }
-        if (ec) {
-            return make_error("cannot listen on " + endpoint_.address().to_string() + ":" +
-                              std::to_string(endpoint_.port()) + ": " + ec.message());
-        }
-        endpoint_ = acceptor->local_endpoint();  // the port chosen for ":0"
-        acceptors_.push_back(std::move(acceptor));
+    // One acceptor (no SO_REUSEPORT: another process of the same user could join the port
+    // and take connections); accepted sockets are handed to the workers in turn.
+    acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->io);
+    error_code ec;
+    acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) {
+        acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+        acceptor_->bind(endpoint, ec);
     }
+    if (!ec) {
+        acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        return make_error("cannot listen on " + endpoint.address().to_string() + ":" +
+                          std::to_string(endpoint.port()) + ": " + ec.message());
+    }
+    endpoint_ = acceptor_->local_endpoint();  // the port chosen for ":0"
     return true;
 }
 
@@ -190,40 +197,61 @@ std::string Server::address() const {
            std::to_string(endpoint_.port());
 }
 
-awaitable<void> Server::accept_loop(Worker& worker, tcp::acceptor& acceptor) {
+namespace {
+
+void start_session(Worker& worker, tcp::socket socket) {
+    asio::co_spawn(worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
+        if (!e) {
+            return;
+        }
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("internal error in a connection: {} (please report)", ex.what());
+        }
+    });
+}
+
+}  // namespace
+
+awaitable<void> Server::accept_loop() {
+    std::size_t next = 0;
     for (;;) {
         error_code ec;
         tcp::socket socket =
-            co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
+            co_await acceptor_->async_accept(asio::redirect_error(use_awaitable, ec));
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) {
             co_return;
         }
         if (ec) {
             spdlog::warn("accept: {}", ec.message());
             continue;  // e.g. EMFILE: keep serving the connections we have
         }
-        asio::co_spawn(
-            worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
-                if (!e) {
-                    return;
-                }
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    spdlog::error("internal error in a connection: {} (please report)", ex.what());
-                }
-            });
+        Worker& worker = *workers_[next++ % workers_.size()];
+        if (&worker == workers_[0].get()) {
+            start_session(worker, std::move(socket));
+            continue;
+        }
+        // Move the connection to the worker's io_context (a socket belongs to one).
+        const auto protocol = socket.local_endpoint(ec).protocol();
+        const int fd = socket.release(ec);
+        asio::post(worker.io, [&worker, protocol, fd] {
+            start_session(worker, tcp::socket(worker.io, protocol, fd));
+        });
     }
 }
 
 /// Stops one worker: no more connections, no keep-alive, idle connections closed; requests
 /// in flight may finish within the grace period, after which the rest are cut. The
 /// io_context then runs out of work and its run() returns.
-awaitable<void> Server::drain(Worker& w, tcp::acceptor& acceptor) {
+awaitable<void> Server::drain(Worker& w) {
     error_code ec;
-    acceptor.close(ec);
+    if (&w == workers_[0].get()) {
+        acceptor_->close(ec);
+    }
     w.drain();
     w.upstream->clear();
+    w.busy.reset();  // run() returns once the last session and timer are done
     asio::steady_timer timer(w.io);
     const auto deadline = std::chrono::steady_clock::now() + kDrainGrace;
     while (!w.sessions.empty()) {
@@ -263,7 +291,7 @@ void Server::wait_signal() {
 
 void Server::shutdown() {
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-        asio::co_spawn(workers_[i]->io, drain(*workers_[i], *acceptors_[i]), asio::detached);
+        asio::co_spawn(workers_[i]->io, drain(*workers_[i]), asio::detached);
     }
 }
 
@@ -272,9 +300,7 @@ int Server::run(std::optional<int> ready_fd) {
     asio::signal_set signals(workers_[0]->io, SIGTERM, SIGINT);
     signals_ = &signals;
     wait_signal();
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        asio::co_spawn(workers_[i]->io, accept_loop(*workers_[i], *acceptors_[i]), asio::detached);
-    }
+    asio::co_spawn(workers_[0]->io, accept_loop(), asio::detached);
     // Always printed (stdout), whatever the log level: scripts read the chosen port here.
     std::printf("landjail-proxy: listening on %s (%zu worker thread%s)\n", address().c_str(),
                 workers_.size(), workers_.size() == 1 ? "" : "s");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // landjail-proxy's server: validates everything at start-up (config, listen address, CA, trust
 // store, audit sinks), then runs N workers — one io_context per thread, each with its own
-// acceptor on the same loopback port (SO_REUSEPORT), TLS context and upstream pool — until
+// TLS context and upstream pool, fed by one loopback acceptor in turn — until
 // SIGTERM/SIGINT: stop accepting, let requests in flight finish (bounded), flush the audit.
 #pragma once
 
@@ -33,16 +33,16 @@ class Server {
   private:
     Server() = default;
     Result<bool> listen(const tcp::endpoint& endpoint);
-    awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor);
+    awaitable<void> accept_loop();
     void shutdown();
     void wait_signal();
-    awaitable<void> drain(Worker& worker, tcp::acceptor& acceptor);
+    awaitable<void> drain(Worker& worker);
 
     policy::Settings settings_;
     ProxyShared shared_;
     std::unique_ptr<Auditor> auditor_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;  ///< one per worker
+    std::unique_ptr<tcp::acceptor> acceptor_;  ///< on worker 0; sockets go to workers in turn
     tcp::endpoint endpoint_;
     asio::signal_set* signals_ = nullptr;  ///< lives in run()
     bool shutting_down_ = false;

@@ -647,14 +647,19 @@ awaitable<void> Session::handle_connect(const Request& req) {
     }
     const policy::Host host = hp->host;
     const std::uint16_t port = hp->port;
-    if (!shared_.engine->may_allow(host.text, host.kind, port)) {
-        policy::Decision d;
-        audit("CONNECT", host.authority() + ":" + std::to_string(port), host.text, d, {}, 403);
+    const policy::Decision d = shared_.engine->decide_connect(host.text, host.kind, port);
+    if (!d.allowed) {
         const std::string target_text = host.authority() + ":" + std::to_string(port);
-        const std::string body = "landjail: CONNECT " + target_text +
-                                 " refused: no rule allows any request to this host and port.\n"
-                                 "To allow it, add for example:\n\n  --allow 'domain=" +
-                                 host.authority() + "'\n";
+        audit("CONNECT", target_text, host.text, d, {}, 403);
+        std::string body = "landjail: CONNECT " + target_text + " refused: ";
+        if (d.rule) {
+            body += "it is denied by the rule '" + d.rule->text + "' (" + d.rule->origin + ").\n";
+        } else {
+            body +=
+                "no rule allows any request to this host and port.\n"
+                "To allow it, add for example:\n\n  --allow 'domain=" +
+                host.authority() + "'\n";
+        }
         co_await respond(http::status::forbidden, body, false, true);
         co_return;
     }

@@ -43,6 +43,8 @@ struct Worker {
     std::unique_ptr<Upstream> upstream;
     std::list<Session*> sessions;  ///< live sessions, for draining on shutdown
     bool draining = false;
+    /// Keeps run() going while the worker waits for connections from the acceptor.
+    asio::executor_work_guard<asio::io_context::executor_type> busy{io.get_executor()};
 
     /// Stops keep-alive everywhere and closes the sessions that wait for a request.
     void drain();

@@ -319,3 +319,36 @@ def test_bad_config_refuses_to_start(proxy, tmp_path):
 def test_missing_config_refuses_to_start(proxy, tmp_path):
     rc, err, ready = proxy.run_expecting_failure(["--config", str(tmp_path / "absent.yaml")])
     assert rc != 0 and ready == b"" and "absent.yaml" in err, (rc, err)
+
+
+def test_connect_refused_by_deny_rule_names_it(proxy, origins):
+    p = proxy(allow=["domain=origin.test"], deny=["domain=origin.test"])
+    r = curl(p, "https://origin.test/path-echo/x")
+    assert r.connect_status == 403, r
+    assert origins.received() == []
+    d = denies(p.audit(1, where=lambda x: x["decision"] == "deny"))
+    assert d[0]["http_method"] == "CONNECT"
+    assert d[0]["reason"] == "deny_rule_matched"
+    assert d[0]["matched_rule"] == "domain=origin.test"
+
+
+def test_denial_lines_follow_the_log_level(proxy, origins):
+    quiet = proxy(allow=["domain=origin.test method=GET"], args=["--log-level", "error"])
+    assert curl(quiet, "http://origin.test/path-echo/x", "-X", "POST").status == 403
+    assert len(denies(quiet.audit(1))) == 1  # the audit still has it
+    quiet.stop()
+    assert "landjail_request decision=deny" not in quiet.stderr
+    loud = proxy(allow=["domain=origin.test method=GET"])
+    assert curl(loud, "http://origin.test/path-echo/x", "-X", "POST").status == 403
+    loud.audit(1)
+    loud.stop()
+    assert "landjail_request decision=deny" in loud.stderr
+
+
+def test_second_proxy_cannot_share_the_port(proxy):
+    """No SO_REUSEPORT: another process (of the same user) cannot join the proxy's port and
+    take some of its connections."""
+    first = proxy()
+    rc, err, ready = proxy.run_expecting_failure(["--listen", "127.0.0.1:%d" % first.port])
+    assert rc != 0 and ready == b"", (rc, err)
+    assert "cannot listen" in err and "in use" in err, err
