@@ -140,8 +140,9 @@ tsan:
 check:
 	$(MAKE) WERROR=1 all test check-format
 
-bench: $(BENCH_BIN)
+bench: $(BENCH_BIN) $(PROXY_BIN)
 	$(BENCH_BIN) --benchmark_counters_tabular=true
+	$(PYTHON) tests/bench/proxy/run.py --proxy $(abspath $(PROXY_BIN))
 
 # ---- fuzz: libFuzzer (clang) over the policy sources, with ASan + UBSan ------------------
 FUZZ_BIN     := build/fuzz/fuzz_policy

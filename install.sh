@@ -15,6 +15,9 @@ BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
     clang libclang-rt-14-dev clang-format mandoc man-db"
 TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux"
+# `make bench`: the origin and the peer proxies measured against, a load generator, and
+# OpenSSL headers for the TLS connection client (tests/bench/proxy/tlsconn.c).
+BENCH_PACKAGES="nginx-light squid mitmproxy wrk libssl-dev"
 
 # Prints its arguments on one line, separated by single spaces.
 one_line() { printf '%s\n' "$*"; }
@@ -38,7 +41,7 @@ Environment:
   DESTDIR         staging directory prepended to PREFIX (for packaging)
 
 Packages installed when missing (apt-get, --no-install-recommends):
-$(one_line $BUILD_PACKAGES $TEST_PACKAGES | fold -s -w 90 | sed 's/^/  /; s/ *$//')
+$(one_line $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES | fold -s -w 90 | sed 's/^/  /; s/ *$//')
 
 Needs root for apt-get and for a system PREFIX; uses sudo when not root and sudo exists.
 EOF
@@ -87,7 +90,7 @@ need_root() {
 
 install_packages() {
     # shellcheck disable=SC2086  # the lists are words
-    missing=$(missing_packages $BUILD_PACKAGES $TEST_PACKAGES)
+    missing=$(missing_packages $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES)
     if [ -z "$missing" ]; then
         say "Debian packages: all installed"
         return

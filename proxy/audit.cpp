@@ -344,6 +344,7 @@ Auditor::~Auditor() {
 }
 
 bool Auditor::record(AuditEvent event) {
+    bool was_empty = false;
     try {
         {
             std::lock_guard lock(mutex_);
@@ -354,10 +355,13 @@ bool Auditor::record(AuditEvent event) {
             // seq and time are taken under the lock that orders the queue, so file order is
             // seq order.
             const std::uint64_t seq = seq_.load() + 1;
+            was_empty = queue_.empty();
             queue_.push_back(Queued{std::move(event), seq, Clock::now()});
             seq_.store(seq);
         }
-        wake_.notify_one();
+        if (was_empty) {
+            wake_.notify_one();  // the writer sleeps only on an empty queue
+        }
         return true;
     } catch (const std::exception&) {  // bad_alloc (or a failed lock): count it, never throw
         dropped_.fetch_add(1);
@@ -405,6 +409,8 @@ void Auditor::run() {
             {
                 std::unique_lock lock(mutex_);
                 wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                // Gather for up to 1 ms so a busy proxy is written in batches, not per event.
+                wake_.wait_for(lock, std::chrono::milliseconds(1), [this] { return stopping_; });
                 if (queue_.empty()) {
                     break;  // stopping, and everything accepted has been written
                 }

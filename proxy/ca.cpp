@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <mbedtls/asn1write.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
@@ -836,6 +837,18 @@ Result<std::shared_ptr<CertAuthority>> CertAuthority::open(const Options& option
         return s.error(files.dir);
     }
     ca->leaf_key_ = std::shared_ptr<mbedtls_pk_context>(leaf_key, leaf_key->get());
+    // TLS signs with an ECDSA-typed copy: signing through the generic ECKEY type sets up a
+    // temporary ECDSA context each time and rebuilds the curve's precomputed table (measured
+    // 0.7-0.95 ms against 0.32 ms a signature). The ECKEY form stays for x509write, which
+    // cannot write an ECDSA-typed key.
+    auto sign_key = std::make_shared<PkBox>();
+    if (!(s("set up the signing key",
+            mbedtls_pk_setup(sign_key->get(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECDSA))) &&
+          s("copy the signing key", mbedtls_ecdsa_from_keypair(mbedtls_pk_ec(*sign_key->get()),
+                                                               mbedtls_pk_ec(*leaf_key->get()))))) {
+        return s.error(files.dir);
+    }
+    ca->sign_key_ = std::shared_ptr<mbedtls_pk_context>(sign_key, sign_key->get());
     return ca;
 }
 
@@ -881,8 +894,8 @@ Result<std::shared_ptr<Leaf>> CertAuthority::mint(const policy::Host& host) {
             mbedtls_x509_crt_parse_der(leaf->chain(), ca_cert_.raw.p, ca_cert_.raw.len)))) {
         return s.error("leaf certificate for " + host.text);
     }
-    leaf->key_ = leaf_key_.get();
-    leaf->keep_key_alive_ = leaf_key_;
+    leaf->key_ = sign_key_.get();
+    leaf->keep_key_alive_ = sign_key_;
     return leaf;
 }
 

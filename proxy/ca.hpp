@@ -88,7 +88,8 @@ class CertAuthority {
     bool created_ = false;
     mbedtls_x509_crt ca_cert_;
     mbedtls_pk_context ca_key_;
-    std::shared_ptr<mbedtls_pk_context> leaf_key_;
+    std::shared_ptr<mbedtls_pk_context> leaf_key_;  ///< ECKEY: the certificates' public key
+    std::shared_ptr<mbedtls_pk_context> sign_key_;  ///< the same key as ECDSA, for TLS
     mbedtls_entropy_context entropy_;
     mbedtls_ctr_drbg_context drbg_;
 

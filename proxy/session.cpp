@@ -15,7 +15,8 @@ namespace lj::proxy {
 namespace {
 
 constexpr std::size_t kHeaderLimit = 64 * 1024;
-constexpr std::size_t kChunk = 16 * 1024;
+constexpr std::size_t kChunk = 16 * 1024;       ///< tunnel (splice) reads
+constexpr std::size_t kRelayChunk = 64 * 1024;  ///< body relay buffer, allocated per body
 
 using Clock = std::chrono::steady_clock;
 using Request = http::request<http::buffer_body>;
@@ -185,6 +186,10 @@ class Session {
     awaitable<std::unique_ptr<http::response_parser<http::buffer_body>>> read_response(
         Stream& up, beast::flat_buffer& up_buf, bool head, error_code& ec);
     template <bool isRequest>
+    awaitable<error_code> write_header(Stream& to,
+                                       http::serializer<isRequest, http::buffer_body>& sr,
+                                       http::message<isRequest, http::buffer_body>& msg);
+    template <bool isRequest>
     awaitable<error_code> relay(Stream& from, beast::flat_buffer& from_buf,
                                 http::parser<isRequest, http::buffer_body>& parser, Stream& to);
     awaitable<void> splice(Stream& a, beast::flat_buffer& a_buf, Stream& b,
@@ -210,7 +215,6 @@ class Session {
     bool waiting_for_request_ = false;
     bool head_request_ = false;   ///< the request being answered is HEAD
     Stream* upstream_ = nullptr;  ///< the upstream stream in use, for the watchdog
-    std::array<char, kChunk> chunk_{};
 };
 
 void Worker::abort_all() {
@@ -527,43 +531,44 @@ awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
                                      http::parser<isRequest, http::buffer_body>& parser,
                                      Stream& to) {
     auto& msg = parser.get();
-    msg.body().data = nullptr;
-    msg.body().size = 0;
-    msg.body().more = !parser.is_done();
     http::serializer<isRequest, http::buffer_body> sr{msg};
     error_code ec;
-    co_await http::async_write_header(to, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-        co_return ec;
+    // Buffers sized for bulk transfer, held only while a body moves: an idle keep-alive
+    // connection keeps none (Beast reads max(512, free capacity) bytes at a time).
+    std::unique_ptr<char[]> chunk;
+    if (!parser.is_done()) {
+        chunk = std::make_unique_for_overwrite<char[]>(kRelayChunk);
+        from_buf.reserve(kRelayChunk);
     }
-    while (!parser.is_done()) {
-        msg.body().data = chunk_.data();
-        msg.body().size = chunk_.size();
+    // Body bytes that arrived with the headers go out with them, in one write.
+    if (parser.is_done() || from_buf.size() == 0) {
+        ec = co_await write_header(to, sr, msg);
+    }
+    while (!ec && !parser.is_done()) {
+        msg.body().data = chunk.get();
+        msg.body().size = kRelayChunk;
         co_await http::async_read_some(from, from_buf, parser,
                                        asio::redirect_error(use_awaitable, ec));
         if (ec == http::error::need_buffer) {
             ec = {};
         }
-        if (ec) {
-            co_return ec;
-        }
-        const std::size_t n = chunk_.size() - msg.body().size;
-        if (n == 0 && !parser.is_done()) {
+        const std::size_t n = kRelayChunk - msg.body().size;
+        if (ec || (n == 0 && !parser.is_done())) {
+            if (!ec && !sr.is_header_done()) {
+                ec = co_await write_header(to, sr, msg);
+            }
             continue;
         }
-        msg.body().data = n ? chunk_.data() : nullptr;
+        msg.body().data = n ? chunk.get() : nullptr;
         msg.body().size = n;
         msg.body().more = !parser.is_done();
         co_await http::async_write(to, sr, asio::redirect_error(use_awaitable, ec));
         if (ec == http::error::need_buffer) {
             ec = {};
         }
-        if (ec) {
-            co_return ec;
-        }
         extend(shared_.timeouts.idle);
     }
-    if (!sr.is_done()) {
+    if (!ec && !sr.is_done()) {
         msg.body().data = nullptr;
         msg.body().size = 0;
         msg.body().more = false;
@@ -572,6 +577,21 @@ awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
             ec = {};
         }
     }
+    if (chunk) {
+        from_buf.shrink_to_fit();  // keeps what is buffered (a pipelined request), frees the rest
+    }
+    co_return ec;
+}
+
+template <bool isRequest>
+awaitable<error_code> Session::write_header(Stream& to,
+                                            http::serializer<isRequest, http::buffer_body>& sr,
+                                            http::message<isRequest, http::buffer_body>& msg) {
+    msg.body().data = nullptr;
+    msg.body().size = 0;
+    msg.body().more = true;
+    error_code ec;
+    co_await http::async_write_header(to, sr, asio::redirect_error(use_awaitable, ec));
     co_return ec;
 }
 

@@ -43,7 +43,7 @@ class Upstream {
     struct Options {
         std::vector<ResolveOverride> resolve;
         std::chrono::milliseconds connect_timeout{30000};
-        std::size_t max_idle_per_key = 16;
+        std::size_t max_idle_per_key = 128;
         std::size_t max_idle_total = 256;
         std::chrono::seconds max_idle_age{60};
     };

@@ -24,291 +24,22 @@ import argparse
 import os
 import re
 import resource
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures import (BULK_BYTES, HOST, HarnessError, Procs, RssSampler, cpu_seconds,  # noqa: E402
+                      free_port, log, make_files, make_pki, rss_kib, run, start_landjail,
+                      start_mitmproxy, start_nginx, start_squid)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-HOST = "origin.test"
-SMALL_BODY = "landjail proxy benchmark: a small response body of about one hundred bytes....\n"
-BULK_BYTES = 100 * 1024 * 1024
-MIB = 1024 * 1024
-
-
-class HarnessError(Exception):
-    pass
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-# ---- processes ----------------------------------------------------------------------------
-
-
-class Procs:
-    """Servers started by this run; stop_all() terminates each by its pid (then kills)."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, name, argv, **kw):
-        log(f"starting {name}: {' '.join(argv)}")
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kw)
-        p.bench_name = name
-        self.procs.append(p)
-        return p
-
-    def stop(self, p):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log(f"{p.bench_name} (pid {p.pid}) ignored SIGTERM; killing it")
-                p.kill()
-                p.wait(timeout=10)
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self):
-        for p in reversed(list(self.procs)):
-            try:
-                self.stop(p)
-            except Exception as e:  # keep stopping the others
-                log(f"stopping {p.bench_name}: {e}")
-
-
-def run(argv, timeout, check=True, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise HarnessError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()[-800:]}")
-    return r
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise HarnessError(f"{what} exited with status {proc.returncode} while starting")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise HarnessError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise HarnessError(f"no {field} for pid {pid}")
-
-
-class RssSampler:
-    """Samples a pid's VmRSS every 50 ms in a thread; .peak is the largest, in KiB."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_kib(self.pid))
-            except (OSError, HarnessError):
-                return
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-# ---- fixtures: PKI, origin, peers, landjail-proxy -----------------------------------------
-
-
-def make_pki(d):
-    """A test CA and an origin.test leaf (EC P-256) signed by it; returns the CA's path."""
-    ca_key, ca, key, csr, crt = (os.path.join(d, n) for n in
-                                 ("ca-key.pem", "ca.pem", "origin-key.pem", "origin.csr",
-                                  "origin.pem"))
-    ext = os.path.join(d, "origin.ext")
-    with open(ext, "w") as f:
-        f.write(f"subjectAltName=DNS:{HOST}\nbasicConstraints=CA:FALSE\n"
-                "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2",
-         "-subj", "/CN=landjail bench test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"], 30)
-    run(["openssl", "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={HOST}"], 30)
-    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-         "-out", crt, "-days", "2", "-extfile", ext], 30)
-    return ca, crt, key
-
-
-def make_files(d):
-    with open(os.path.join(d, "small"), "w") as f:
-        f.write(SMALL_BODY)
-    with open(os.path.join(d, "bulk"), "wb") as f:
-        for _ in range(BULK_BYTES // MIB):
-            f.write(os.urandom(MIB))
-
-
-def start_nginx(procs, d, port, tls_port, crt, key):
-    root = os.path.join(d, "nginx")
-    os.makedirs(os.path.join(root, "logs"))
-    conf = os.path.join(root, "nginx.conf")
-    user = "user root root;\n" if os.geteuid() == 0 else ""  # workers must read the tmp dir
-    locations = f"""
-        location = /small {{ alias {d}/small; default_type text/plain; }}
-        location = /bulk {{ alias {d}/bulk; default_type application/octet-stream; }}"""
-    with open(conf, "w") as f:
-        f.write(f"""{user}worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log error;
-worker_rlimit_nofile 8192;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    open_file_cache max=16;
-    keepalive_requests 10000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        server_name {HOST};{locations}
-    }}
-    server {{
-        listen 127.0.0.1:{tls_port} ssl;
-        server_name {HOST};
-        ssl_certificate {crt};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_cache off;
-        ssl_session_tickets off;{locations}
-    }}
-}}
-""")
-    p = procs.start("nginx", ["nginx", "-p", root, "-e", f"{root}/logs/error.log", "-c", conf],
-                    stdout=subprocess.DEVNULL)
-    wait_port(port, p, "nginx")
-    wait_port(tls_port, p, "nginx")
-    return p
-
-
-def start_squid(procs, d, port):
-    root = os.path.join(d, "squid")
-    os.makedirs(root)
-    with open(os.path.join(root, "hosts"), "w") as f:
-        f.write(f"127.0.0.1 {HOST}\n")
-    conf = os.path.join(root, "squid.conf")
-    with open(conf, "w") as f:
-        f.write(f"""http_port 127.0.0.1:{port}
-workers 1
-http_access allow localhost
-http_access deny all
-cache deny all
-cache_mem 8 MB
-access_log none
-cache_store_log none
-cache_log {root}/cache.log
-pid_filename {root}/squid.pid
-coredump_dir {root}
-hosts_file {root}/hosts
-dns_nameservers 127.0.0.1
-icp_port 0
-htcp_port 0
-max_filedescriptors 8192
-shutdown_lifetime 0 seconds
-""")
-    if os.geteuid() == 0:  # squid drops root for its effective user (Debian: proxy)
-        import pwd
-        pw = pwd.getpwnam("proxy")
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        os.chmod(d, 0o755)
-    run(["squid", "-k", "parse", "-f", conf], 30)
-    p = procs.start("squid", ["squid", "-N", "-f", conf], stdout=subprocess.DEVNULL,
-                    stderr=open(os.path.join(d, "squid.stderr"), "w"))
-    wait_port(port, p, "squid")
-    return p
-
-
-def start_mitmproxy(procs, d, port, test_ca):
-    confdir = os.path.join(d, "mitmproxy")
-    os.makedirs(confdir)
-    p = procs.start("mitmproxy", [
-        "mitmdump", "-q", "--listen-host", "127.0.0.1", "--listen-port", str(port),
-        "--set", f"confdir={confdir}", "--set", f"ssl_verify_upstream_trusted_ca={test_ca}",
-        "--set", "stream_large_bodies=1", "--set", "http2=false",
-        "-s", os.path.join(HERE, "mitm_resolve.py"), "--set", f"bench_resolve={HOST}"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "mitmproxy.stderr"), "w"))
-    wait_port(port, p, "mitmproxy")
-    ca = os.path.join(confdir, "mitmproxy-ca-cert.pem")
-    deadline = time.monotonic() + 20
-    while not os.path.exists(ca):
-        if time.monotonic() > deadline:
-            raise HarnessError(f"mitmproxy wrote no {ca}")
-        time.sleep(0.1)
-    return p, ca
-
-
-def start_landjail(procs, d, binary, name, threads, port, tls_port, test_ca):
-    ca_dir = os.path.join(d, name + "-ca")
-    r, w = os.pipe()
-    argv = [binary, "--listen", "127.0.0.1:0", "--ready-fd", str(w),
-            "--allow", f"domain={HOST}",
-            "--resolve", f"{HOST}:{port}:127.0.0.1", "--resolve", f"{HOST}:{tls_port}:127.0.0.1",
-            "--ca-dir", ca_dir, "--upstream-ca", test_ca,
-            "--audit-log", os.path.join(d, name + "-audit.jsonl"), "--log-level", "error",
-            "--threads", str(threads)]
-    try:
-        p = procs.start(name, argv, pass_fds=(w,), stdout=subprocess.DEVNULL)
-    finally:
-        os.close(w)
-    try:
-        buf = b""
-        deadline = time.monotonic() + 30
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([r], [], [], left)[0]:
-                raise HarnessError(f"{name} did not report ready within 30 s")
-            chunk = os.read(r, 64)
-            if not chunk:
-                raise HarnessError(f"{name} closed --ready-fd without an address "
-                                   f"(status {p.poll()})")
-            buf += chunk
-    finally:
-        os.close(r)
-    addr = buf.decode().strip()
-    lj_port = int(addr.rsplit(":", 1)[1])
-    return p, lj_port, os.path.join(ca_dir, "ca.pem")
 
 
 # ---- measurements -------------------------------------------------------------------------
@@ -467,15 +198,6 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def cpu_seconds(proc):
-    """User + system CPU time of a process so far (its threads included)."""
-    if proc is None:
-        return 0.0
-    with open(f"/proc/{proc.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def best_of(rounds, targets, run_one):
     """Runs run_one(t) `rounds` times per target, interleaving the targets so that a burst of
     load from elsewhere on the machine hits them alike; keeps each target's best result
@@ -489,8 +211,9 @@ def best_of(rounds, targets, run_one):
     return best
 
 
-def measure(cfg, targets, ljs, d):
-    res = {}  # (row, target name) -> value
+def measure_load(cfg, targets, d):
+    """Runs the load measurements 1-5; returns {(row, target name): value}."""
+    res = {}
     dur, rounds = cfg.seconds, cfg.rounds
     peaks = {t.name: 0 for t in targets}
 
@@ -527,7 +250,8 @@ def measure(cfg, targets, ljs, d):
     def tls(t):
         cpu = cpu_seconds(t.proc)
         rate, fail, ok = tls_conns(cfg, t, dur, cfg.tls_threads)
-        return rate, fail, None if t.proc is None else (cpu_seconds(t.proc) - cpu) / max(ok, 1) * 1e3
+        per_conn = None if t.proc is None else (cpu_seconds(t.proc) - cpu) / max(ok, 1) * 1e3
+        return rate, fail, per_conn
 
     log(f"4/6 new intercepted HTTPS connections (tlsconn, {cfg.tls_threads} threads, "
         f"best of {rounds})")
@@ -542,11 +266,16 @@ def measure(cfg, targets, ljs, d):
         res[("tlsbulk", t.name)] = curl_bulk(cfg, t, True, 3)
         log(f"  {t.name}: {res[('tlsbulk', t.name)]:.0f} MB/s")
 
-    log("6/6 RSS")
     for t in targets:
         if t.proc is not None:
             res[("rssload", t.name)] = peaks[t.name] / 1024
             res[("rsshwm", t.name)] = rss_kib(t.proc.pid, "VmHWM") / 1024
+    return res
+
+
+def measure_rss(cfg, targets, ljs, d, res):
+    """6: RSS with idle connections (squid, mitmproxy) and of fresh landjail-proxies."""
+    log("6/6 RSS")
     for t in targets:
         if t.name in ("squid", "mitmproxy"):
             res[("rss1000", t.name)] = idle_connections(cfg, t, cfg.idle_conns) / 1024
@@ -564,7 +293,6 @@ def measure(cfg, targets, ljs, d):
         cfg.procs.stop(p)
         if p.returncode not in (0, -signal.SIGTERM):
             raise HarnessError(f"{name}-fresh exited with status {p.returncode} on SIGTERM")
-    return res
 
 
 ROWS = [
@@ -650,8 +378,8 @@ def proxy_identity(binary):
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(binary).st_mtime))
     try:
         head = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10).stdout.strip()
-        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                    10).stdout.strip()
+        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--", "proxy", "policy",
+                     "Makefile"], 10).stdout.strip()
     except (HarnessError, OSError, subprocess.TimeoutExpired):
         return f"{binary}, built {built}"
     shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + os.sep) else binary
@@ -672,7 +400,7 @@ def interrupted(signum, frame):
     raise KeyboardInterrupt()
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--proxy", default=os.path.join(ROOT, "build/bin/landjail-proxy"))
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
@@ -688,9 +416,15 @@ def main():
     if not (1 <= args.seconds <= 30 and 1 <= args.rounds <= 5 and 1 <= args.tls_threads <= 16
             and 1 <= args.idle_conns <= 3000):
         ap.error("--seconds 1..30, --rounds 1..5, --tls-threads 1..16, --idle-conns 1..3000")
+    return args
+
+
+def prepare(args):
+    """Checks the tools and the binary, and raises the open-file limit."""
     # nginx and squid live in /usr/sbin, which is not on a normal user's PATH on Debian.
     path = os.environ.get("PATH", "").split(os.pathsep)
-    os.environ["PATH"] = os.pathsep.join(path + [p for p in ("/usr/sbin", "/sbin") if p not in path])
+    extra = [p for p in ("/usr/sbin", "/sbin") if p not in path]
+    os.environ["PATH"] = os.pathsep.join(path + extra)
     check_tools()
     if not os.access(args.proxy, os.X_OK):
         raise HarnessError(f"{args.proxy} is not built (make build/bin/landjail-proxy)")
@@ -701,70 +435,82 @@ def main():
     if want < 2 * args.idle_conns + 200:
         raise HarnessError(f"open-file limit {want} is too low for {args.idle_conns} connections")
 
+
+def start_all(cfg, d, ljs):
+    """Builds tlsconn, makes the PKI and files, starts every server; returns the targets."""
+    cfg.tlsconn = os.path.join(d, "tlsconn")
+    run(["cc", "-O2", "-Wall", "-Wextra", "-o", cfg.tlsconn, os.path.join(HERE, "tlsconn.c"),
+         "-lssl", "-lcrypto", "-pthread"], 120)
+    cfg.test_ca, crt, key = make_pki(d)
+    make_files(d)
+    cfg.port, cfg.tls_port = free_port(), free_port()
+    start_nginx(cfg.procs, d, cfg.port, cfg.tls_port, crt, key)
+    squid_port, mitm_port = free_port(), free_port()
+    squid = start_squid(cfg.procs, d, squid_port)
+    mitm, mitm_ca = start_mitmproxy(cfg.procs, d, mitm_port, cfg.test_ca)
+    targets = [Target("direct", None, None, cfg.test_ca),
+               Target("squid", squid, squid_port, None),
+               Target("mitmproxy", mitm, mitm_port, mitm_ca)]
+    for name, threads in ljs:
+        p, port, ca = start_landjail(cfg.procs, d, cfg.proxy, name, threads, cfg.port,
+                                     cfg.tls_port, cfg.test_ca)
+        targets.append(Target(name, p, port, ca))
+    return targets
+
+
+def notes(cfg, args, res, targets, other, seconds_taken):
+    errs = {t.name: (res.get(("kaerr", t.name), 0), res.get(("closeerr", t.name), 0),
+                     res.get(("tlserr", t.name), 0)) for t in targets}
+    return [
+        f"Run {time.strftime('%Y-%m-%d %H:%M')}, {seconds_taken:.0f} s; " + environment() +
+        f"; proxy {proxy_identity(args.proxy)}.",
+        "",
+        f"★ = landjail-proxy `--threads {args.table_threads}`, used for the ratios and the "
+        f"★ verdicts; the last column is the verdict {other} would get. All on 127.0.0.1, "
+        "nginx (1 worker) as the origin, `--audit-log` on. Load runs last "
+        f"{cfg.seconds} s after a 1 s warm-up; each target is run {cfg.rounds}×, "
+        "interleaved, and the best run counts. Keep-alive: wrk -t1 -c32; new connection: "
+        "wrk -t1 -c16 with `Connection: close`; new intercepted HTTPS: tlsconn.c "
+        f"(OpenSSL client, {cfg.tls_threads} threads: CONNECT, full handshake without "
+        "resumption, GET /small, close; direct = TLS straight to nginx); bulk: curl, best of "
+        "3, MB = 10^6 bytes. CPU rows: the proxy's user+system CPU time over the run "
+        "divided by the requests or connections completed (lower is better; less sensitive "
+        "to other load on the machine than the rates). mitmproxy: `stream_large_bodies=1` "
+        "(streams the bulk bodies), `http2=false`, upstream verified against the test CA. "
+        "squid 5: `cache deny all`, no cache_dir; it does not intercept TLS here (its HTTPS "
+        "rows are –). RSS idle / idle connections: a fresh landjail-proxy, one "
+        "keep-alive GET per connection, then left open (squid and mitmproxy: the instances "
+        "used for the load runs).",
+        "",
+        "Errors (keep-alive, close, tls): " + ", ".join(
+            f"{n} {a}/{b}/{c}" for n, (a, b, c) in errs.items()) + ".",
+    ]
+
+
+def main():
+    args = parse_args()
+    prepare(args)
     cfg = Config()
     cfg.proxy, cfg.seconds, cfg.tls_threads = args.proxy, args.seconds, args.tls_threads
     cfg.idle_conns, cfg.rounds = args.idle_conns, args.rounds
     cfg.procs = Procs()
+    primary, other = f"landjail-t{args.table_threads}", f"landjail-t{3 - args.table_threads}"
+    ljs = [("landjail-t1", 1), ("landjail-t2", 2)]
     d = tempfile.mkdtemp(prefix="lj-proxy-bench.")
     started = time.monotonic()
     # SIGTERM/SIGHUP become exceptions so that the finally below stops every server.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     try:
-        cfg.tlsconn = os.path.join(d, "tlsconn")
-        run(["cc", "-O2", "-Wall", "-Wextra", "-o", cfg.tlsconn, os.path.join(HERE, "tlsconn.c"),
-             "-lssl", "-lcrypto", "-pthread"], 120)
-        cfg.test_ca, crt, key = make_pki(d)
-        make_files(d)
-        cfg.port, cfg.tls_port = free_port(), free_port()
-        start_nginx(cfg.procs, d, cfg.port, cfg.tls_port, crt, key)
-        squid_port, mitm_port = free_port(), free_port()
-        squid = start_squid(cfg.procs, d, squid_port)
-        mitm, mitm_ca = start_mitmproxy(cfg.procs, d, mitm_port, cfg.test_ca)
-        targets = [Target("direct", None, None, cfg.test_ca),
-                   Target("squid", squid, squid_port, None),
-                   Target("mitmproxy", mitm, mitm_port, mitm_ca)]
-        ljs = [("landjail-t1", 1), ("landjail-t2", 2)]
-        for name, threads in ljs:
-            p, port, ca = start_landjail(cfg.procs, d, cfg.proxy, name, threads, cfg.port,
-                                         cfg.tls_port, cfg.test_ca)
-            targets.append(Target(name, p, port, ca))
-        primary = f"landjail-t{args.table_threads}"
-
-        res = measure(cfg, targets, ljs, d)
+        targets = start_all(cfg, d, ljs)
+        res = measure_load(cfg, targets, d)
+        measure_rss(cfg, targets, ljs, d, res)
         for t in targets:
             if t.proc is not None and t.proc.poll() is not None:
                 raise HarnessError(f"{t.name} died during the run (status {t.proc.returncode})")
-        other = f"landjail-t{3 - args.table_threads}"
         lines, verdicts = table(res, primary, other, cfg.idle_conns)
-        errs = {t.name: (res.get(("kaerr", t.name), 0), res.get(("closeerr", t.name), 0),
-                         res.get(("tlserr", t.name), 0)) for t in targets}
-        ident = proxy_identity(args.proxy)
-        notes = [
-            f"Run {time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - started:.0f} s; "
-            + environment() + f"; proxy {ident}.",
-            "",
-            f"★ = landjail-proxy `--threads {args.table_threads}`, used for the ratios and the "
-            f"★ verdicts; the last column is the verdict {other} would get. All on 127.0.0.1, "
-            "nginx (1 worker) as the origin, `--audit-log` on. Load runs last "
-            f"{cfg.seconds} s after a 1 s warm-up; each target is run {cfg.rounds}×, "
-            "interleaved, and the best run counts. Keep-alive: wrk -t1 -c32; new connection: "
-            "wrk -t1 -c16 with `Connection: close`; new intercepted HTTPS: tlsconn.c "
-            f"(OpenSSL client, {cfg.tls_threads} threads: CONNECT, full handshake without "
-            "resumption, GET /small, close; direct = TLS straight to nginx); bulk: curl, best of "
-            "3, MB = 10^6 bytes. CPU rows: the proxy's user+system CPU time over the run "
-            "divided by the requests or connections completed (lower is better; less sensitive "
-            "to other load on the machine than the rates). mitmproxy: `stream_large_bodies=1` "
-            "(streams the bulk bodies), `http2=false`, upstream verified against the test CA. "
-            "squid 5: `cache deny all`, no cache_dir; it does not intercept TLS here (its HTTPS "
-            "rows are –). RSS idle / idle connections: a fresh landjail-proxy, one "
-            "keep-alive GET per connection, then left open (squid and mitmproxy: the instances "
-            "used for the load runs).",
-            "",
-            "Errors (keep-alive, close, tls): " + ", ".join(
-                f"{n} {a}/{b}/{c}" for n, (a, b, c) in errs.items()) + ".",
-        ]
-        text = "\n".join(["# landjail-proxy benchmark", ""] + lines + [""] + notes) + "\n"
+        text = "\n".join(["# landjail-proxy benchmark", ""] + lines + [""] + notes(
+            cfg, args, res, targets, other, time.monotonic() - started)) + "\n"
         print(text)
         with open(args.out, "w") as f:
             f.write(text)

@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,12 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 static struct sockaddr_in lj_target;
-static const char* lj_host;      // "origin.test"
-static const char* lj_authority; // "origin.test:PORT"
+static const char* lj_host;       // "origin.test"
+static const char* lj_authority;  // "origin.test:PORT"
 static const char* lj_path;
 static int lj_via_proxy;
 static double lj_deadline;
