@@ -199,3 +199,30 @@ def test_websocket_upgrade_denied(proxy, origins):
         h = ws_handshake(c, "/ws", "origin.test")
         assert h.status == 403, h
     assert origins.received() == []
+
+
+# ---- tls.passthrough ---------------------------------------------------------------------------
+
+
+def test_passthrough_host_is_tunnelled_untouched(proxy, origins, pki):
+    """A tls.passthrough host is not intercepted: the client sees the origin's own certificate
+    (so only the test CA, not the proxy CA, verifies it), and the tunnel is audited once."""
+    p = proxy(allow=(),
+              config="allowlist:\n  - domain=origin.test\ntls:\n  passthrough:\n    - origin.test\n")
+    intercepted = curl(p, "https://origin.test/path-echo/pt")  # trusts only the proxy CA
+    assert intercepted.status == 0 and intercepted.rc != 0, intercepted
+    r = curl(p, "https://origin.test/path-echo/pt", ca=str(pki.ca_pem))
+    assert r.status == 200 and r.body == b"/path-echo/pt", r
+    got = origins.received("/path-echo/pt")
+    assert got and got[-1]["sni"] == "origin.test"
+    events = p.audit(2, where=lambda x: x["http_method"] == "CONNECT")
+    assert all(e["reason"] == "passthrough" and e["decision"] == "allow" for e in events), events
+    assert [e["status"] for e in events] == [200, 200]
+
+
+def test_passthrough_still_needs_an_allow_rule(proxy, origins, pki):
+    p = proxy(allow=(),
+              config="allowlist:\n  - domain=other.test\ntls:\n  passthrough:\n    - origin.test\n")
+    r = curl(p, "https://origin.test/path-echo/pt", ca=str(pki.ca_pem))
+    assert r.connect_status == 403, r
+    assert origins.received("/path-echo/pt") == []
