@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -132,7 +133,10 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     srv->auditor_ = std::move(*auditor);
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
                     srv->auditor_.get()};
-    for (unsigned i = 0; i < opt.threads; ++i) {
+    const unsigned threads =
+        opt.threads ? opt.threads
+                    : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+    for (unsigned i = 0; i < threads; ++i) {
         auto w = std::make_unique<Worker>();
         w->shared = &srv->shared_;
         // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked:

@@ -409,8 +409,8 @@ def parse_args():
                     help="load runs per target, interleaved; the best counts (2)")
     ap.add_argument("--tls-threads", type=int, default=4, help="tlsconn threads (4)")
     ap.add_argument("--idle-conns", type=int, default=1000)
-    ap.add_argument("--table-threads", type=int, default=1, choices=(1, 2),
-                    help="landjail-proxy --threads used for the ratios and verdicts (1)")
+    ap.add_argument("--table-threads", type=int, default=2, choices=(1, 2),
+                    help="landjail-proxy --threads used for the ratios and verdicts (2: the default on 2 cores)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if not (1 <= args.seconds <= 30 and 1 <= args.rounds <= 5 and 1 <= args.tls_threads <= 16
