@@ -119,7 +119,7 @@ $(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
 test: test-unit test-cli test-integration
 
 test-unit: $(UNIT_BIN)
-	$(UNIT_BIN) --jobs 2
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(UNIT_BIN) --jobs 2
 
 test-cli: $(LANDJAIL_BIN) $(PROXY_BIN)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
