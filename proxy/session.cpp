@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/session.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
 #include <limits>
 #include <optional>
@@ -17,6 +20,24 @@ namespace {
 constexpr std::size_t kHeaderLimit = 64 * 1024;
 constexpr std::size_t kChunk = 16 * 1024;       ///< tunnel (splice) reads
 constexpr std::size_t kRelayChunk = 64 * 1024;  ///< body relay buffer, allocated per body
+constexpr std::size_t kSpliceMin = 256 * 1024;  ///< plain bodies this large use splice(2)
+
+/// Owns a file descriptor (pipes for splice).
+class UniqueFd {
+  public:
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    ~UniqueFd() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    int get() const { return fd_; }
+
+  private:
+    int fd_;
+};
 
 using Clock = std::chrono::steady_clock;
 using Request = http::request<http::buffer_body>;
@@ -185,6 +206,10 @@ class Session {
                             const policy::Request& preq, const policy::Decision& decision);
     awaitable<std::unique_ptr<http::response_parser<http::buffer_body>>> read_response(
         Stream& up, beast::flat_buffer& up_buf, bool head, error_code& ec);
+    bool spliceable(Stream& up, const http::response_parser<http::buffer_body>& rp);
+    awaitable<error_code> splice_body(Stream& up, beast::flat_buffer& up_buf,
+                                      http::response_parser<http::buffer_body>& rp, Stream& to);
+    awaitable<error_code> drain_pipe(int pipe_r, std::size_t n, Stream& to);
     template <bool isRequest>
     awaitable<error_code> write_header(Stream& to,
                                        http::serializer<isRequest, http::buffer_body>& sr,
@@ -488,12 +513,89 @@ awaitable<Next> Session::forward(http::request_parser<http::buffer_body>& parser
     }
     res.keep_alive(client_keep);
     arm(Phase::Relay, shared_.timeouts.idle);
-    ec = co_await relay<false>(*up, up_buf, *rp, client_);
+    bool complete = false;
+    if (spliceable(*up, *rp)) {
+        ec = co_await splice_body(*up, up_buf, *rp, client_);
+        complete = !ec;
+    } else {
+        ec = co_await relay<false>(*up, up_buf, *rp, client_);
+        complete = !ec && rp->is_done();
+    }
     upstream_ = nullptr;
-    if (!ec && upstream_keep && rp->is_done() && up_buf.size() == 0) {
+    if (complete && upstream_keep && up_buf.size() == 0) {
         worker_.upstream->release(preq.scheme, preq.host, preq.port, std::move(up));
     }
     co_return !ec && client_keep ? Next::KeepAlive : Next::Close;
+}
+
+/// A large plain-HTTP body of known length between two plain sockets moves with splice(2)
+/// through a pipe, without being copied through user space.
+bool Session::spliceable(Stream& up, const http::response_parser<http::buffer_body>& rp) {
+    const auto& res = rp.get();
+    return !up.is_tls() && !client_.is_tls() && !rp.is_done() && !res.chunked() &&
+           rp.content_length_remaining() && *rp.content_length_remaining() >= kSpliceMin;
+}
+
+awaitable<error_code> Session::splice_body(Stream& up, beast::flat_buffer& up_buf,
+                                           http::response_parser<http::buffer_body>& rp,
+                                           Stream& to) {
+    auto& res = rp.get();
+    std::uint64_t remaining = *rp.content_length_remaining();
+    http::serializer<false, http::buffer_body> sr{res};
+    error_code ec = co_await write_header(to, sr, res);
+    const std::size_t buffered =
+        static_cast<std::size_t>(std::min<std::uint64_t>(up_buf.size(), remaining));
+    if (!ec && buffered) {  // body bytes read together with the headers
+        co_await asio::async_write(to, beast::buffers_prefix(buffered, up_buf.data()),
+                                   asio::redirect_error(use_awaitable, ec));
+        up_buf.consume(buffered);
+        remaining -= buffered;
+    }
+    int fds[2];
+    if (ec || ::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        co_return ec ? ec : error_code(errno, boost::system::system_category());
+    }
+    const UniqueFd pipe_r(fds[0]), pipe_w(fds[1]);
+    ::fcntl(pipe_w.get(), F_SETPIPE_SZ, static_cast<int>(kSpliceMin));  // best effort
+    up.socket().non_blocking(true, ec);
+    to.socket().non_blocking(true, ec);
+    ec = {};
+    while (!ec && remaining > 0) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kSpliceMin));
+        const ssize_t n = ::splice(up.socket().native_handle(), nullptr, pipe_w.get(), nullptr,
+                                   want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n == 0) {
+            ec = http::error::partial_message;  // the origin closed early
+        } else if (n < 0 && errno == EAGAIN) {
+            co_await up.socket().async_wait(tcp::socket::wait_read,
+                                            asio::redirect_error(use_awaitable, ec));
+        } else if (n < 0) {
+            ec = error_code(errno, boost::system::system_category());
+        } else {
+            remaining -= static_cast<std::uint64_t>(n);
+            ec = co_await drain_pipe(pipe_r.get(), static_cast<std::size_t>(n), to);
+            extend(shared_.timeouts.idle);
+        }
+    }
+    co_return ec;
+}
+
+/// Moves `n` bytes from the pipe to the socket.
+awaitable<error_code> Session::drain_pipe(int pipe_r, std::size_t n, Stream& to) {
+    error_code ec;
+    while (!ec && n > 0) {
+        const ssize_t m = ::splice(pipe_r, nullptr, to.socket().native_handle(), nullptr, n,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m < 0 && errno == EAGAIN) {
+            co_await to.socket().async_wait(tcp::socket::wait_write,
+                                            asio::redirect_error(use_awaitable, ec));
+        } else if (m <= 0) {
+            ec = error_code(m < 0 ? errno : EPIPE, boost::system::system_category());
+        } else {
+            n -= static_cast<std::size_t>(m);
+        }
+    }
+    co_return ec;
 }
 
 /// Reads response headers from the origin, passing 1xx interim responses (other than 101) on

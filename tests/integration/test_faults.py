@@ -208,3 +208,21 @@ def test_many_aborted_connections_leave_proxy_healthy(proxy, origins):
     assert_still_serving(p)
     assert_still_serving(p, "https")
     assert {x["target"] for x in origins.received()} == {"/path-echo/after"}
+
+
+def test_keep_alive_after_a_spliced_body(proxy, origins):
+    """After a large plain body moved with splice(2), the same client connection and the
+    pooled upstream connection still carry the next request correctly."""
+    import http.client
+    p = proxy(args=["--threads", "1"])
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=30)
+    conn.request("GET", "http://origin.test/big?mb=1", headers={"Host": "origin.test"})
+    r = conn.getresponse()
+    assert r.status == 200 and len(r.read()) == om.MIB
+    conn.request("GET", "http://origin.test/path-echo/after", headers={"Host": "origin.test"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.read() == b"/path-echo/after"
+    conn.close()
+    got = origins.received()
+    assert [x["target"] for x in got][-2:] == ["/big?mb=1", "/path-echo/after"]
+    assert got[-1]["peer"] == got[-2]["peer"], "the upstream connection was not reused"

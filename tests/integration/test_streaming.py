@@ -45,8 +45,10 @@ def _assert_rss_bounded(p, what):
 
 @pytest.mark.parametrize("scheme,path,mb", [
     ("https", "/big", 100),
+    ("http", "/big", 100),  # plain, known length: the proxy moves it with splice(2)
     ("http", "/big-chunked", 32),
-], ids=["https-100MiB-content-length", "http-32MiB-chunked"])
+], ids=["https-100MiB-content-length", "http-100MiB-content-length-spliced",
+        "http-32MiB-chunked"])
 def test_large_download_streamed(proxy, origins, scheme, path, mb):
     p = proxy()
     rc, n, digest, err = stream_through_curl(p, "%s://origin.test%s?mb=%d" % (scheme, path, mb))
