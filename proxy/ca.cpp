@@ -30,6 +30,8 @@
 #include <mbedtls/pem.h>
 #include <mbedtls/platform_util.h>
 
+#include "proxy/raii.hpp"
+
 namespace lj::proxy {
 
 namespace {
@@ -99,42 +101,10 @@ class Step {
 
 // ---- RAII --------------------------------------------------------------------------------
 
-/// Owns one mbedTLS context: Init on construction, Free on destruction (STYLE "RAII").
-template <class T, void (*Init)(T*), void (*Free)(T*)>
-class Mbed {
-  public:
-    Mbed() { Init(&ctx_); }
-    ~Mbed() { Free(&ctx_); }
-    Mbed(const Mbed&) = delete;
-    Mbed& operator=(const Mbed&) = delete;
-    T* get() { return &ctx_; }
-
-  private:
-    T ctx_;
-};
-
 using CrtWriter =
     Mbed<mbedtls_x509write_cert, mbedtls_x509write_crt_init, mbedtls_x509write_crt_free>;
 using Mpi = Mbed<mbedtls_mpi, mbedtls_mpi_init, mbedtls_mpi_free>;
 using PkBox = Mbed<mbedtls_pk_context, mbedtls_pk_init, mbedtls_pk_free>;
-
-/// A move-only file descriptor, closed on destruction (never retried on EINTR).
-class Fd {
-  public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&&) = delete;
-    int get() const { return fd_; }
-    bool valid() const { return fd_ >= 0; }
-
-  private:
-    int fd_;
-};
 
 /// Wipes a string holding key material when it goes out of scope.
 class Wipe {
@@ -218,8 +188,8 @@ Result<bool> exists(const std::string& path) {
     return errno_fail(path, "stat", err);
 }
 
-Result<Fd> open_read(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<UniqueFd> open_read(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
         return errno_fail(path, "open");
     }
@@ -291,7 +261,7 @@ Status write_atomic(const CaFiles& files, const std::string& path, std::string_v
                     mode_t mode) {
     const std::size_t slash = path.rfind('/');
     std::string tmp = files.dir + "/." + path.substr(slash + 1) + ".XXXXXX";
-    Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+    UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
     if (!fd.valid()) {
         return errno_fail(tmp, "create temporary file");
     }
@@ -308,7 +278,7 @@ Status write_atomic(const CaFiles& files, const std::string& path, std::string_v
 
 /// Makes the renames durable.
 Status sync_dir(const std::string& dir) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid() || ::fsync(fd.get()) != 0) {
         return errno_fail(dir, "fsync directory");
     }
@@ -316,17 +286,17 @@ Status sync_dir(const std::string& dir) {
 }
 
 /// Serializes load-or-create between processes sharing the directory: an exclusive flock on
-/// dir/ca.lock, released when the returned Fd closes. The lock file is never removed
+/// dir/ca.lock, released when the returned UniqueFd closes. The lock file is never removed
 /// (removing it would let two processes lock two different files). In a directory we cannot
 /// write (EACCES, EROFS) there is no lock and nothing to race on: loading still works, and
 /// creating fails later with its own error.
-Result<Fd> lock_dir(const std::string& dir) {
+Result<UniqueFd> lock_dir(const std::string& dir) {
     const std::string path = dir + "/" + kLockFile;
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, kKeyMode));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, kKeyMode));
     if (!fd.valid()) {
         const int err = errno;
         if (err == EACCES || err == EROFS) {
-            return Fd();
+            return UniqueFd();
         }
         return errno_fail(path, "open lock file", err);
     }

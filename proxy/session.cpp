@@ -13,6 +13,8 @@
 
 #include "policy/request.hpp"
 #include "policy/text.hpp"
+#include "proxy/http_rules.hpp"
+#include "proxy/raii.hpp"
 
 namespace lj::proxy {
 namespace {
@@ -21,23 +23,6 @@ constexpr std::size_t kHeaderLimit = 64 * 1024;
 constexpr std::size_t kChunk = 16 * 1024;       ///< tunnel (splice) reads
 constexpr std::size_t kRelayChunk = 64 * 1024;  ///< body relay buffer, allocated per body
 constexpr std::size_t kSpliceMin = 256 * 1024;  ///< plain bodies this large use splice(2)
-
-/// Owns a file descriptor (pipes for splice).
-class UniqueFd {
-  public:
-    explicit UniqueFd(int fd) : fd_(fd) {}
-    ~UniqueFd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 using Clock = std::chrono::steady_clock;
 using Request = http::request<http::buffer_body>;
@@ -53,78 +38,6 @@ struct Origin {
 
 /// What a request handler tells the connection loop.
 enum class Next { KeepAlive, Close };
-
-bool iequals(std::string_view a, std::string_view b) {
-    return beast::iequals(a, b);
-}
-
-/// RFC 9110 §7.6.1 hop-by-hop fields, plus the fields the Connection header names.
-template <class Fields>
-void strip_hop_by_hop(Fields& fields, bool keep_upgrade) {
-    std::vector<std::string> named;
-    for (auto it = fields.find(http::field::connection);
-         it != fields.end() && it->name() == http::field::connection; ++it) {
-        for (std::string_view token : policy::split(it->value(), ',')) {
-            token = policy::trim(token);
-            if (!token.empty() && !(keep_upgrade && iequals(token, "upgrade"))) {
-                named.emplace_back(token);
-            }
-        }
-    }
-    for (const std::string& name : named) {
-        fields.erase(name);
-    }
-    for (auto f :
-         {http::field::connection, http::field::keep_alive, http::field::proxy_authorization,
-          http::field::proxy_authenticate, http::field::te, http::field::trailer}) {
-        fields.erase(f);
-    }
-    fields.erase("Proxy-Connection");
-    if (!keep_upgrade) {
-        fields.erase(http::field::upgrade);
-    }
-}
-
-/// Upgrade: websocket with Connection: upgrade (RFC 6455 §4.1).
-bool is_websocket_upgrade(const Request& req) {
-    if (!iequals(policy::trim(req[http::field::upgrade]), "websocket")) {
-        return false;
-    }
-    for (std::string_view token : policy::split(req[http::field::connection], ',')) {
-        if (iequals(policy::trim(token), "upgrade")) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/// Framing a request must not have (request smuggling shapes): "" when fine.
-std::string framing_problem(const Request& req) {
-    const auto count = [&](http::field f) {
-        std::size_t n = 0;
-        for (auto it = req.find(f); it != req.end() && it->name() == f; ++it) {
-            ++n;
-        }
-        return n;
-    };
-    if (count(http::field::content_length) > 1) {
-        return "more than one Content-Length header";
-    }
-    if (count(http::field::transfer_encoding) > 1) {
-        return "more than one Transfer-Encoding header";
-    }
-    if (req.count(http::field::transfer_encoding) && req.count(http::field::content_length)) {
-        return "both Content-Length and Transfer-Encoding";
-    }
-    if (auto te = req.find(http::field::transfer_encoding);
-        te != req.end() && !iequals(policy::trim(te->value()), "chunked")) {
-        return "Transfer-Encoding other than chunked";
-    }
-    if (count(http::field::host) > 1) {
-        return "more than one Host header";
-    }
-    return {};
-}
 
 std::string status_step_body(const std::string& target, const UpstreamFailure& f) {
     return "landjail: could not reach " + target + "\n\nstep:   " + f.step +
