@@ -50,6 +50,7 @@ YAML_LIBS  := $(shell pkg-config --libs yaml-cpp 2>/dev/null || echo -lyaml-cpp)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 BENCH_LIBS := -lbenchmark -lpthread
 PROXY_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lspdlog -lfmt -lcurl -pthread
+JAIL_LIBS  := -lseccomp
 
 # ---- policy: libljpolicy.a ---------------------------------------------------------------
 POLICY_SRC := $(wildcard policy/*.cpp)
@@ -104,11 +105,29 @@ $(PROXY_BIN): $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(POLICY_LIB)
 
 $(LANDJAIL_BIN): $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS)
 
 $(UNIT_BIN): $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(CRIT_LIBS)
+
+# ---- e2e: the jail around real programs and escape attempts (tests/e2e/) -----------------
+E2E_DIR  := $(BUILD)/tests/e2e
+E2E_BINS := $(E2E_DIR)/escape $(E2E_DIR)/escape-static $(E2E_DIR)/outer-seccomp
+E2E_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE
+
+$(E2E_DIR)/escape: tests/e2e/escape.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(E2E_CFLAGS) -o $@ $< -pthread
+
+# The same attacker, static: no dynamic loader, so LD_PRELOAD cannot touch it.
+$(E2E_DIR)/escape-static: tests/e2e/escape.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(E2E_CFLAGS) -static -o $@ $< -pthread
+
+$(E2E_DIR)/outer-seccomp: tests/e2e/outer_seccomp.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(E2E_CFLAGS) -o $@ $< -lseccomp
 
 # The benchmark is built with the same flags as the product (never with sanitizers).
 $(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
@@ -116,7 +135,7 @@ $(BENCH_BIN): $(BENCH_OBJ) $(POLICY_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(POLICY_LIB) $(YAML_LIBS) $(BENCH_LIBS)
 
 # ---- test --------------------------------------------------------------------------------
-test: test-unit test-cli test-integration
+test: test-unit test-cli test-integration test-e2e
 
 test-unit: $(UNIT_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(UNIT_BIN) --jobs 2
@@ -131,8 +150,14 @@ test-integration: $(PROXY_BIN)
 	LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) LANDJAIL_REQUIRE_PROXY=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# As root and, through setpriv, as uid 65534 (see tests/e2e/README.md).
+test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(E2E_BINS)
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) \
+	    LANDJAIL_E2E_BIN=$(abspath $(E2E_DIR)) LANDJAIL_REQUIRE_PROXY=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
 asan:
-	$(MAKE) SAN=asan test-unit test-cli test-integration LANDJAIL_TEST_RSS_MIB=1024
+	$(MAKE) SAN=asan test-unit test-cli test-integration test-e2e LANDJAIL_TEST_RSS_MIB=1024
 
 tsan:
 	$(MAKE) SAN=tsan test-unit
@@ -140,9 +165,16 @@ tsan:
 check:
 	$(MAKE) WERROR=1 all test check-format
 
-bench: $(BENCH_BIN) $(PROXY_BIN)
+JAIL_BENCH_BIN := $(BUILD)/bench/connect_bench
+$(JAIL_BENCH_BIN): tests/bench/jail/connect_bench.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -o $@ $<
+
+bench: $(BENCH_BIN) $(PROXY_BIN) $(LANDJAIL_BIN) $(JAIL_BENCH_BIN)
 	$(BENCH_BIN) --benchmark_counters_tabular=true
 	$(PYTHON) tests/bench/proxy/run.py --proxy $(abspath $(PROXY_BIN))
+	$(PYTHON) tests/bench/jail/run.py --landjail $(abspath $(LANDJAIL_BIN)) \
+	    --connect-bench $(abspath $(JAIL_BENCH_BIN))
 
 # ---- fuzz: libFuzzer (clang) over the policy sources, with ASan + UBSan ------------------
 FUZZ_BIN     := build/fuzz/fuzz_policy

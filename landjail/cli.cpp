@@ -21,14 +21,34 @@ constexpr std::array kTable = {
     OptSpec{"proxy-port", 0, "PORT", "port of the proxy (default: a free ephemeral port)", false},
     OptSpec{"jail-type", 0, "TYPE",
             "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
+    OptSpec{"proxy-addr", 0, "HOST:PORT",
+            "use the landjail-proxy already listening there instead of starting one", false},
     OptSpec{"audit-log", 0, "PATH", "write the audit trail (JSON lines) to PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "do not write audit events", false},
+    OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
+            "the proxy connects to ADDR (port PORT2) for HOST:PORT instead of resolving HOST",
+            true},
+    OptSpec{"upstream-ca", 0, "FILE",
+            "the proxy also trusts the CA certificates in FILE for upstream servers", false},
+    OptSpec{"ca-dir", 0, "DIR",
+            "directory of the interception CA (ca.pem, ca-key.pem; default ~/.config/landjail)",
+            false},
+    OptSpec{"require", 0, "LAYER,...",
+            "fail unless these layers hold: landlock (network rules), seccomp (the supervisor)",
+            false},
+    OptSpec{"allow-weak", 0, nullptr,
+            "without seccomp notification, run with a Landlock port rule only (weak)", false},
+    OptSpec{"no-shim", 0, nullptr, "do not preload the shim into COMMAND", false},
+    OptSpec{"use-real-dns", 0, nullptr,
+            "accepted for boundary compatibility; landjail never intercepts DNS", false},
+    OptSpec{"no-user-namespace", 0, nullptr,
+            "accepted for boundary compatibility; landjail never uses namespaces", false},
     OptSpec{"version", 0, nullptr, "print the version and exit", false},
     OptSpec{"help", 'h', nullptr, "print this help and exit", false},
 };
 
 bool is_subcommand(std::string_view s) {
-    return s == "check" || s == "explain";
+    return s == "check" || s == "explain" || s == "doctor";
 }
 
 /// Stores one parsed option into `out`.
@@ -52,6 +72,22 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.flags.audit_log = value;
     } else if (name == "disable-audit-logs") {
         out.flags.disable_audit_logs = true;
+    } else if (name == "proxy-addr") {
+        out.proxy_addr = value;
+    } else if (name == "resolve") {
+        out.resolve.push_back(value);
+    } else if (name == "upstream-ca") {
+        out.upstream_ca = value;
+    } else if (name == "ca-dir") {
+        out.ca_dir = value;
+    } else if (name == "require") {
+        out.require = value;
+    } else if (name == "allow-weak") {
+        out.allow_weak = true;
+    } else if (name == "no-shim") {
+        out.no_shim = true;
+    } else if (name == "use-real-dns" || name == "no-user-namespace") {
+        // boundary compatibility: nothing to do
     } else if (name == "version") {
         out.command = Command::Version;
     } else if (name == "help") {
@@ -68,8 +104,9 @@ Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
 
 /// Operands of check/explain, validated.
 Result<CliOptions> finish_subcommand(CliOptions out) {
-    if (out.command == Command::Check && !out.args.empty()) {
-        return make_error("check takes no operands (got '" + out.args.front() + "')");
+    if ((out.command == Command::Check || out.command == Command::Doctor) && !out.args.empty()) {
+        return make_error(std::string(out.command == Command::Check ? "check" : "doctor") +
+                          " takes no operands (got '" + out.args.front() + "')");
     }
     if (out.command == Command::Explain && out.args.size() != 2) {
         return make_error(
@@ -100,7 +137,10 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
     }
     const bool after_dashdash = next > 1 && std::string_view(argv[next - 1]) == "--";
     if (next < argc && !after_dashdash && is_subcommand(argv[next])) {
-        out.command = std::string_view(argv[next]) == "check" ? Command::Check : Command::Explain;
+        const std::string_view sub = argv[next];
+        out.command = sub == "check"     ? Command::Check
+                      : sub == "explain" ? Command::Explain
+                                         : Command::Doctor;
         detected = out.command;
         // Options may come before or after the operands of a subcommand.
         auto rest = run_getopt(argc - next, argv + next, true, out);
@@ -125,10 +165,12 @@ std::string help_text() {
     return "Usage: landjail [OPTIONS] -- COMMAND [ARG...]\n"
            "       landjail check [OPTIONS]\n"
            "       landjail explain [OPTIONS] METHOD URL\n"
+           "       landjail doctor [OPTIONS]\n"
            "\n"
            "Run COMMAND so that it can reach only the HTTP(S) destinations the policy allows.\n"
            "\n"
            "Commands:\n"
+           "  doctor               print what this host can enforce and the protection level\n"
            "  check                validate the configuration and print the effective policy\n"
            "  explain METHOD URL   print allow or deny for one request, the rule that decided "
            "it\n"

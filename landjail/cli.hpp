@@ -14,7 +14,7 @@
 
 namespace lj::jail {
 
-enum class Command { Run, Check, Explain, Help, Version };
+enum class Command { Run, Check, Explain, Doctor, Help, Version };
 
 /// Every option landjail accepts, in --help order.
 std::span<const proxy::OptSpec> options();
@@ -24,6 +24,14 @@ struct CliOptions {
     std::optional<std::string> config;
     policy::FlagInputs flags;
     std::vector<std::string> args;  ///< explain: METHOD URL; run: COMMAND ARGS…
+    // The jail (landjail -- COMMAND and doctor).
+    std::optional<std::string> proxy_addr;   ///< use this running proxy, start none
+    std::vector<std::string> resolve;        ///< passed to landjail-proxy
+    std::optional<std::string> upstream_ca;  ///< passed to landjail-proxy
+    std::optional<std::string> ca_dir;       ///< the interception CA (proxy and CA bundle)
+    std::string require;                     ///< --require landlock,seccomp
+    bool allow_weak = false;
+    bool no_shim = false;
 };
 
 /// Parses argv (argv[0] is the program). Errors are usage errors for the user; `seen` (when

@@ -144,20 +144,4 @@ int run_explain(const CliOptions& cli) {
     return d.allowed ? kExitAllow : kExitDeny;
 }
 
-int run_command(const CliOptions& cli) {
-    if (cli.args.empty()) {
-        error("no command given: landjail [OPTIONS] -- COMMAND [ARG...] (see landjail --help)");
-        return kExitFailed;
-    }
-    auto settings = proxy::load_settings(cli.config, cli.flags);
-    if (!settings) {
-        error(settings.error().what());
-        return kExitFailed;
-    }
-    error(
-        "running a command in the jail is not available in this release yet; "
-        "'landjail check' and 'landjail explain' are");
-    return kExitFailed;
-}
-
 }  // namespace lj::jail

@@ -20,7 +20,12 @@ int run_check(const CliOptions& cli);
 /// rule and the normalized request. 0 allow, 1 deny, 2 error.
 int run_explain(const CliOptions& cli);
 
-/// `landjail [OPTIONS] -- COMMAND`: the jail (DESIGN §3), not in this release.
+/// `landjail [OPTIONS] -- COMMAND`: the jail (DESIGN §3); the command's exit status, 128+N
+/// when it died of signal N, 125 when landjail failed, 126/127 when COMMAND cannot run.
 int run_command(const CliOptions& cli);
+
+/// `landjail doctor`: the host's facts and the protection level. 0 when landjail can run
+/// here (with the given --require/--allow-weak), 1 when it would refuse.
+int run_doctor(const CliOptions& cli);
 
 }  // namespace lj::jail

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
             return run_check(*cli);
         case Command::Explain:
             return run_explain(*cli);
+        case Command::Doctor:
+            return run_doctor(*cli);
         case Command::Run:
             break;
     }

@@ -118,4 +118,15 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
     return policy::build_settings(inputs);
 }
 
+std::string default_ca_dir() {
+    const char* home = std::getenv("HOME");
+    std::string dir = home && *home ? home : "";
+    if (dir.empty()) {
+        if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
+            dir = pw->pw_dir;
+        }
+    }
+    return dir + "/.config/landjail";
+}
+
 }  // namespace lj::proxy

@@ -26,4 +26,7 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
                                        const policy::FlagInputs& flags,
                                        ConfigChoice* choice = nullptr);
 
+/// The interception CA's directory when --ca-dir is not given: ~/.config/landjail.
+std::string default_ca_dir();
+
 }  // namespace lj::proxy

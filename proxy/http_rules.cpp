@@ -11,7 +11,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return beast::iequals(a, b);
 }
 
-
 void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
     std::vector<std::string> named;
     for (auto it = fields.find(http::field::connection);
@@ -37,7 +36,6 @@ void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
     }
 }
 
-
 bool is_websocket_upgrade(const http::fields& req) {
     if (!iequals(policy::trim(req[http::field::upgrade]), "websocket")) {
         return false;
@@ -49,7 +47,6 @@ bool is_websocket_upgrade(const http::fields& req) {
     }
     return false;
 }
-
 
 std::string framing_problem(const http::fields& req) {
     const auto count = [&](http::field f) {

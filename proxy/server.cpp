@@ -19,17 +19,6 @@ namespace {
 
 constexpr auto kDrainGrace = std::chrono::seconds(10);
 
-std::string default_ca_dir() {
-    const char* home = std::getenv("HOME");
-    std::string dir = home && *home ? home : "";
-    if (dir.empty()) {
-        if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
-            dir = pw->pw_dir;
-        }
-    }
-    return dir + "/.config/landjail";
-}
-
 /// "127.0.0.1:0" or "[::1]:8080"; only loopback addresses are accepted.
 Result<tcp::endpoint> parse_listen(const std::string& text) {
     const std::size_t colon = text.rfind(':');

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "landjail/filter.hpp"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <seccomp.h>
+
+#include "proxy/raii.hpp"
+
+namespace lj::jail {
+namespace {
+
+constexpr int kAfUnix = AF_UNIX;
+constexpr int kAfInet = AF_INET;
+constexpr int kAfInet6 = AF_INET6;
+constexpr int kAfNetlink = AF_NETLINK;
+constexpr scmp_datum_t kMsgFastOpen = 0x20000000;  // MSG_FASTOPEN
+constexpr scmp_datum_t kMaxTcpProto = 6;           // IPPROTO_TCP (0 means the default: TCP)
+
+using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+class Builder {
+  public:
+    explicit Builder(scmp_filter_ctx ctx) : ctx_(ctx) {}
+
+    /// Adds a rule; the first failure is kept and reported by error().
+    void add(std::uint32_t action, const char* syscall, std::initializer_list<scmp_arg_cmp> args) {
+        if (rc_ != 0) {
+            return;
+        }
+        const int nr = seccomp_syscall_resolve_name(syscall);
+        if (nr == __NR_SCMP_ERROR) {
+            rc_ = -ENOENT;
+            what_ = syscall;
+            return;
+        }
+        rc_ = seccomp_rule_add_array(ctx_, action, nr, static_cast<unsigned>(args.size()),
+                                     args.size() ? args.begin() : nullptr);
+        if (rc_ != 0) {
+            what_ = syscall;
+        }
+    }
+
+    int rc() const { return rc_; }
+    const std::string& what() const { return what_; }
+
+  private:
+    scmp_filter_ctx ctx_;
+    int rc_ = 0;
+    std::string what_;
+};
+
+/// socket(): only AF_UNIX, AF_NETLINK with NETLINK_ROUTE, and TCP over AF_INET/AF_INET6 pass.
+/// libseccomp has no "not in" comparison, so the refused values are listed: families below
+/// AF_NETLINK one by one and everything above it with one GT (which also catches values with
+/// any of the upper 32 bits set, since the kernel truncates them to int).
+void socket_rules(Builder& b, std::uint32_t deny) {
+    for (int fam = 0; fam < kAfNetlink; ++fam) {
+        if (fam != kAfUnix && fam != kAfInet && fam != kAfInet6) {
+            b.add(deny, "socket", {SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(fam))});
+        }
+    }
+    b.add(deny, "socket", {SCMP_A0(SCMP_CMP_GT, kAfNetlink)});
+    b.add(deny, "socket",
+          {SCMP_A0(SCMP_CMP_EQ, kAfNetlink), SCMP_A2(SCMP_CMP_GT, 0)});  // NETLINK_ROUTE is 0
+    for (const int fam : {kAfInet, kAfInet6}) {
+        const auto family = static_cast<scmp_datum_t>(fam);
+        for (scmp_datum_t type = 0; type < 16; ++type) {  // SOCK_TYPE_MASK is 0xf
+            if (type != SOCK_STREAM) {
+                b.add(deny, "socket",
+                      {SCMP_A0(SCMP_CMP_EQ, family), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, type)});
+            }
+        }
+        for (scmp_datum_t proto = 1; proto < kMaxTcpProto; ++proto) {
+            b.add(deny, "socket", {SCMP_A0(SCMP_CMP_EQ, family), SCMP_A2(SCMP_CMP_EQ, proto)});
+        }
+        // MPTCP (262), SCTP (132), and anything with upper bits set.
+        b.add(deny, "socket", {SCMP_A0(SCMP_CMP_EQ, family), SCMP_A2(SCMP_CMP_GT, kMaxTcpProto)});
+    }
+}
+
+Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
+    UniqueFd mem(memfd_create("landjail-filter", MFD_CLOEXEC));
+    if (!mem.valid()) {
+        return make_error(std::string("seccomp filter: memfd_create: ") + std::strerror(errno));
+    }
+    if (const int rc = seccomp_export_bpf(ctx, mem.get()); rc != 0) {
+        return make_error(std::string("seccomp filter: export: ") + std::strerror(-rc));
+    }
+    struct stat st {};
+    if (fstat(mem.get(), &st) != 0 || st.st_size <= 0 ||
+        st.st_size % static_cast<off_t>(sizeof(sock_filter)) != 0) {
+        return make_error("seccomp filter: export produced no program");
+    }
+    std::vector<sock_filter> code(static_cast<std::size_t>(st.st_size) / sizeof(sock_filter));
+    const auto bytes = static_cast<std::size_t>(st.st_size);
+    if (pread(mem.get(), code.data(), bytes, 0) != static_cast<ssize_t>(bytes)) {
+        return make_error(std::string("seccomp filter: reading the program: ") +
+                          std::strerror(errno));
+    }
+    return code;
+}
+
+}  // namespace
+
+Result<FilterProgram> build_filter(const Plan& plan) {
+    Ctx ctx(seccomp_init(SCMP_ACT_ALLOW), seccomp_release);
+    if (!ctx) {
+        return make_error("seccomp filter: seccomp_init failed");
+    }
+    // Another architecture (i386 int 0x80, x32) kills the whole process.
+    if (seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) != 0) {
+        return make_error("seccomp filter: cannot set the bad-architecture action");
+    }
+    Builder b(ctx.get());
+    const std::uint32_t notify = SCMP_ACT_NOTIFY;
+    const std::uint32_t socket_deny = plan.supervise ? notify : SCMP_ACT_ERRNO(kSocketDeniedErrno);
+    if (plan.supervise) {
+        b.add(notify, "connect", {});
+    }
+    socket_rules(b, socket_deny);
+    // TCP Fast Open connects from sendto/sendmsg without passing Landlock's connect hook.
+    const std::uint32_t no_tfo = SCMP_ACT_ERRNO(kFastOpenErrno);
+    b.add(no_tfo, "sendto", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
+    b.add(no_tfo, "sendmsg", {SCMP_A2(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
+    b.add(no_tfo, "sendmmsg", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
+    for (const char* name :
+         {"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd"}) {
+        b.add(SCMP_ACT_ERRNO(ENOSYS), name, {});
+    }
+    if (plan.supervise && plan.landlock_abi < 6) {
+        // No Landlock signal scope: the supervisor checks the target of every signal.
+        for (const char* name : {"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                                 "pidfd_send_signal"}) {
+            b.add(notify, name, {});
+        }
+    }
+    if (plan.landlock_abi == 0) {
+        // No Landlock domain: nothing else keeps the program away from the supervisor.
+        for (const char* name :
+             {"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"}) {
+            b.add(SCMP_ACT_ERRNO(EPERM), name, {});
+        }
+    }
+    if (b.rc() != 0) {
+        return make_error("seccomp filter: rule for " + b.what() + ": " + std::strerror(-b.rc()));
+    }
+    auto code = export_bpf(ctx.get());
+    if (!code) {
+        return code.error();
+    }
+    return FilterProgram{std::move(*code), plan.supervise};
+}
+
+}  // namespace lj::jail

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// landjail-proxy as a child of landjail (DESIGN §2): started with --ready-fd, waited for
+// without sleeping, stopped with SIGTERM when the command ends. It runs in its own process
+// group, so that a Ctrl-C meant for the command does not stop it first, and dies with us
+// (PR_SET_PDEATHSIG).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "policy/result.hpp"
+#include "proxy/raii.hpp"
+
+namespace lj::jail {
+
+struct ProxyProcess {
+    pid_t pid = -1;
+    UniqueFd pidfd;
+    std::string address;  ///< "127.0.0.1:41234", as reported on the ready fd
+};
+
+/// The landjail-proxy binary: $LANDJAIL_PROXY, else next to this executable, else PATH.
+Result<std::string> find_proxy_binary();
+
+/// Starts `binary` with `args` plus --ready-fd and waits up to `timeout` for its address.
+/// Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
+Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
+                                 std::chrono::milliseconds timeout);
+
+/// SIGTERM, then SIGKILL after `grace`; returns the wait status (or -1 if already reaped).
+int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace);
+
+}  // namespace lj::jail

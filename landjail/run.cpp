@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: Apache-2.0
+// `landjail [OPTIONS] -- COMMAND` and `landjail doctor`: start the proxy, start the command
+// in the jail, supervise it, stop the proxy, exit with the command's status (DESIGN §8).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "landjail/child.hpp"
+#include "landjail/commands.hpp"
+#include "landjail/filter.hpp"
+#include "landjail/host.hpp"
+#include "landjail/proxy_process.hpp"
+#include "landjail/supervisor.hpp"
+#include "proxy/audit.hpp"
+#include "proxy/config_loader.hpp"
+
+extern char** environ;
+
+namespace lj::jail {
+namespace {
+
+constexpr auto kProxyReadyTimeout = std::chrono::seconds(30);
+constexpr auto kProxyStopGrace = std::chrono::seconds(10);
+
+/// Signals we pass on to the command. A signal the terminal sent (SI_KERNEL) already reached
+/// the command, which shares our foreground process group: only others are forwarded.
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+void error(const std::string& msg) {
+    std::cerr << "landjail: " << msg << "\n";
+}
+
+void warn(const std::string& msg) {
+    std::cerr << "landjail: warning: " << msg << "\n";
+}
+
+/// The CA bundle the command trusts: the system roots (or the user's SSL_CERT_FILE) plus the
+/// interception CA, written into the session directory.
+Result<std::string> write_ca_bundle(const std::string& dir, const std::string& ca_pem) {
+    std::vector<std::string> roots;
+    if (const char* user = std::getenv("SSL_CERT_FILE"); user && *user) {
+        roots.emplace_back(user);
+    }
+    roots.insert(roots.end(), {"/etc/ssl/certs/ca-certificates.crt",
+                               "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"});
+    std::string bundle;
+    for (const std::string& r : roots) {
+        std::ifstream in(r);
+        if (in) {
+            bundle.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+            break;
+        }
+    }
+    std::ifstream ca(ca_pem);
+    if (!ca) {
+        warn("the interception CA " + ca_pem +
+             " is missing: HTTPS clients in the jail will not trust the proxy");
+    } else {
+        if (!bundle.empty() && bundle.back() != '\n') {
+            bundle += '\n';
+        }
+        bundle.append(std::istreambuf_iterator<char>(ca), std::istreambuf_iterator<char>());
+    }
+    const std::string path = dir + "/ca-bundle.pem";
+    std::ofstream out(path, std::ios::trunc);
+    out << bundle;
+    if (!out.flush()) {
+        return make_error("cannot write " + path + ": " + std::strerror(errno));
+    }
+    return path;
+}
+
+/// DESIGN §7: the proxy variables, the CA bundle variables, LANDJAIL=1, the shim.
+std::vector<std::string> child_environment(const std::string& proxy_url, const std::string& bundle,
+                                           const std::string& ca_pem, const std::string& shim) {
+    static const char* const kProxyVars[] = {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+                                             "https_proxy", "ALL_PROXY"};
+    static const char* const kBundleVars[] = {
+        "SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO",
+        "PIP_CERT",      "AWS_CA_BUNDLE",  "CARGO_HTTP_CAINFO",  "DENO_CERT"};
+    std::map<std::string, std::string> set;
+    for (const char* v : kProxyVars) set[v] = proxy_url;
+    for (const char* v : kBundleVars) set[v] = bundle;
+    set["NODE_USE_ENV_PROXY"] = "1";
+    set["NODE_EXTRA_CA_CERTS"] = ca_pem;
+    set["LANDJAIL"] = "1";
+    std::string preload;
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        const std::string entry = *e;
+        const std::string name = entry.substr(0, entry.find('='));
+        if (name == "NO_PROXY" || name == "no_proxy" || set.count(name)) {
+            continue;
+        }
+        if (name == "LD_PRELOAD") {
+            preload = entry.substr(entry.find('=') + 1);
+            continue;
+        }
+        env.push_back(entry);
+    }
+    for (const auto& [k, v] : set) env.push_back(k + "=" + v);
+    if (!shim.empty()) {
+        env.push_back("LD_PRELOAD=" + shim + (preload.empty() ? "" : ":" + preload));
+    } else if (!preload.empty()) {
+        env.push_back("LD_PRELOAD=" + preload);
+    }
+    return env;
+}
+
+/// The shim (issue 5) when it is installed: next to the binary or in ../lib/landjail/.
+std::string find_shim() {
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        return "";
+    }
+    std::string dir(self, static_cast<std::size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    for (const std::string& c : {dir + "/liblandjail-shim.so", dir + "/../lib/liblandjail-shim.so",
+                                 dir + "/../lib/landjail/liblandjail-shim.so"}) {
+        if (access(c.c_str(), R_OK) == 0) {
+            return std::filesystem::weakly_canonical(c).string();
+        }
+    }
+    return "";
+}
+
+std::string env_value(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+int status_to_exit(int status) {
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    if (WIFSIGNALED(status)) {
+        return 128 + WTERMSIG(status);
+    }
+    return kExitFailed;
+}
+
+/// Removes the session directory on every way out of run_command.
+struct SessionDir {
+    std::string path;
+    ~SessionDir() {
+        if (!path.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    }
+};
+
+std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
+                                         const std::string& ca_dir) {
+    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value)};
+    if (cli.config) {
+        a.insert(a.end(), {"--config", *cli.config});
+    }
+    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
+    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
+    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
+    if (cli.flags.log_level) {
+        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
+    }
+    if (s.disable_audit_logs.value) {
+        a.emplace_back("--disable-audit-logs");
+    } else if (s.audit_file) {
+        a.insert(a.end(), {"--audit-log", s.audit_file->value});
+    }
+    if (cli.upstream_ca) {
+        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
+    }
+    a.insert(a.end(), {"--ca-dir", ca_dir});
+    return a;
+}
+
+class Jail {
+  public:
+    explicit Jail(const CliOptions& cli) : cli_(cli) {}
+    int run();
+
+  private:
+    int start();
+    int supervise();
+    void reap(int* child_status, bool* child_done);
+    int finish(int exit_status);
+
+    const CliOptions& cli_;
+    std::optional<policy::Settings> settings_;
+    Plan plan_;
+    SessionDir session_;
+    ProxyProcess proxy_;
+    InetAddr proxy_addr_;
+    Child child_;
+    std::unique_ptr<proxy::Auditor> auditor_;
+    std::unique_ptr<Supervisor> supervisor_;
+    UniqueFd signals_;
+};
+
+int Jail::run() {
+    const int rc = start();
+    if (rc != 0) {
+        return finish(rc);
+    }
+    return finish(supervise());
+}
+
+int Jail::start() {
+    if (cli_.args.empty()) {
+        error("no command given: landjail [OPTIONS] -- COMMAND [ARG...] (see landjail --help)");
+        return kExitFailed;
+    }
+    auto settings = proxy::load_settings(cli_.config, cli_.flags);
+    if (!settings) {
+        error(settings.error().what());
+        return kExitFailed;
+    }
+    settings_ = std::move(*settings);
+    for (const std::string& w : settings_->warnings) {
+        warn(w);
+    }
+    Requirements req;
+    if (!cli_.require.empty()) {
+        auto r = parse_requirements(cli_.require);
+        if (!r) {
+            error(r.error().message);
+            return kExitFailed;
+        }
+        req = *r;
+    }
+    auto plan = plan_protection(probe_host(false), req, cli_.allow_weak);
+    if (!plan) {
+        error(plan.error().message);
+        return kExitFailed;
+    }
+    plan_ = *plan;
+    for (const std::string& lost : plan_.lost) {
+        warn("protection is " + std::string(plan_.weak ? "weak" : "degraded") + " (level " +
+             std::to_string(plan_.level) + "): " + lost);
+    }
+    const ResolvedCommand cmd = resolve_command(cli_.args.front(), env_value("PATH"));
+    if (cmd.exit_status != 0) {
+        error(cmd.error);
+        return cmd.exit_status;
+    }
+    auto filter = build_filter(plan_);
+    if (!filter) {
+        error(filter.error().message);
+        return kExitFailed;
+    }
+
+    std::string tmp = env_value("TMPDIR");
+    std::string templ = (tmp.empty() ? "/tmp" : tmp) + "/landjail.XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        error("cannot create a session directory " + templ + ": " + std::strerror(errno));
+        return kExitFailed;
+    }
+    session_.path = templ;
+
+    const std::string ca_dir = cli_.ca_dir.value_or(proxy::default_ca_dir());
+    if (cli_.proxy_addr) {
+        auto addr = parse_inet(*cli_.proxy_addr);
+        if (!addr) {
+            error("--proxy-addr " + addr.error().message);
+            return kExitFailed;
+        }
+        proxy_addr_ = *addr;
+    } else {
+        auto binary = find_proxy_binary();
+        if (!binary) {
+            error(binary.error().message);
+            return kExitFailed;
+        }
+        auto started =
+            start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir), kProxyReadyTimeout);
+        if (!started) {
+            error("cannot start the proxy: " + started.error().message);
+            return kExitFailed;
+        }
+        proxy_ = std::move(*started);
+        auto addr = parse_inet(proxy_.address);
+        if (!addr) {
+            error("landjail-proxy reported an unusable address " + addr.error().message);
+            return kExitFailed;
+        }
+        proxy_addr_ = *addr;
+    }
+    auto bundle = write_ca_bundle(session_.path, ca_dir + "/ca.pem");
+    if (!bundle) {
+        error(bundle.error().message);
+        return kExitFailed;
+    }
+    const std::string url = "http://" + proxy_addr_.text();
+    ChildSpec spec;
+    spec.path = cmd.path;
+    spec.argv = cli_.args;
+    spec.env = child_environment(url, *bundle, ca_dir + "/ca.pem", cli_.no_shim ? "" : find_shim());
+    spec.plan = plan_;
+    spec.filter = std::move(*filter);
+    spec.proxy_port = proxy_addr_.port;
+
+    // Before the child exists: orphans of the jail become ours (so that they stay our
+    // descendants for ptrace access checks), and our signals queue for the signalfd.
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    if (plan_.landlock_abi == 0) {
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // nothing else keeps the jail out of our memory
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    for (const int s : kForwarded) sigaddset(&mask, s);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signals_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+
+    std::optional<ChildFailure> failure;
+    auto child = spawn_child(spec, &failure);
+    if (!child) {
+        error("cannot start " + cli_.args.front() + ": " + child.error().message);
+        return failure ? failure->exit_status : kExitFailed;
+    }
+    child_ = std::move(*child);
+
+    if (!settings_->disable_audit_logs.value && plan_.supervise) {
+        proxy::Auditor::Options ao;
+        if (settings_->audit_file) {
+            ao.file = settings_->audit_file->value;
+        }
+        ao.labels = settings_->labels;
+        auto auditor = proxy::Auditor::start(std::move(ao));
+        if (!auditor) {
+            warn(auditor.error().what() + "; the jail's own audit events are lost");
+        } else {
+            auditor_ = std::move(*auditor);
+        }
+    }
+    SupervisorConfig sc;
+    sc.listener = child_.listener.get();
+    sc.proxy = proxy_addr_;
+    sc.landlock_abi = plan_.landlock_abi;
+    sc.getfd = plan_.getfd;
+    sc.auditor = auditor_.get();
+    sc.self = getpid();
+    sc.child = child_.pid;
+    sc.proxy_pid = proxy_.pid;
+    supervisor_ = std::make_unique<Supervisor>(sc);
+    return 0;
+}
+
+void Jail::reap(int* child_status, bool* child_done) {
+    for (;;) {
+        int status = 0;
+        const pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            return;
+        }
+        if (pid == child_.pid) {
+            *child_status = status;
+            *child_done = true;
+        } else if (pid == proxy_.pid) {
+            proxy_.pid = -1;
+            supervisor_->set_proxy_pid(0);
+            warn("landjail-proxy exited unexpectedly; every connection of the jail now fails");
+        }
+        // Anything else is an orphan of the jail that we adopted as subreaper.
+    }
+}
+
+int Jail::supervise() {
+    int child_status = 0;
+    bool child_done = false;
+    bool listening = child_.listener.valid();
+    while (!child_done) {
+        pollfd fds[2] = {{signals_.get(), POLLIN, 0},
+                         {listening ? child_.listener.get() : -1, POLLIN, 0}};
+        const int rc = poll(fds, 2, -1);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            error(std::string("poll: ") + std::strerror(errno));
+            kill(child_.pid, SIGKILL);
+        }
+        if (fds[1].revents & POLLIN) {
+            supervisor_->handle_one();
+        } else if (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+            listening = false;  // no jailed process is left
+        }
+        if (fds[0].revents & POLLIN) {
+            signalfd_siginfo si{};
+            while (read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                const int sig = static_cast<int>(si.ssi_signo);
+                if (sig == SIGCHLD) {
+                    reap(&child_status, &child_done);
+                } else if (si.ssi_code != SI_KERNEL) {
+                    kill(child_.pid, sig);
+                }
+            }
+        }
+    }
+    if (auto f = read_failure(child_.report.get())) {
+        error("cannot run " + cli_.args.front() + ": " + f->step + ": " + std::strerror(f->err));
+        return f->exit_status;
+    }
+    return status_to_exit(child_status);
+}
+
+int Jail::finish(int exit_status) {
+    if (proxy_.pid > 0) {
+        stop_proxy(proxy_, kProxyStopGrace);
+    }
+    if (auditor_) {
+        auditor_->stop();
+    }
+    return exit_status;
+}
+
+}  // namespace
+
+int run_command(const CliOptions& cli) {
+    Jail jail(cli);
+    return jail.run();
+}
+
+int run_doctor(const CliOptions& cli) {
+    const HostFacts facts = probe_host(true);
+    std::cout << describe(facts);
+    Requirements req;
+    if (!cli.require.empty()) {
+        auto r = parse_requirements(cli.require);
+        if (!r) {
+            error(r.error().message);
+            return kExitUsage;
+        }
+        req = *r;
+    }
+    auto plan = plan_protection(facts, req, cli.allow_weak);
+    if (!plan) {
+        std::cout << "protection:             none: landjail refuses to run here\n";
+        std::cout << "  why: " << plan.error().message << "\n";
+        return kExitDeny;
+    }
+    std::cout << "protection:             " << plan->summary << "\n";
+    for (const std::string& lost : plan->lost) {
+        std::cout << "  lost: " << lost << "\n";
+    }
+    return kExitAllow;
+}
+
+}  // namespace lj::jail

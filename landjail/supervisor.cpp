@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "landjail/supervisor.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "landjail/filter.hpp"
+#include "proxy/audit.hpp"
+#include "proxy/raii.hpp"
+
+namespace lj::jail {
+namespace {
+
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9)
+
+/// The path of a /proc file of one thread, e.g. proc_path(42, "mem").
+std::string proc_path(pid_t pid, const char* leaf) {
+    return "/proc/" + std::to_string(pid) + "/" + leaf;
+}
+
+std::string exe_of(pid_t pid) {
+    char buf[4096];
+    const ssize_t n = readlink(proc_path(pid, "exe").c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+/// A field ("Tgid:", "Pid:", "flags:") of a /proc status-like file, as text.
+std::optional<std::string> proc_field(const std::string& path, const std::string& key) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.compare(0, key.size(), key) == 0) {
+            std::size_t i = key.size();
+            while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) {
+                ++i;
+            }
+            return line.substr(i);
+        }
+    }
+    return std::nullopt;
+}
+
+/// The parent pid from /proc/PID/stat (field 4, after the parenthesised command name).
+pid_t parent_of(pid_t pid) {
+    std::ifstream in(proc_path(pid, "stat"));
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t close = all.rfind(')');
+    if (close == std::string::npos) {
+        return -1;
+    }
+    std::istringstream rest(all.substr(close + 1));
+    std::string state;
+    long ppid = -1;
+    rest >> state >> ppid;
+    return static_cast<pid_t>(ppid);
+}
+
+/// A pidfd for the thread that made the call, so that pidfd_getfd sees its file table.
+UniqueFd pidfd_for(pid_t tid) {
+    long fd = syscall(SYS_pidfd_open, tid, kPidfdThread);
+    if (fd < 0 && errno == EINVAL) {  // before 6.9: only thread-group leaders
+        const auto tgid = proc_field(proc_path(tid, "status"), "Tgid:");
+        fd = tgid ? syscall(SYS_pidfd_open, std::atoi(tgid->c_str()), 0) : -1;
+    }
+    return UniqueFd(static_cast<int>(fd));
+}
+
+std::string family_name(long family) {
+    switch (family) {
+        case AF_INET:
+            return "AF_INET";
+        case AF_INET6:
+            return "AF_INET6";
+        case AF_UNIX:
+            return "AF_UNIX";
+        case AF_NETLINK:
+            return "AF_NETLINK";
+        case AF_PACKET:
+            return "AF_PACKET";
+        default:
+            return std::to_string(family);
+    }
+}
+
+std::string type_name(long type) {
+    switch (type & 0xf) {
+        case SOCK_STREAM:
+            return "SOCK_STREAM";
+        case SOCK_DGRAM:
+            return "SOCK_DGRAM";
+        case SOCK_RAW:
+            return "SOCK_RAW";
+        case SOCK_SEQPACKET:
+            return "SOCK_SEQPACKET";
+        default:
+            return std::to_string(type & 0xf);
+    }
+}
+
+/// The destination of a unix connect for the audit trail: the path, or @name if abstract.
+std::string unix_text(const sockaddr_storage& sa, socklen_t len) {
+    const auto& un = reinterpret_cast<const sockaddr_un&>(sa);
+    const std::size_t n = len > sizeof(sa_family_t) ? len - sizeof(sa_family_t) : 0;
+    if (n == 0) {
+        return "unix:(unnamed)";
+    }
+    if (un.sun_path[0] == '\0') {
+        return "unix:@" + std::string(un.sun_path + 1, n - 1);
+    }
+    return "unix:" + std::string(un.sun_path, strnlen(un.sun_path, n));
+}
+
+}  // namespace
+
+std::string InetAddr::text() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family, addr, buf, sizeof buf);
+    std::string host = buf;
+    if (family == AF_INET6) {
+        host = "[" + host + "]";
+    }
+    return host + ":" + std::to_string(port);
+}
+
+std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len) {
+    InetAddr out;
+    if (sa.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        const auto& in = reinterpret_cast<const sockaddr_in&>(sa);
+        out.family = AF_INET;
+        std::memcpy(out.addr, &in.sin_addr, 4);
+        out.port = ntohs(in.sin_port);
+        return out;
+    }
+    // The kernel accepts the 24-byte RFC 2133 form (without sin6_scope_id).
+    if (sa.ss_family == AF_INET6 && len >= 24) {
+        const auto& in6 = reinterpret_cast<const sockaddr_in6&>(sa);
+        out.port = ntohs(in6.sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+            out.family = AF_INET;
+            std::memcpy(out.addr, in6.sin6_addr.s6_addr + 12, 4);
+            return out;
+        }
+        out.family = AF_INET6;
+        std::memcpy(out.addr, &in6.sin6_addr, 16);
+        out.scope = len >= sizeof(sockaddr_in6) ? in6.sin6_scope_id : 0;
+        return out;
+    }
+    return std::nullopt;
+}
+
+Result<InetAddr> parse_inet(const std::string& text) {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon + 1 == text.size()) {
+        return make_error("'" + text + "': expected ADDR:PORT, e.g. 127.0.0.1:3128");
+    }
+    std::string host = text.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    const std::string port_text = text.substr(colon + 1);
+    char* end = nullptr;
+    const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
+    if (*end != '\0' || port == 0 || port > 65535) {
+        return make_error("'" + text + "': the port must be a number from 1 to 65535");
+    }
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+    auto& in = reinterpret_cast<sockaddr_in&>(sa);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(sa);
+    if (inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1) {
+        in.sin_family = AF_INET;
+        len = sizeof in;
+    } else if (inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        len = sizeof in6;
+    } else {
+        return make_error("'" + text + "': '" + host +
+                          "' is not an IPv4 or IPv6 address (names are not resolved here)");
+    }
+    auto addr = canonical_inet(sa, len);
+    addr->port = static_cast<std::uint16_t>(port);
+    return *addr;
+}
+
+struct Supervisor::Notification {
+    seccomp_notif req{};
+    pid_t pid() const { return static_cast<pid_t>(req.pid); }
+    std::uint64_t arg(int i) const { return req.data.args[i]; }
+};
+
+bool Supervisor::valid(std::uint64_t id) const {
+    return ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+void Supervisor::respond(std::uint64_t id, int err, bool continue_call) const {
+    seccomp_notif_resp resp{};
+    resp.id = id;
+    resp.error = err ? -err : 0;
+    resp.val = 0;
+    resp.flags = continue_call ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
+    // ENOENT: the caller died or was interrupted by a fatal signal meanwhile; nothing to do.
+    while (ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) != 0 && errno == EINTR) {
+    }
+}
+
+bool Supervisor::handle_one() {
+    Notification n;
+    if (ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_RECV, &n.req) != 0) {
+        // EINTR: a signal for us; ENOENT: the caller went away before we received it.
+        return errno == EINTR || errno == ENOENT;
+    }
+    static const int nr_connect = SYS_connect;
+    static const int nr_socket = SYS_socket;
+    const int nr = n.req.data.nr;
+    if (nr == nr_connect) {
+        on_connect(n);
+    } else if (nr == nr_socket) {
+        on_socket(n);
+    } else if (nr == SYS_kill || nr == SYS_tkill || nr == SYS_tgkill || nr == SYS_rt_sigqueueinfo ||
+               nr == SYS_rt_tgsigqueueinfo || nr == SYS_pidfd_send_signal) {
+        on_signal(n);
+    } else {
+        respond(n.req.id, ENOSYS);  // the filter notifies nothing else
+    }
+    return true;
+}
+
+void Supervisor::on_connect(const Notification& n) {
+    const int fd = static_cast<int>(n.arg(0));
+    const auto len = static_cast<int>(static_cast<std::uint32_t>(n.arg(2)));
+    if (len < 0 || static_cast<std::size_t>(len) > sizeof(sockaddr_storage)) {
+        respond(n.req.id, EINVAL);
+        return;
+    }
+    sockaddr_storage sa{};
+    // Read the address exactly once; everything below uses this copy.
+    if (len > 0) {
+        UniqueFd mem(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
+        if (!mem.valid()) {
+            const int err = errno;
+            if (valid(n.req.id)) {
+                deny_connect(n, "(unreadable: " + std::string(std::strerror(err)) + ")", EPERM,
+                             "address_unreadable");
+            }
+            return;
+        }
+        const ssize_t got =
+            pread(mem.get(), &sa, static_cast<std::size_t>(len), static_cast<off_t>(n.arg(1)));
+        if (got != len) {
+            if (valid(n.req.id)) {
+                respond(n.req.id, EFAULT);
+            }
+            return;
+        }
+    }
+    if (!valid(n.req.id)) {
+        return;  // the thread is gone; its pid may already name another process
+    }
+    const auto slen = static_cast<socklen_t>(len);
+    const int family = len >= static_cast<int>(sizeof(sa_family_t)) ? sa.ss_family : AF_UNSPEC;
+    if (family == AF_INET || family == AF_INET6) {
+        const auto dest = canonical_inet(sa, slen);
+        if (!dest) {
+            respond(n.req.id, EINVAL);
+            return;
+        }
+        if (*dest == config_.proxy) {
+            perform(n, fd, sa, slen);
+        } else {
+            deny_connect(n, dest->text(), kConnectDeniedErrno, "not_the_proxy");
+        }
+        return;
+    }
+    if (config_.landlock_abi >= 6) {
+        // Not an inet address in our copy. If the program flips it to one before the kernel
+        // reads it again, Landlock refuses the connect (no TCP port is allowed) and the
+        // abstract-unix scope keeps it inside the jail: CONTINUE is safe here.
+        respond(n.req.id, 0, true);
+        return;
+    }
+    if (family == AF_UNIX) {
+        const auto& un = reinterpret_cast<const sockaddr_un&>(sa);
+        if (slen > sizeof(sa_family_t) && un.sun_path[0] == '\0') {
+            // Without the Landlock scope we cannot tell an abstract socket of the jail from
+            // one outside it.
+            deny_connect(n, unix_text(sa, slen), EPERM, "abstract_unix_socket");
+            return;
+        }
+        if (slen > sizeof(sa_family_t) && un.sun_path[0] != '/') {
+            // We connect from our own working directory: make the path the caller's.
+            const std::size_t n_path = strnlen(un.sun_path, slen - sizeof(sa_family_t));
+            const std::string abs =
+                proc_path(n.pid(), "cwd") + "/" + std::string(un.sun_path, n_path);
+            if (abs.size() >= sizeof(un.sun_path)) {
+                respond(n.req.id, ENAMETOOLONG);
+                return;
+            }
+            sockaddr_storage copy{};
+            auto& cu = reinterpret_cast<sockaddr_un&>(copy);
+            cu.sun_family = AF_UNIX;
+            std::memcpy(cu.sun_path, abs.c_str(), abs.size() + 1);
+            perform(n, fd, copy, static_cast<socklen_t>(sizeof(sa_family_t) + abs.size() + 1));
+            return;
+        }
+    }
+    perform(n, fd, sa, slen);
+}
+
+void Supervisor::perform(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len) {
+    if (config_.getfd) {
+        UniqueFd pidfd = pidfd_for(n.pid());
+        UniqueFd sock(pidfd.valid() ? static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0))
+                                    : -1);
+        const int err = errno;
+        if (sock.valid()) {
+            // pidfd_open may have named a recycled pid: only trust the socket if the caller
+            // is still waiting for our answer.
+            if (!valid(n.req.id)) {
+                return;
+            }
+            const int rc = connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len);
+            respond(n.req.id, rc == 0 ? 0 : errno);
+            ++stats_.connects;
+            return;
+        }
+        if (err == EBADF) {
+            respond(n.req.id, EBADF);
+            return;
+        }
+        // EPERM (a seccomp profile, or a process that made itself non-dumpable): fall back.
+    }
+    perform_addfd(n, fd, sa, len);
+}
+
+void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa,
+                               socklen_t len) {
+    if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6) {
+        // We cannot see the caller's socket type; a TCP socket is all we may hand out.
+        if (!addfd_warned_) {
+            std::cerr << "landjail: warning: a " << family_name(sa.ss_family)
+                      << " connect was refused: without pidfd_getfd the supervisor can only "
+                         "make TCP connections for the jail\n";
+            addfd_warned_ = true;
+        }
+        respond(n.req.id, EACCES);
+        return;
+    }
+    const auto flags_text =
+        proc_field(proc_path(n.pid(), ("fdinfo/" + std::to_string(fd)).c_str()), "flags:");
+    if (!flags_text) {
+        respond(n.req.id, EBADF);
+        return;
+    }
+    const long flags = std::strtol(flags_text->c_str(), nullptr, 8);
+    const int type = SOCK_STREAM | SOCK_CLOEXEC | ((flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    UniqueFd sock(socket(sa.ss_family, type, 0));
+    if (!sock.valid()) {
+        respond(n.req.id, errno);
+        return;
+    }
+    const int rc = connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len);
+    const int err = rc == 0 ? 0 : errno;
+    if (err != 0 && err != EINPROGRESS) {
+        respond(n.req.id, err);
+        return;
+    }
+    seccomp_notif_addfd add{};
+    add.id = n.req.id;
+    add.flags = SECCOMP_ADDFD_FLAG_SETFD;
+    add.srcfd = static_cast<std::uint32_t>(sock.get());
+    add.newfd = static_cast<std::uint32_t>(fd);
+    add.newfd_flags = (flags & O_CLOEXEC) ? O_CLOEXEC : 0;
+    if (ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
+        if (errno != ENOENT) {
+            respond(n.req.id, errno == EINVAL || errno == ENOTTY ? ENOSYS : errno);
+        }
+        return;
+    }
+    // A separate answer: ADDFD_FLAG_SEND would make connect() return the fd number.
+    respond(n.req.id, err);
+    ++stats_.connects;
+    ++stats_.addfd;
+}
+
+void Supervisor::deny_connect(const Notification& n, const std::string& destination, int err,
+                              const char* reason) {
+    respond(n.req.id, err);
+    ++stats_.denied;
+    if (config_.auditor) {
+        proxy::AuditEvent e;
+        e.event = "connect_denied";
+        e.allowed = false;
+        e.reason = reason;
+        e.pid = n.pid();
+        e.exe = exe_of(n.pid());
+        e.destination = destination;
+        config_.auditor->record(std::move(e));
+    }
+}
+
+void Supervisor::on_socket(const Notification& n) {
+    // The filter only notifies socket() calls it refuses (the decision is register-only).
+    respond(n.req.id, kSocketDeniedErrno);
+    ++stats_.sockets_denied;
+    if (config_.auditor) {
+        const auto family = static_cast<long>(static_cast<int>(n.arg(0)));
+        const auto type = static_cast<long>(static_cast<int>(n.arg(1)));
+        const auto protocol = static_cast<long>(static_cast<int>(n.arg(2)));
+        proxy::AuditEvent e;
+        e.event = "socket_denied";
+        e.allowed = false;
+        e.reason = "socket_type_not_allowed";
+        e.pid = n.pid();
+        e.exe = exe_of(n.pid());
+        e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
+                        std::to_string(protocol) + ")";
+        config_.auditor->record(std::move(e));
+    }
+}
+
+bool Supervisor::in_jail(pid_t pid) const {
+    if (pid <= 0 || pid == config_.self || pid == config_.proxy_pid) {
+        return false;
+    }
+    pid_t cur = pid;
+    for (int depth = 0; depth < 4096; ++depth) {
+        if (cur == config_.child) {
+            return true;
+        }
+        const pid_t parent = parent_of(cur);
+        if (parent == config_.self) {
+            // Our children are the command, the proxy and orphans of the jail that were
+            // re-parented to us (we are their subreaper).
+            return cur != config_.proxy_pid;
+        }
+        if (parent <= 1) {
+            return false;
+        }
+        cur = parent;
+    }
+    return false;
+}
+
+void Supervisor::on_signal(const Notification& n) {
+    const int nr = n.req.data.nr;
+    const pid_t a0 = static_cast<int>(n.arg(0));
+    bool allowed = false;
+    if (nr == SYS_kill) {
+        if (a0 == 0) {
+            allowed = true;  // our own process group: the proxy runs in another one
+        } else if (a0 == -1) {
+            allowed = false;  // every process we may signal
+        } else if (a0 < 0) {
+            allowed = in_jail(-a0);  // a group led by a jailed process
+        } else {
+            allowed = in_jail(a0);
+        }
+    } else if (nr == SYS_pidfd_send_signal) {
+        const auto pid_text = proc_field(
+            proc_path(n.pid(), ("fdinfo/" + std::to_string(static_cast<int>(n.arg(0)))).c_str()),
+            "Pid:");
+        // Not a pidfd: the kernel answers EBADF itself.
+        allowed = !pid_text || in_jail(std::atoi(pid_text->c_str()));
+    } else {
+        allowed = in_jail(a0);  // tkill(tid), tgkill(tgid, …), rt_(tg)sigqueueinfo(tgid, …)
+    }
+    if (!valid(n.req.id)) {
+        return;
+    }
+    if (allowed) {
+        respond(n.req.id, 0, true);  // register-only arguments: nothing to re-read
+    } else {
+        ++stats_.signals_denied;
+        respond(n.req.id, EPERM);
+    }
+}
+
+}  // namespace lj::jail

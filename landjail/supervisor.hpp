@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervisor (DESIGN §3): answers the seccomp user notifications of the jailed tree.
+// connect(): the address is read once from /proc/TID/mem, the notification is checked with
+// ID_VALID, and only the proxy's exact address passes; the supervisor then performs the
+// connect itself on the child's own socket (pidfd_getfd), or on a socket of its own that it
+// installs with ADDFD, and returns the result. An inet connect is never CONTINUEd.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "policy/result.hpp"
+
+namespace lj::proxy {
+class Auditor;
+}
+
+namespace lj::jail {
+
+/// An IPv4 or IPv6 socket address in canonical form (v4-mapped IPv6 becomes IPv4), the
+/// form in which the supervisor compares the child's destination with the proxy's address.
+struct InetAddr {
+    int family = 0;               ///< AF_INET or AF_INET6
+    unsigned char addr[16] = {};  ///< 4 or 16 bytes
+    std::uint16_t port = 0;       ///< host order
+    std::uint32_t scope = 0;      ///< IPv6 scope id
+
+    bool operator==(const InetAddr&) const = default;
+    std::string text() const;  ///< "127.0.0.1:8080", "[::1]:443"
+};
+
+/// Parses a sockaddr_in/sockaddr_in6 of `len` bytes; nullopt when too short or another family.
+std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len);
+
+/// "127.0.0.1:3128" or "[::1]:3128" (a literal address, not a name).
+Result<InetAddr> parse_inet(const std::string& text);
+
+struct SupervisorConfig {
+    int listener = -1;
+    InetAddr proxy;        ///< the only destination a jailed connect() may reach
+    int landlock_abi = 0;  ///< >= 6: Landlock scopes hold (unix connects may CONTINUE)
+    bool getfd = true;     ///< pidfd_getfd allowed; else ADDFD for every connect
+    proxy::Auditor* auditor = nullptr;
+    pid_t self = 0;       ///< the supervisor (outside the jail)
+    pid_t child = 0;      ///< the jailed command
+    pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none
+};
+
+struct SupervisorStats {
+    std::uint64_t connects = 0;  ///< performed for the child (to the proxy)
+    std::uint64_t denied = 0;    ///< connect_denied
+    std::uint64_t sockets_denied = 0;
+    std::uint64_t signals_denied = 0;
+    std::uint64_t addfd = 0;  ///< connects that used the ADDFD fallback
+};
+
+class Supervisor {
+  public:
+    explicit Supervisor(SupervisorConfig config) : config_(config) {}
+
+    /// Receives one notification (the listener must be readable) and answers it. Returns
+    /// false when the listener is finished (no process uses the filter any more).
+    bool handle_one();
+
+    const SupervisorStats& stats() const { return stats_; }
+    void set_proxy_pid(pid_t pid) { config_.proxy_pid = pid; }
+
+  private:
+    struct Notification;
+    void on_connect(const Notification& n);
+    void on_socket(const Notification& n);
+    void on_signal(const Notification& n);
+    void perform(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
+    void perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
+    bool in_jail(pid_t pid) const;
+    void deny_connect(const Notification& n, const std::string& destination, int err,
+                      const char* reason);
+    void respond(std::uint64_t id, int err, bool continue_call = false) const;
+    bool valid(std::uint64_t id) const;
+
+    SupervisorConfig config_;
+    SupervisorStats stats_;
+    bool addfd_warned_ = false;
+};
+
+}  // namespace lj::jail
