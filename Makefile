@@ -64,8 +64,11 @@ PROXY_LIB := $(BUILD)/lib/libljproxy.a
 PROXY_BIN := $(BUILD)/bin/landjail-proxy
 
 # ---- landjail executable -----------------------------------------------------------------
-LANDJAIL_SRC := $(wildcard landjail/*.cpp)
-LANDJAIL_OBJ := $(LANDJAIL_SRC:%.cpp=$(BUILD)/obj/%.o)
+# ---- landjail: libljjail.a (everything but main) + the landjail executable ---------------
+JAIL_SRC     := $(filter-out landjail/main.cpp,$(wildcard landjail/*.cpp))
+JAIL_OBJ     := $(JAIL_SRC:%.cpp=$(BUILD)/obj/%.o)
+JAIL_LIB     := $(BUILD)/lib/libljjail.a
+LANDJAIL_OBJ := $(BUILD)/obj/landjail/main.o $(JAIL_OBJ)
 LANDJAIL_BIN := $(BUILD)/bin/landjail
 
 # ---- tests and benchmarks ----------------------------------------------------------------
@@ -103,13 +106,17 @@ $(PROXY_BIN): $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(POLICY_LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $< $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS)
 
-$(LANDJAIL_BIN): $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB)
+$(JAIL_LIB): $(JAIL_OBJ)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(LANDJAIL_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS)
+	$(AR) rcs $@ $^
 
-$(UNIT_BIN): $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB)
+$(LANDJAIL_BIN): $(BUILD)/obj/landjail/main.o $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(CRIT_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $< $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS) $(CRIT_LIBS)
 
 # ---- e2e: the jail around real programs and escape attempts (tests/e2e/) -----------------
 E2E_DIR  := $(BUILD)/tests/e2e

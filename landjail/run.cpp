@@ -165,8 +165,9 @@ struct SessionDir {
 };
 
 std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
-                                         const std::string& ca_dir) {
-    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value)};
+                                         const std::string& ca_dir, const std::string& session_id) {
+    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
+                                  "--session-id", session_id};
     if (cli.config) {
         a.insert(a.end(), {"--config", *cli.config});
     }
@@ -201,6 +202,7 @@ class Jail {
 
     const CliOptions& cli_;
     std::optional<policy::Settings> settings_;
+    std::string session_id_;
     Plan plan_;
     SessionDir session_;
     ProxyProcess proxy_;
@@ -271,6 +273,12 @@ int Jail::start() {
     }
     session_.path = templ;
 
+    auto session_id = proxy::new_session_id();
+    if (!session_id) {
+        error(session_id.error().message);
+        return kExitFailed;
+    }
+    session_id_ = *session_id;
     const std::string ca_dir = cli_.ca_dir.value_or(proxy::default_ca_dir());
     if (cli_.proxy_addr) {
         auto addr = parse_inet(*cli_.proxy_addr);
@@ -285,8 +293,8 @@ int Jail::start() {
             error(binary.error().message);
             return kExitFailed;
         }
-        auto started =
-            start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir), kProxyReadyTimeout);
+        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_),
+                                   kProxyReadyTimeout);
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -334,13 +342,9 @@ int Jail::start() {
     }
     child_ = std::move(*child);
 
-    if (!settings_->disable_audit_logs.value && plan_.supervise) {
-        proxy::Auditor::Options ao;
-        if (settings_->audit_file) {
-            ao.file = settings_->audit_file->value;
-        }
-        ao.labels = settings_->labels;
-        auto auditor = proxy::Auditor::start(std::move(ao));
+    if (plan_.supervise) {
+        // The same session and sinks as the proxy (an external proxy: our own session).
+        auto auditor = proxy::start_auditor(*settings_, session_id_);
         if (!auditor) {
             warn(auditor.error().what() + "; the jail's own audit events are lost");
         } else {

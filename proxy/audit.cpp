@@ -178,7 +178,7 @@ void report(const std::string& message) {
     (void)write_all(STDERR_FILENO, "landjail: audit: " + message + "\n", false);
 }
 
-Result<std::string> random_uuid() {
+Result<std::string> random_uuid_v4() {
     unsigned char b[16];
     std::size_t got = 0;
     while (got < sizeof b) {
@@ -301,7 +301,7 @@ std::string Auditor::to_logfmt(const AuditEvent& event) {
 
 Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
     if (options.session_id.empty()) {
-        auto id = random_uuid();
+        auto id = new_session_id();
         if (!id.ok()) {
             return id.error();
         }
@@ -503,6 +503,31 @@ void Auditor::write_denials(const std::vector<Queued>& batch) const {
             (void)write_all(STDERR_FILENO, to_logfmt(q.event) + "\n", false);
         }
     }
+}
+
+Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
+                                               const std::string& session_id) {
+    if (s.disable_audit_logs.value) {
+        return std::unique_ptr<Auditor>();
+    }
+    Auditor::Options o;
+    if (s.audit_file) {
+        o.file = s.audit_file->value;
+    }
+    if (s.audit.socket) {
+        o.socket = s.audit.socket->value;
+    }
+    // The logfmt denial lines are warnings: shown unless the log level is error, or the
+    // config says audit.stderr: false (or true, whatever the level).
+    o.stderr_denials =
+        s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
+    o.labels = s.labels;
+    o.session_id = session_id;
+    return Auditor::start(std::move(o));
+}
+
+Result<std::string> new_session_id() {
+    return random_uuid_v4();
 }
 
 }  // namespace lj::proxy

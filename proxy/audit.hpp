@@ -21,6 +21,7 @@
 
 #include "policy/config.hpp"
 #include "policy/result.hpp"
+#include "policy/settings.hpp"
 
 namespace lj::proxy {
 
@@ -110,5 +111,14 @@ class Auditor {
     bool file_failing_ = false;  ///< writer thread only: the current write error was reported
     std::thread writer_;
 };
+
+/// The auditor the settings ask for (file, socket, stderr denials, labels), or none (null)
+/// when audit logs are disabled. `session_id` empty: a new random one. Shared by the proxy
+/// and the jail's supervisor, so both write the same session to the same sinks.
+Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& settings,
+                                               const std::string& session_id);
+
+/// A random UUIDv4 for a new audit session.
+Result<std::string> new_session_id();
 
 }  // namespace lj::proxy

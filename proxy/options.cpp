@@ -27,6 +27,8 @@ constexpr std::array kTable = {
     OptSpec{"audit-log", 0, "PATH", "append the audit trail (JSON lines) to PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "write no audit events", false},
     OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
+    OptSpec{"session-id", 0, "ID",
+            "the audit session id (default: a random UUID; landjail passes its own)", false},
     OptSpec{"threads", 0, "N",
             "worker threads, each with its own event loop (default: one per core, at most 4)",
             false},
@@ -90,6 +92,11 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
         o.flags.disable_audit_logs = true;
     } else if (name == "log-level") {
         o.flags.log_level = v;
+    } else if (name == "session-id") {
+        if (v.empty() || v.size() > 128) {
+            return make_error("--session-id: expected 1 to 128 characters");
+        }
+        o.session_id = v;
     } else if (name == "threads") {
         auto n = number(spec, v, 1, 64);
         if (!n) {

@@ -27,7 +27,8 @@ struct ProxyOptions {
     std::optional<std::string> ca_dir;
     std::optional<std::string> upstream_ca;
     std::vector<std::string> resolve;
-    unsigned threads = 0;  ///< 0: one per core, at most kMaxDefaultThreads
+    std::string session_id;  ///< audit session id; empty: a new random one
+    unsigned threads = 0;    ///< 0: one per core, at most kMaxDefaultThreads
     Timeouts timeouts;
     bool help = false;
     bool version = false;

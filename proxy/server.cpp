@@ -55,25 +55,6 @@ Result<std::vector<policy::HostPattern>> passthrough_patterns(
     return out;
 }
 
-Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s) {
-    if (s.disable_audit_logs.value) {
-        return std::unique_ptr<Auditor>();
-    }
-    Auditor::Options o;
-    if (s.audit_file) {
-        o.file = s.audit_file->value;
-    }
-    if (s.audit.socket) {
-        o.socket = s.audit.socket->value;
-    }
-    // The logfmt denial lines are warnings: shown unless the log level is error, or the
-    // config says audit.stderr: false (or true, whatever the level).
-    o.stderr_denials =
-        s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
-    o.labels = s.labels;
-    return Auditor::start(std::move(o));
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
@@ -115,7 +96,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     if (!upstream_ca && srv->settings_.tls.upstream_ca) {
         upstream_ca = srv->settings_.tls.upstream_ca->value;
     }
-    auto auditor = start_auditor(srv->settings_);
+    auto auditor = start_auditor(srv->settings_, opt.session_id);
     if (!auditor) {
         return auditor.error();
     }
