@@ -1,6 +1,6 @@
 # landjail — build, test, benchmark, install.  See README.md.
 #   make            build everything under build/
-#   make test       unit + CLI tests (the CI command)
+#   make test       unit, CLI, proxy integration and jail e2e tests (the CI command)
 #   make bench      benchmarks (figures are ratios against a baseline from the same run)
 #   make asan       the unit tests under AddressSanitizer + UBSan (build/asan/)
 #   make install    install under $(DESTDIR)$(PREFIX)

@@ -439,8 +439,6 @@ int run_command(const CliOptions& cli) {
 }
 
 int run_doctor(const CliOptions& cli) {
-    const HostFacts facts = probe_host(true);
-    std::cout << describe(facts);
     Requirements req;
     if (!cli.require.empty()) {
         auto r = parse_requirements(cli.require);
@@ -450,6 +448,8 @@ int run_doctor(const CliOptions& cli) {
         }
         req = *r;
     }
+    const HostFacts facts = probe_host(true);
+    std::cout << describe(facts);
     auto plan = plan_protection(facts, req, cli.allow_weak);
     if (!plan) {
         std::cout << "protection:             none: landjail refuses to run here\n";

@@ -123,6 +123,34 @@ std::string unix_text(const sockaddr_storage& sa, socklen_t len) {
     return "unix:" + std::string(un.sun_path, strnlen(un.sun_path, n));
 }
 
+/// The type (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET) of the caller's unix socket `fd`,
+/// found by its inode in /proc/TID/net/unix; nullopt when `fd` is not a unix socket.
+std::optional<int> unix_socket_type(pid_t tid, int fd) {
+    char link[64];
+    const ssize_t n = readlink(proc_path(tid, ("fd/" + std::to_string(fd)).c_str()).c_str(),
+                               link, sizeof link - 1);
+    if (n <= 0) {
+        return std::nullopt;
+    }
+    const std::string target(link, static_cast<std::size_t>(n));
+    if (target.rfind("socket:[", 0) != 0) {
+        return std::nullopt;
+    }
+    const std::string inode = target.substr(8, target.size() - 9);
+    std::ifstream in(proc_path(tid, "net/unix"));
+    std::string line;
+    std::getline(in, line);  // header: Num RefCount Protocol Flags Type St Inode Path
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string num, refs, proto, flags, type, state, ino;
+        f >> num >> refs >> proto >> flags >> type >> state >> ino;
+        if (ino == inode) {
+            return static_cast<int>(std::strtol(type.c_str(), nullptr, 16));
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string InetAddr::text() const {
@@ -347,12 +375,21 @@ void Supervisor::perform(const Notification& n, int fd, const sockaddr_storage& 
 
 void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa,
                                socklen_t len) {
-    if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6) {
-        // We cannot see the caller's socket type; a TCP socket is all we may hand out.
+    int domain = sa.ss_family;
+    int type = SOCK_STREAM;
+    if (sa.ss_family == AF_UNIX) {
+        // Without the caller's socket we learn its type from /proc/TID/net/unix.
+        const auto unix_type = unix_socket_type(n.pid(), fd);
+        if (!unix_type) {
+            respond(n.req.id, EBADF);
+            return;
+        }
+        type = *unix_type;
+    } else if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6) {
         if (!addfd_warned_) {
             std::cerr << "landjail: warning: a " << family_name(sa.ss_family)
-                      << " connect was refused: without pidfd_getfd the supervisor can only "
-                         "make TCP connections for the jail\n";
+                      << " connect was refused: without pidfd_getfd the supervisor makes only "
+                         "TCP and unix-socket connections for the jail\n";
             addfd_warned_ = true;
         }
         respond(n.req.id, EACCES);
@@ -365,8 +402,8 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
         return;
     }
     const long flags = std::strtol(flags_text->c_str(), nullptr, 8);
-    const int type = SOCK_STREAM | SOCK_CLOEXEC | ((flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
-    UniqueFd sock(socket(sa.ss_family, type, 0));
+    type |= SOCK_CLOEXEC | ((flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    UniqueFd sock(socket(domain, type, 0));
     if (!sock.valid()) {
         respond(n.req.id, errno);
         return;

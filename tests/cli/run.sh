@@ -1,6 +1,9 @@
 #!/bin/sh
-# CLI tests for `landjail check` and `landjail explain`: exit statuses, first words, and the
-# error messages users see. Usage: LANDJAIL=path/to/landjail sh tests/cli/run.sh
+# CLI tests for `landjail check`, `landjail explain`, `landjail doctor` and
+# `landjail -- COMMAND`: exit statuses, first words, the child's environment, and the error
+# messages users see. Usage: LANDJAIL=path/to/landjail sh tests/cli/run.sh
+# `landjail -- COMMAND` starts the landjail-proxy next to $LANDJAIL (or $LANDJAIL_PROXY when
+# set); the commands run here never open a connection.
 set -u
 LJ=${LANDJAIL:?set LANDJAIL to the landjail binary}
 T=$(mktemp -d)
@@ -28,6 +31,18 @@ run() {
 # has FILE TEXT: the file contains TEXT literally.
 has() {
     if grep -qF -- "$2" "$T/$1"; then ok "  $1 has: $2"; else not_ok "  $1 lacks: $2"; fi
+}
+# matches FILE REGEX: some line of the file matches the extended regular expression.
+matches() {
+    if grep -qE -- "$2" "$T/$1"; then ok "  $1 matches: $2"; else not_ok "  $1 has no line matching: $2"; fi
+}
+# lacks FILE REGEX: no line of the file matches the extended regular expression.
+lacks() {
+    if grep -qE -- "$2" "$T/$1"; then not_ok "  $1 has a line matching: $2"; else ok "  $1 has no line matching: $2"; fi
+}
+# empty FILE: the file is empty.
+empty() {
+    if [ -s "$T/$1" ]; then not_ok "  $1 is not empty"; else ok "  $1 is empty"; fi
 }
 first_word() {
     w=$(head -n 1 "$T/out" | cut -d' ' -f1)
@@ -168,6 +183,89 @@ run "unknown top-level flag" 125 "$LJ" --frobnicate -- true
 has err "unrecognized option '--frobnicate'"
 run "check takes no operands" 2 "$LJ" check extra
 has err "check takes no operands"
+
+# --- doctor ---------------------------------------------------------------------------------
+# From here on, a home without the config files written above (the proxy creates its CA here).
+export HOME="$T/jail-home"
+mkdir -p "$HOME"
+run "doctor: this host can run the jail" 0 "$LJ" doctor
+has out "protection:"
+has out "Landlock ABI"
+lacks out "^protection: +none"
+run "doctor takes no operands" 2 "$LJ" doctor extra-operand
+has err "doctor takes no operands (got 'extra-operand')"
+run "doctor with an unknown --require layer" 2 "$LJ" doctor --require bogus
+has err "unknown layer 'bogus'"
+
+# --- landjail -- COMMAND: exit statuses -----------------------------------------------------
+run "jail: true" 0 "$LJ" -- true
+empty out
+run "jail: false" 1 "$LJ" -- false
+run "jail: the command's own status" 7 "$LJ" -- sh -c 'exit 7'
+run "jail: 128+N when the command dies of signal N" 143 "$LJ" -- sh -c 'kill -TERM $$'
+run "jail: the command owns standard output" 0 "$LJ" -- echo hello from the jail
+has out "hello from the jail"
+run "jail: missing command is 127" 127 "$LJ" -- /nonexistent
+has err "/nonexistent: no such file"
+run "jail: command not in PATH is 127" 127 "$LJ" -- landjail-no-such-command
+has err "landjail-no-such-command: command not found"
+mkdir -p "$T/bin"
+printf '#!/bin/sh\nexit 0\n' >"$T/bin/noexec"
+chmod 644 "$T/bin/noexec"
+run "jail: non-executable file is 126" 126 "$LJ" -- "$T/bin/noexec"
+has err "noexec: not executable"
+run "jail: non-executable in PATH is 126" 126 env PATH="$T/bin:/usr/bin:/bin" "$LJ" -- noexec
+has err "noexec: found in PATH but not executable"
+run "jail: no command is 125" 125 "$LJ" --allow domain=example.com
+has err "no command given"
+run "jail: bad rule is 125" 125 "$LJ" --allow 'domain=https://x.com' -- true
+has err "rule 'domain=https://x.com'"
+run "jail: --require with an unknown layer is 125" 125 "$LJ" --require bogus -- true
+has err "unknown layer 'bogus'"
+run "jail: --require landlock,seccomp holds here" 0 "$LJ" --require landlock,seccomp -- true
+run "jail: bad --proxy-addr is 125" 125 "$LJ" --proxy-addr notanaddress -- true
+has err "--proxy-addr 'notanaddress'"
+run "jail: --proxy-port 0 is an ephemeral port" 0 "$LJ" --proxy-port 0 -- true
+run "jail: LANDJAIL_PROXY that is not a program is 125" 125 env LANDJAIL_PROXY=/nonexistent "$LJ" -- true
+has err "LANDJAIL_PROXY=/nonexistent"
+
+# --- landjail -- COMMAND: the command's environment (DESIGN §7) -----------------------------
+mkdir -p "$T/tmp"
+run "jail: env" 0 env NO_PROXY=example.com no_proxy=example.com TMPDIR="$T/tmp" "$LJ" -- env
+matches out "^HTTP_PROXY=http://127\.0\.0\.1:[0-9]+$"
+matches out "^HTTPS_PROXY=http://127\.0\.0\.1:[0-9]+$"
+matches out "^http_proxy=http://127\.0\.0\.1:[0-9]+$"
+matches out "^https_proxy=http://127\.0\.0\.1:[0-9]+$"
+matches out "^ALL_PROXY=http://127\.0\.0\.1:[0-9]+$"
+matches out "^LANDJAIL=1$"
+matches out "^NODE_USE_ENV_PROXY=1$"
+matches out "^SSL_CERT_FILE=.+/ca-bundle\.pem$"
+matches out "^CURL_CA_BUNDLE=.+/ca-bundle\.pem$"
+matches out "^REQUESTS_CA_BUNDLE=.+/ca-bundle\.pem$"
+has out "NODE_EXTRA_CA_CERTS=$HOME/.config/landjail/ca.pem"
+lacks out "^NO_PROXY="
+lacks out "^no_proxy="
+# The session directory (SSL_CERT_FILE's) is under TMPDIR, and gone once landjail exits.
+bundle=$(sed -n 's/^SSL_CERT_FILE=//p' "$T/out")
+session=$(dirname "${bundle:-/}")
+case $session in
+    "$T/tmp/landjail."*) ok "  the session directory $session is under TMPDIR" ;;
+    *) not_ok "  the session directory '$session' is not under TMPDIR=$T/tmp" ;;
+esac
+if [ -n "$bundle" ] && [ ! -e "$session" ]; then
+    ok "  the session directory is removed after the run"
+else
+    not_ok "  the session directory '$session' is still there"
+fi
+# While the command runs, the bundle exists and ends with the interception CA.
+run "jail: the CA bundle exists during the run" 0 env TMPDIR="$T/tmp" "$LJ" -- sh -c \
+    'test -s "$SSL_CERT_FILE" && tail -c 4096 "$SSL_CERT_FILE" | tr -d "\n" | grep -qF -- "$(tr -d "\n" <"$NODE_EXTRA_CA_CERTS" | tail -c 1024)" && echo bundle-ok'
+has out "bundle-ok"
+if [ -z "$(ls -A "$T/tmp")" ]; then
+    ok "  TMPDIR is empty after the runs"
+else
+    not_ok "  TMPDIR keeps: $(ls -A "$T/tmp")"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
