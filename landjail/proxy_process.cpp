@@ -68,8 +68,7 @@ Result<std::string> find_proxy_binary() {
         "--proxy-addr to use one that is already running");
 }
 
-Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 std::chrono::milliseconds timeout) {
+Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args) {
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) {
         return make_error(std::string("pipe: ") + std::strerror(errno));
@@ -114,6 +113,12 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
     ProxyProcess proc;
     proc.pid = pid;
     proc.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    proc.ready = std::move(ready_read);
+    return proc;
+}
+
+Result<bool> wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
+    const int fd = proc.ready.get();
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
@@ -121,10 +126,11 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             stop_proxy(proc, std::chrono::milliseconds(0));
+            proc.ready.reset();
             return make_error("landjail-proxy did not report ready within " +
                               std::to_string(timeout.count() / 1000) + " s");
         }
-        pollfd p{ready_read.get(), POLLIN, 0};
+        pollfd p{fd, POLLIN, 0};
         const int rc = poll(&p, 1, static_cast<int>(left.count()));
         if (rc < 0 && errno == EINTR) {
             continue;
@@ -133,12 +139,13 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
             continue;
         }
         char buf[256];
-        const ssize_t n = read(ready_read.get(), buf, sizeof buf);
+        const ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
             line.append(buf, static_cast<std::size_t>(n));
             if (line.find('\n') != std::string::npos) {
                 proc.address = line.substr(0, line.find('\n'));
-                return proc;
+                proc.ready.reset();
+                return true;
             }
             continue;
         }
@@ -147,8 +154,9 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         }
         // EOF without an address: the proxy failed; its own message is on stderr already.
         int status = 0;
-        waitpid(pid, &status, 0);
+        waitpid(proc.pid, &status, 0);
         proc.pid = -1;
+        proc.ready.reset();
         return make_error("landjail-proxy " + describe_status(status) +
                           " before it was ready (see its message above)");
     }

@@ -19,16 +19,19 @@ namespace lj::jail {
 struct ProxyProcess {
     pid_t pid = -1;
     UniqueFd pidfd;
+    UniqueFd ready;       ///< read end of the --ready-fd pipe, until wait_ready()
     std::string address;  ///< "127.0.0.1:41234", as reported on the ready fd
 };
 
 /// The landjail-proxy binary: $LANDJAIL_PROXY, else next to this executable, else PATH.
 Result<std::string> find_proxy_binary();
 
-/// Starts `binary` with `args` plus --ready-fd and waits up to `timeout` for its address.
-/// Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
-Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 std::chrono::milliseconds timeout);
+/// Starts `binary` with `args` plus --ready-fd, without waiting (the caller prepares the
+/// jail meanwhile). Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
+Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args);
+
+/// Waits up to `timeout` for the address the proxy reports when it listens.
+Result<bool> wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);
 
 /// SIGTERM, then SIGKILL after `grace`; returns the wait status (or -1 if already reaped).
 int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace);

@@ -259,20 +259,6 @@ int Jail::start() {
         error(cmd.error);
         return cmd.exit_status;
     }
-    auto filter = build_filter(plan_);
-    if (!filter) {
-        error(filter.error().message);
-        return kExitFailed;
-    }
-
-    std::string tmp = env_value("TMPDIR");
-    std::string templ = (tmp.empty() ? "/tmp" : tmp) + "/landjail.XXXXXX";
-    if (!mkdtemp(templ.data())) {
-        error("cannot create a session directory " + templ + ": " + std::strerror(errno));
-        return kExitFailed;
-    }
-    session_.path = templ;
-
     auto session_id = proxy::new_session_id();
     if (!session_id) {
         error(session_id.error().message);
@@ -293,13 +279,33 @@ int Jail::start() {
             error(binary.error().message);
             return kExitFailed;
         }
-        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_),
-                                   kProxyReadyTimeout);
+        // It starts while we prepare the jail; we wait for its address below.
+        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_));
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
         }
         proxy_ = std::move(*started);
+    }
+    auto filter = build_filter(plan_);
+    if (!filter) {
+        error(filter.error().message);
+        return kExitFailed;
+    }
+
+    std::string tmp = env_value("TMPDIR");
+    std::string templ = (tmp.empty() ? "/tmp" : tmp) + "/landjail.XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        error("cannot create a session directory " + templ + ": " + std::strerror(errno));
+        return kExitFailed;
+    }
+    session_.path = templ;
+
+    if (proxy_.pid > 0) {
+        if (auto ready = wait_ready(proxy_, kProxyReadyTimeout); !ready) {
+            error("cannot start the proxy: " + ready.error().message);
+            return kExitFailed;
+        }
         auto addr = parse_inet(proxy_.address);
         if (!addr) {
             error("landjail-proxy reported an unusable address " + addr.error().message);

@@ -127,8 +127,8 @@ std::string unix_text(const sockaddr_storage& sa, socklen_t len) {
 /// found by its inode in /proc/TID/net/unix; nullopt when `fd` is not a unix socket.
 std::optional<int> unix_socket_type(pid_t tid, int fd) {
     char link[64];
-    const ssize_t n = readlink(proc_path(tid, ("fd/" + std::to_string(fd)).c_str()).c_str(),
-                               link, sizeof link - 1);
+    const ssize_t n = readlink(proc_path(tid, ("fd/" + std::to_string(fd)).c_str()).c_str(), link,
+                               sizeof link - 1);
     if (n <= 0) {
         return std::nullopt;
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -106,11 +107,13 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     const unsigned threads =
         opt.threads ? opt.threads
                     : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
-    for (unsigned i = 0; i < threads; ++i) {
+    // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked: every
+    // worker gets its own CA instance (and leaf key) and its own trust store. They are built
+    // in parallel (parsing the system bundle is most of the proxy's start-up time); the CA
+    // directory is locked (flock), so concurrent opens create at most one CA.
+    auto make_worker = [&]() -> Result<std::unique_ptr<Worker>> {
         auto w = std::make_unique<Worker>();
         w->shared = &srv->shared_;
-        // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked:
-        // every worker gets its own CA instance (and leaf key) and its own trust store.
         auto ca = CertAuthority::open(ca_opts);
         if (!ca) {
             return make_error("CA directory " + ca_opts.dir + ": " + ca.error().message);
@@ -134,7 +137,21 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         up.resolve = resolves;
         up.connect_timeout = std::min(opt.timeouts.upstream, std::chrono::milliseconds(30000));
         w->upstream = std::make_unique<Upstream>(w->io, *w->tls, std::move(up));
-        srv->workers_.push_back(std::move(w));
+        return w;
+    };
+    std::vector<std::optional<Result<std::unique_ptr<Worker>>>> built(threads);
+    {
+        std::vector<std::jthread> builders;
+        for (unsigned i = 1; i < threads; ++i) {
+            builders.emplace_back([&built, &make_worker, i] { built[i] = make_worker(); });
+        }
+        built[0] = make_worker();
+    }  // joins the builders
+    for (auto& b : built) {
+        if (!*b) {
+            return b->error();
+        }
+        srv->workers_.push_back(std::move(**b));
     }
     if (auto ok = srv->listen(*endpoint); !ok) {
         return ok.error();
