@@ -24,6 +24,18 @@ constexpr int kAfInet6 = AF_INET6;
 constexpr int kAfNetlink = AF_NETLINK;
 constexpr scmp_datum_t kMsgFastOpen = 0x20000000;  // MSG_FASTOPEN
 constexpr scmp_datum_t kMaxTcpProto = 6;           // IPPROTO_TCP (0 means the default: TCP)
+constexpr scmp_datum_t kSolIp = 0;                 // SOL_IP
+constexpr scmp_datum_t kIpOptions = 4;             // IP_OPTIONS (source routes)
+constexpr scmp_datum_t kSolIpv6 = 41;              // SOL_IPV6
+// IPV6_2292HOPOPTS, _2292DSTOPTS, _2292RTHDR, _2292PKTOPTIONS, IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS,
+// IPV6_RTHDR, IPV6_DSTOPTS: extension headers, routing headers among them.
+constexpr scmp_datum_t kIpv6HeaderOptions[] = {3, 4, 5, 6, 54, 55, 57, 59};
+constexpr scmp_datum_t kSolSocket = 1;         // SOL_SOCKET
+constexpr scmp_datum_t kSoBindToDevice = 25;   // SO_BINDTODEVICE
+constexpr scmp_datum_t kSoBindToIfindex = 62;  // SO_BINDTOIFINDEX
+constexpr scmp_datum_t kSoMark = 36;           // SO_MARK
+constexpr scmp_datum_t kSolTcp = 6;            // SOL_TCP
+constexpr scmp_datum_t kTcpRepair = 19;        // TCP_REPAIR
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
@@ -62,13 +74,22 @@ class Builder {
 /// libseccomp has no "not in" comparison, so the refused values are listed: families below
 /// AF_NETLINK one by one and everything above it with one GT (which also catches values with
 /// any of the upper 32 bits set, since the kernel truncates them to int).
-void socket_rules(Builder& b, std::uint32_t deny) {
+void socket_rules(Builder& b, std::uint32_t deny, bool scoped) {
     for (int fam = 0; fam < kAfNetlink; ++fam) {
         if (fam != kAfUnix && fam != kAfInet && fam != kAfInet6) {
             b.add(deny, "socket", {SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(fam))});
         }
     }
     b.add(deny, "socket", {SCMP_A0(SCMP_CMP_GT, kAfNetlink)});
+    if (!scoped) {
+        // Without the Landlock scope a datagram could be sent to an abstract socket outside
+        // the jail (sendto/sendmsg carry the address in memory): no unix datagram sockets.
+        b.add(deny, "socket",
+              {SCMP_A0(SCMP_CMP_EQ, kAfUnix), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM)});
+        b.add(SCMP_ACT_ERRNO(kSocketDeniedErrno), "socketpair",
+              {SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffff, kAfUnix),
+               SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM)});
+    }
     b.add(deny, "socket",
           {SCMP_A0(SCMP_CMP_EQ, kAfNetlink), SCMP_A2(SCMP_CMP_GT, 0)});  // NETLINK_ROUTE is 0
     for (const int fam : {kAfInet, kAfInet6}) {
@@ -126,7 +147,25 @@ Result<FilterProgram> build_filter(const Plan& plan) {
     if (plan.supervise) {
         b.add(notify, "connect", {});
     }
-    socket_rules(b, socket_deny);
+    socket_rules(b, socket_deny, plan.landlock_abi >= 6);
+    // Socket options that send a connection elsewhere than the address the supervisor
+    // connected it to: IPv4 source routes and IPv6 routing/extension headers, binding to a
+    // device, firewall marks (policy routing), TCP repair. Level and option are ints: the
+    // masks ignore the upper 32 bits, as the kernel does.
+    const std::uint32_t no_opt = SCMP_ACT_ERRNO(EPERM);
+    const auto opt = [&](scmp_datum_t level, scmp_datum_t name) {
+        b.add(no_opt, "setsockopt",
+              {SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, level),
+               SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffff, name)});
+    };
+    opt(kSolIp, kIpOptions);
+    for (const scmp_datum_t name : kIpv6HeaderOptions) {
+        opt(kSolIpv6, name);
+    }
+    opt(kSolSocket, kSoBindToDevice);
+    opt(kSolSocket, kSoBindToIfindex);
+    opt(kSolSocket, kSoMark);
+    opt(kSolTcp, kTcpRepair);
     // TCP Fast Open connects from sendto/sendmsg without passing Landlock's connect hook.
     const std::uint32_t no_tfo = SCMP_ACT_ERRNO(kFastOpenErrno);
     b.add(no_tfo, "sendto", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});

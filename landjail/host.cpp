@@ -213,7 +213,8 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
             p.level = 3;
             p.lost.push_back("Landlock ABI " + std::to_string(abi) +
                              " has no scopes: the supervisor checks signals and unix-socket "
-                             "connects instead, and abstract unix sockets are refused");
+                             "connects instead; abstract unix sockets and unix datagram "
+                             "sockets are refused");
         } else if (abi >= 1) {
             p.level = 4;
             p.lost.push_back("Landlock ABI " + std::to_string(abi) +
@@ -226,8 +227,10 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
             p.level = 4;
             p.lost.push_back(landlock_text(f) +
                              ": no kernel backstop behind the supervisor; the seccomp filter "
-                             "refuses ptrace, process_vm_readv/writev and pidfd_getfd, and the "
-                             "supervisor checks signals and unix-socket connects");
+                             "refuses ptrace, process_vm_readv/writev, pidfd_getfd and unix "
+                             "datagram sockets, and the supervisor checks signals and unix-socket "
+                             "connects; other processes of this user outside the jail are open "
+                             "to it through /proc/PID/mem");
         }
         p.summary = p.level == 1 ? "full" : "degraded (level " + std::to_string(p.level) + ")";
         p.summary += std::string(": ") +

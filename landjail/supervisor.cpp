@@ -190,28 +190,37 @@ std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len
 }
 
 Result<InetAddr> parse_inet(const std::string& text) {
-    const std::size_t colon = text.rfind(':');
+    const std::size_t close = text.rfind("]:");
+    const std::size_t colon = !text.empty() && text.front() == '['
+                                  ? (close == std::string::npos ? close : close + 1)
+                                  : text.rfind(':');
     if (colon == std::string::npos || colon + 1 == text.size()) {
         return make_error("'" + text + "': expected ADDR:PORT, e.g. 127.0.0.1:3128");
     }
     std::string host = text.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) {
         host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string::npos) {
+        return make_error("'" + text + "': write an IPv6 address in brackets, e.g. [::1]:3128");
     }
     const std::string port_text = text.substr(colon + 1);
-    char* end = nullptr;
-    const unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
-    if (*end != '\0' || port == 0 || port > 65535) {
+    unsigned long port = 0;
+    for (const char c : port_text) {
+        port = c >= '0' && c <= '9' && port <= 65535 ? port * 10 + static_cast<unsigned>(c - '0')
+                                                     : 70000;
+    }
+    if (port == 0 || port > 65535) {
         return make_error("'" + text + "': the port must be a number from 1 to 65535");
     }
     sockaddr_storage sa{};
     socklen_t len = 0;
     auto& in = reinterpret_cast<sockaddr_in&>(sa);
     auto& in6 = reinterpret_cast<sockaddr_in6&>(sa);
-    if (inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1) {
+    if (!bracketed && inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1) {
         in.sin_family = AF_INET;
         len = sizeof in;
-    } else if (inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) == 1) {
+    } else if (bracketed && inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) == 1) {
         in6.sin6_family = AF_INET6;
         len = sizeof in6;
     } else {
@@ -434,6 +443,8 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
 
 void Supervisor::deny_connect(const Notification& n, const std::string& destination, int err,
                               const char* reason) {
+    // Who asked is read while the caller still waits for us: after the answer it may be gone.
+    const std::string exe = config_.auditor ? exe_of(n.pid()) : std::string();
     respond(n.req.id, err);
     ++stats_.denied;
     if (config_.auditor) {
@@ -442,7 +453,7 @@ void Supervisor::deny_connect(const Notification& n, const std::string& destinat
         e.allowed = false;
         e.reason = reason;
         e.pid = n.pid();
-        e.exe = exe_of(n.pid());
+        e.exe = exe;
         e.destination = destination;
         config_.auditor->record(std::move(e));
     }
@@ -450,6 +461,7 @@ void Supervisor::deny_connect(const Notification& n, const std::string& destinat
 
 void Supervisor::on_socket(const Notification& n) {
     // The filter only notifies socket() calls it refuses (the decision is register-only).
+    const std::string exe = config_.auditor ? exe_of(n.pid()) : std::string();
     respond(n.req.id, kSocketDeniedErrno);
     ++stats_.sockets_denied;
     if (config_.auditor) {
@@ -461,7 +473,7 @@ void Supervisor::on_socket(const Notification& n) {
         e.allowed = false;
         e.reason = "socket_type_not_allowed";
         e.pid = n.pid();
-        e.exe = exe_of(n.pid());
+        e.exe = exe;
         e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
                         std::to_string(protocol) + ")";
         config_.auditor->record(std::move(e));

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // landjail-proxy: the policy-enforcing, auditing HTTP(S) proxy (DESIGN §5).
+#include <sys/prctl.h>
+
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -34,6 +36,10 @@ int main(int argc, char** argv) {
         std::cout << "landjail-proxy " << LJ_VERSION << "\n";
         return 0;
     }
+    // Not dumpable: processes of the same user (a jail without Landlock among them) cannot
+    // open /proc/PID/mem or ptrace us, so they can neither read the CA key nor change the
+    // policy in memory.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     setup_logging();
     auto server = Server::create(*options);
     if (!server) {
