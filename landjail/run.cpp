@@ -17,6 +17,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <thread>
 
 #include "landjail/child.hpp"
 #include "landjail/commands.hpp"
@@ -208,8 +210,10 @@ class Jail {
     ProxyProcess proxy_;
     InetAddr proxy_addr_;
     Child child_;
-    std::unique_ptr<proxy::Auditor> auditor_;
-    std::unique_ptr<Supervisor> supervisor_;
+    // Shared with the supervisor thread, which is never joined: it blocks in the kernel
+    // until the process exits, so what it uses must outlive the Jail.
+    std::shared_ptr<proxy::Auditor> auditor_;
+    std::shared_ptr<Supervisor> supervisor_;
     UniqueFd signals_;
 };
 
@@ -366,7 +370,18 @@ int Jail::start() {
     sc.self = getpid();
     sc.child = child_.pid;
     sc.proxy_pid = proxy_.pid;
-    supervisor_ = std::make_unique<Supervisor>(sc);
+    supervisor_ = std::make_shared<Supervisor>(sc);
+    if (child_.listener.valid()) {
+        supervisor_->use_sync_wakeup();
+        // A thread that blocks in SECCOMP_IOCTL_NOTIF_RECV answers fastest (no poll round
+        // trip); the main thread keeps signals and children. The listener is never closed
+        // while the thread may use it: the process exit closes it.
+        (void)child_.listener.release();
+        std::thread([sup = supervisor_, audit = auditor_] {
+            while (sup->handle_one()) {
+            }
+        }).detach();
+    }
     return 0;
 }
 
@@ -392,31 +407,21 @@ void Jail::reap(int* child_status, bool* child_done) {
 int Jail::supervise() {
     int child_status = 0;
     bool child_done = false;
-    bool listening = child_.listener.valid();
     while (!child_done) {
-        pollfd fds[2] = {{signals_.get(), POLLIN, 0},
-                         {listening ? child_.listener.get() : -1, POLLIN, 0}};
-        const int rc = poll(fds, 2, -1);
-        if (rc < 0) {
+        pollfd fds[1] = {{signals_.get(), POLLIN, 0}};
+        if (poll(fds, 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             error(std::string("poll: ") + std::strerror(errno));
             kill(child_.pid, SIGKILL);
         }
-        if (fds[1].revents & POLLIN) {
-            supervisor_->handle_one();
-        } else if (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-            listening = false;  // no jailed process is left
-        }
-        if (fds[0].revents & POLLIN) {
-            signalfd_siginfo si{};
-            while (read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-                const int sig = static_cast<int>(si.ssi_signo);
-                if (sig == SIGCHLD) {
-                    reap(&child_status, &child_done);
-                } else if (si.ssi_code != SI_KERNEL) {
-                    kill(child_.pid, sig);
-                }
+        signalfd_siginfo si{};
+        while (read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+            const int sig = static_cast<int>(si.ssi_signo);
+            if (sig == SIGCHLD) {
+                reap(&child_status, &child_done);
+            } else if (si.ssi_code != SI_KERNEL) {
+                kill(child_.pid, sig);
             }
         }
     }

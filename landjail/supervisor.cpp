@@ -10,12 +10,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 
 #include "landjail/filter.hpp"
 #include "proxy/audit.hpp"
@@ -37,18 +39,31 @@ std::string exe_of(pid_t pid) {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
-/// A field ("Tgid:", "Pid:", "flags:") of a /proc status-like file, as text.
+/// A field ("Tgid:", "Pid:", "flags:") of a /proc status-like file, as text. Plain read(2):
+/// this is on the path of every connect in the ADDFD fallback.
 std::optional<std::string> proc_field(const std::string& path, const std::string& key) {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.compare(0, key.size(), key) == 0) {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+        return std::nullopt;
+    }
+    char buf[4096];
+    const ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n <= 0) {
+        return std::nullopt;
+    }
+    const std::string_view text(buf, static_cast<std::size_t>(n));
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t end = std::min(text.find('\n', at), text.size());
+        const std::string_view line = text.substr(at, end - at);
+        if (line.substr(0, key.size()) == key) {
             std::size_t i = key.size();
             while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) {
                 ++i;
             }
-            return line.substr(i);
+            return std::string(line.substr(i));
         }
+        at = end + 1;
     }
     return std::nullopt;
 }
@@ -238,6 +253,14 @@ struct Supervisor::Notification {
     std::uint64_t arg(int i) const { return req.data.args[i]; }
 };
 
+bool Supervisor::use_sync_wakeup() const {
+    // Not in Debian 12's 6.1 headers.
+    constexpr unsigned long kSetFlags =
+        _IOW('!', 4, std::uint64_t);          // SECCOMP_IOCTL_NOTIF_SET_FLAGS
+    constexpr unsigned long kSyncWakeUp = 1;  // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+    return ioctl(config_.listener, kSetFlags, kSyncWakeUp) == 0;
+}
+
 bool Supervisor::valid(std::uint64_t id) const {
     return ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
@@ -275,7 +298,28 @@ bool Supervisor::handle_one() {
     return true;
 }
 
-void Supervisor::on_connect(const Notification& n) {
+Supervisor::Caller* Supervisor::caller(pid_t tid) {
+    // A cached entry may name a thread that exited, its id now another thread's: it is
+    // checked where that matters (perform: pidfd_getfd fails; deny: pidfd_send_signal 0).
+    if (auto it = callers_.find(tid); it != callers_.end()) {
+        it->second.fresh = false;
+        return &it->second;
+    }
+    if (callers_.size() >= kMaxCallers) {
+        callers_.clear();
+    }
+    Caller c;
+    c.pidfd = pidfd_for(tid);
+    if (!c.pidfd.valid()) {
+        return nullptr;
+    }
+    c.mem.reset(open(proc_path(tid, "mem").c_str(), O_RDONLY | O_CLOEXEC));
+    c.mem_errno = c.mem.valid() ? 0 : errno;
+    c.fresh = true;
+    return &(callers_[tid] = std::move(c));
+}
+
+void Supervisor::on_connect(const Notification& n, bool retried) {
     const int fd = static_cast<int>(n.arg(0));
     const auto len = static_cast<int>(static_cast<std::uint32_t>(n.arg(2)));
     if (len < 0 || static_cast<std::size_t>(len) > sizeof(sockaddr_storage)) {
@@ -283,19 +327,26 @@ void Supervisor::on_connect(const Notification& n) {
         return;
     }
     sockaddr_storage sa{};
+    // Opened before ID_VALID below, so that the pidfd perform() uses names the caller.
+    Caller* c = caller(n.pid());
     // Read the address exactly once; everything below uses this copy.
     if (len > 0) {
-        UniqueFd mem(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
-        if (!mem.valid()) {
-            const int err = errno;
+        if (!c || !c->mem.valid()) {
+            const int err = c ? c->mem_errno : errno;
             if (valid(n.req.id)) {
                 deny_connect(n, "(unreadable: " + std::string(std::strerror(err)) + ")", EPERM,
                              "address_unreadable");
             }
             return;
         }
-        const ssize_t got =
-            pread(mem.get(), &sa, static_cast<std::size_t>(len), static_cast<off_t>(n.arg(1)));
+        const auto want = static_cast<std::size_t>(len);
+        ssize_t got = pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1)));
+        if (got != len) {
+            // The cached file may name the memory the thread had before an execve.
+            c->mem.reset(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
+            got =
+                c->mem.valid() ? pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1))) : -1;
+        }
         if (got != len) {
             if (valid(n.req.id)) {
                 respond(n.req.id, EFAULT);
@@ -314,8 +365,14 @@ void Supervisor::on_connect(const Notification& n) {
             respond(n.req.id, EINVAL);
             return;
         }
+        if (c && !c->fresh && !retried && !current(*c, *dest == config_.proxy)) {
+            // We read a cached thread's memory, and that thread is gone: read again.
+            callers_.erase(n.pid());
+            on_connect(n, true);
+            return;
+        }
         if (*dest == config_.proxy) {
-            perform(n, fd, sa, slen);
+            perform(n, c, fd, sa, slen);
         } else {
             deny_connect(n, dest->text(), kConnectDeniedErrno, "not_the_proxy");
         }
@@ -349,25 +406,30 @@ void Supervisor::on_connect(const Notification& n) {
             auto& cu = reinterpret_cast<sockaddr_un&>(copy);
             cu.sun_family = AF_UNIX;
             std::memcpy(cu.sun_path, abs.c_str(), abs.size() + 1);
-            perform(n, fd, copy, static_cast<socklen_t>(sizeof(sa_family_t) + abs.size() + 1));
+            perform(n, c, fd, copy, static_cast<socklen_t>(sizeof(sa_family_t) + abs.size() + 1));
             return;
         }
     }
-    perform(n, fd, sa, slen);
+    perform(n, c, fd, sa, slen);
 }
 
-void Supervisor::perform(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len) {
+bool Supervisor::current(Caller& c, bool allowed) {
+    if (allowed && config_.getfd) {
+        return true;  // perform() checks it for free: pidfd_getfd fails for a dead task
+    }
+    return syscall(SYS_pidfd_send_signal, c.pidfd.get(), 0, nullptr, 0) == 0;
+}
+
+void Supervisor::perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
+                         socklen_t len) {
     if (config_.getfd) {
-        UniqueFd pidfd = pidfd_for(n.pid());
-        UniqueFd sock(pidfd.valid() ? static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0))
-                                    : -1);
+        UniqueFd sock(c && c->pidfd.valid()
+                          ? static_cast<int>(syscall(SYS_pidfd_getfd, c->pidfd.get(), fd, 0))
+                          : -1);
         const int err = errno;
         if (sock.valid()) {
-            // pidfd_open may have named a recycled pid: only trust the socket if the caller
-            // is still waiting for our answer.
-            if (!valid(n.req.id)) {
-                return;
-            }
+            // The pidfd names the caller: caller() checked it was alive before on_connect's
+            // ID_VALID, and a live task keeps its id.
             const int rc = connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len);
             respond(n.req.id, rc == 0 ? 0 : errno);
             ++stats_.connects;
@@ -375,6 +437,12 @@ void Supervisor::perform(const Notification& n, int fd, const sockaddr_storage& 
         }
         if (err == EBADF) {
             respond(n.req.id, EBADF);
+            return;
+        }
+        if (err == ESRCH && c && !c->fresh) {
+            // The cached pidfd names a thread that exited: this caller is another one.
+            callers_.erase(n.pid());
+            on_connect(n, true);
             return;
         }
         // EPERM (a seccomp profile, or a process that made itself non-dumpable): fall back.
@@ -481,7 +549,8 @@ void Supervisor::on_socket(const Notification& n) {
 }
 
 bool Supervisor::in_jail(pid_t pid) const {
-    if (pid <= 0 || pid == config_.self || pid == config_.proxy_pid) {
+    const pid_t proxy = proxy_pid_.load();
+    if (pid <= 0 || pid == config_.self || (proxy > 0 && pid == proxy)) {
         return false;
     }
     pid_t cur = pid;
@@ -493,7 +562,7 @@ bool Supervisor::in_jail(pid_t pid) const {
         if (parent == config_.self) {
             // Our children are the command, the proxy and orphans of the jail that were
             // re-parented to us (we are their subreaper).
-            return cur != config_.proxy_pid;
+            return cur != proxy;
         }
         if (parent <= 1) {
             return false;

@@ -9,11 +9,14 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "policy/result.hpp"
+#include "proxy/raii.hpp"
 
 namespace lj::proxy {
 class Auditor;
@@ -60,21 +63,38 @@ struct SupervisorStats {
 
 class Supervisor {
   public:
-    explicit Supervisor(SupervisorConfig config) : config_(config) {}
+    explicit Supervisor(SupervisorConfig config) : config_(config), proxy_pid_(config.proxy_pid) {}
 
     /// Receives one notification (the listener must be readable) and answers it. Returns
     /// false when the listener is finished (no process uses the filter any more).
     bool handle_one();
 
     const SupervisorStats& stats() const { return stats_; }
-    void set_proxy_pid(pid_t pid) { config_.proxy_pid = pid; }
+    /// Thread-safe: the main thread reaps the proxy, the supervisor thread reads it.
+    void set_proxy_pid(pid_t pid) { proxy_pid_.store(pid); }
+
+    /// Asks the kernel to switch directly between a trapped thread and the supervisor
+    /// (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6): one CPU, no cross-CPU wake-up.
+    /// Meant for a supervisor that blocks in handle_one(). False when unsupported.
+    bool use_sync_wakeup() const;
 
   private:
     struct Notification;
-    void on_connect(const Notification& n);
+    /// A thread that made a trapped call: its pidfd and /proc/TID/mem, opened once.
+    struct Caller {
+        UniqueFd pidfd;
+        UniqueFd mem;
+        int mem_errno = 0;
+        bool fresh = false;  ///< opened for this notification (no need to check it is current)
+    };
+    static constexpr std::size_t kMaxCallers = 128;  ///< two fds each
+    Caller* caller(pid_t tid);  ///< cached or opened; nullptr when the thread is gone
+    void on_connect(const Notification& n, bool retried = false);
     void on_socket(const Notification& n);
     void on_signal(const Notification& n);
-    void perform(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
+    void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
+                 socklen_t len);
+    bool current(Caller& c, bool allowed);  ///< a cached entry still names a live thread
     void perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
     bool in_jail(pid_t pid) const;
     void deny_connect(const Notification& n, const std::string& destination, int err,
@@ -83,6 +103,8 @@ class Supervisor {
     bool valid(std::uint64_t id) const;
 
     SupervisorConfig config_;
+    std::atomic<pid_t> proxy_pid_{0};  ///< set by the main thread if the proxy dies
+    std::unordered_map<pid_t, Caller> callers_;
     SupervisorStats stats_;
     bool addfd_warned_ = false;
 };

@@ -382,7 +382,9 @@ void Auditor::stop() {
         writer_.join();
     }
     if (file_fd_ >= 0) {
-        if (::fsync(file_fd_) != 0) {
+        // Nothing written by us: nothing of ours to make durable (and fsync can take
+        // milliseconds, on every landjail run that made no denied connect).
+        if (written_.load() > 0 && ::fsync(file_fd_) != 0) {
             const int err = errno;
             if (err != EINVAL) {  // EINVAL: a FIFO or character device, nothing to sync
                 report("fsync(" + *options_.file + "): " + errno_text(err));
