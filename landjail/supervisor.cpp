@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -279,8 +280,16 @@ void Supervisor::respond(std::uint64_t id, int err, bool continue_call) const {
 bool Supervisor::handle_one() {
     Notification n;
     if (ioctl(config_.listener, SECCOMP_IOCTL_NOTIF_RECV, &n.req) != 0) {
-        // EINTR: a signal for us; ENOENT: the caller went away before we received it.
-        return errno == EINTR || errno == ENOENT;
+        if (errno == EINTR) {
+            return true;  // a signal for us
+        }
+        if (errno != ENOENT) {
+            return false;
+        }
+        // ENOENT: the caller went away before we received it, or no process uses the filter
+        // any more (then RECV fails at once, every time: stop rather than spin).
+        pollfd p{config_.listener, POLLIN, 0};
+        return !(poll(&p, 1, 0) == 1 && (p.revents & POLLHUP));
     }
     static const int nr_connect = SYS_connect;
     static const int nr_socket = SYS_socket;
@@ -354,8 +363,11 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
             return;
         }
     }
-    if (!valid(n.req.id)) {
-        return;  // the thread is gone; its pid may already name another process
+    // A fresh entry was opened by thread id after the notification: the id may name another
+    // task by now, unless the caller is still waiting. A cached entry's task was alive before
+    // the call, so while it lives it is the caller; perform() and current() find out if not.
+    if ((!c || c->fresh) && !valid(n.req.id)) {
+        return;
     }
     const auto slen = static_cast<socklen_t>(len);
     const int family = len >= static_cast<int>(sizeof(sa_family_t)) ? sa.ss_family : AF_UNSPEC;

@@ -51,10 +51,12 @@ static uint64_t lj_now_ns(void) {
 // Parses "ADDR:PORT" or "http://ADDR:PORT[/]" (IPv4 only: the proxy listens on 127.0.0.1).
 static int lj_parse_addr(const char* text, struct sockaddr_in* sa) {
     const char* s = text;
-    if (strncmp(s, "http://", 7) == 0) s += 7;
+    if (strncmp(s, "http://", 7) == 0)
+        s += 7;
     char host[64];
     const char* colon = strrchr(s, ':');
-    if (colon == NULL || (size_t)(colon - s) >= sizeof host) return -1;
+    if (colon == NULL || (size_t)(colon - s) >= sizeof host)
+        return -1;
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
     char* end;
@@ -70,7 +72,8 @@ static int lj_parse_addr(const char* text, struct sockaddr_in* sa) {
 // One socket + connect + close; 0 or the connect's errno.
 static int lj_connect_once(const struct sockaddr_in* sa) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno;
+    if (fd < 0)
+        return errno;
     int err = 0;
     if (connect(fd, (const struct sockaddr*)sa, sizeof *sa) != 0) {
         err = errno;
@@ -121,7 +124,8 @@ static int lj_usage(void) {
 static int lj_measure(const struct sockaddr_in* sa, long count, long warmup) {
     for (long i = 0; i < warmup; i++) lj_connect_once(sa);
     uint64_t* ns = calloc((size_t)count, sizeof *ns);
-    if (ns == NULL) return 1;
+    if (ns == NULL)
+        return 1;
     long errors = 0;
     int first_err = 0;
     uint64_t total = 0;
@@ -132,7 +136,8 @@ static int lj_measure(const struct sockaddr_in* sa, long count, long warmup) {
         total += ns[i];
         if (err != 0) {
             errors++;
-            if (first_err == 0) first_err = err;
+            if (first_err == 0)
+                first_err = err;
         }
     }
     qsort(ns, (size_t)count, sizeof *ns, lj_cmp_u64);
@@ -140,7 +145,8 @@ static int lj_measure(const struct sockaddr_in* sa, long count, long warmup) {
            errors, (double)total / (double)count / 1e3, (double)ns[count / 2] / 1e3,
            (double)ns[count * 9 / 10] / 1e3, (double)ns[0] / 1e3);
     fflush(stdout);
-    if (errors) fprintf(stderr, "connect_bench: first error: %s\n", strerror(first_err));
+    if (errors)
+        fprintf(stderr, "connect_bench: first error: %s\n", strerror(first_err));
     free(ns);
     return errors ? 1 : 0;
 }
@@ -161,23 +167,25 @@ static int lj_floor_child(int chan, const struct sockaddr_in* sa, long count, lo
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 1;
-    int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                                SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return 1;
+    int listener =
+        (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (listener < 0) {
         perror("connect_bench --floor: seccomp");
         return 1;
     }
     char byte = 0, cbuf[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &listener, sizeof(int));
-    if (sendmsg(chan, &msg, 0) != 1) return 1;
+    if (sendmsg(chan, &msg, 0) != 1)
+        return 1;
     close(listener);
     close(chan);
     return lj_measure(sa, count, warmup);
@@ -186,11 +194,13 @@ static int lj_floor_child(int chan, const struct sockaddr_in* sa, long count, lo
 static int lj_recv_fd(int chan) {
     char byte, cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf};
-    if (recvmsg(chan, &msg, 0) != 1) return -1;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    if (recvmsg(chan, &msg, 0) != 1)
+        return -1;
     struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    if (cm == NULL || cm->cmsg_type != SCM_RIGHTS) return -1;
+    if (cm == NULL || cm->cmsg_type != SCM_RIGHTS)
+        return -1;
     int fd;
     memcpy(&fd, CMSG_DATA(cm), sizeof fd);
     return fd;
@@ -208,11 +218,14 @@ static void lj_floor_supervise(int listener, pid_t child, int getfd, int sync) {
     }
     for (;;) {
         struct pollfd p = {.fd = listener, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0 && errno != EINTR) return;
-        if (p.revents & (POLLHUP | POLLERR)) return;
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return;
+        if (p.revents & (POLLHUP | POLLERR))
+            return;
         struct seccomp_notif req;
         memset(&req, 0, sizeof req);
-        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) continue;
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0)
+            continue;
         struct seccomp_notif_resp resp = {.id = req.id};
         if (!getfd) {
             resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -224,7 +237,8 @@ static void lj_floor_supervise(int listener, pid_t child, int getfd, int sync) {
             } else if (connect(sock, (struct sockaddr*)&sa, sizeof sa) != 0) {
                 resp.error = -errno;
             }
-            if (sock >= 0) close(sock);
+            if (sock >= 0)
+                close(sock);
         }
         ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
     }
@@ -239,10 +253,12 @@ static int lj_floor(const char* mode, const struct sockaddr_in* sa, const char* 
         return lj_usage();
     setenv("LJ_FLOOR_ADDR", target, 1);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return 1;
     fflush(stdout);
     pid_t child = fork();
-    if (child < 0) return 1;
+    if (child < 0)
+        return 1;
     if (child == 0) {
         close(sv[0]);
         _exit(lj_floor_child(sv[1], sa, count, warmup));
@@ -267,7 +283,8 @@ int main(int argc, char** argv) {
     const char* target = NULL;
     const char* floor_mode = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--serve") == 0) return lj_serve();
+        if (strcmp(argv[i], "--serve") == 0)
+            return lj_serve();
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             count = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "-w") == 0 && i + 1 < argc) {
@@ -280,13 +297,15 @@ int main(int argc, char** argv) {
             return lj_usage();
         }
     }
-    if (target == NULL) target = getenv("HTTP_PROXY");
+    if (target == NULL)
+        target = getenv("HTTP_PROXY");
     struct sockaddr_in sa;
     if (count < 1 || warmup < 0 || target == NULL || lj_parse_addr(target, &sa) != 0) {
         fprintf(stderr, "connect_bench: need ADDR:PORT or HTTP_PROXY=http://ADDR:PORT (got %s)\n",
                 target ? target : "neither");
         return lj_usage();
     }
-    if (floor_mode != NULL) return lj_floor(floor_mode, &sa, target, count, warmup);
+    if (floor_mode != NULL)
+        return lj_floor(floor_mode, &sa, target, count, warmup);
     return lj_measure(&sa, count, warmup);
 }
