@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // landjail: run a command so that it reaches only the HTTP(S) destinations a policy allows.
+#include <cstdlib>
 #include <iostream>
 
 #include "landjail/cli.hpp"
@@ -29,5 +30,10 @@ int main(int argc, char** argv) {
         case Command::Run:
             break;
     }
-    return run_command(*cli);
+    // The supervisor thread may be answering a notification right now: leave without running
+    // static destructors under it.
+    const int status = run_command(*cli);
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(status);
 }
