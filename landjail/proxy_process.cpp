@@ -68,7 +68,8 @@ Result<std::string> find_proxy_binary() {
         "--proxy-addr to use one that is already running");
 }
 
-Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args) {
+Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
+                                 int event_fd) {
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) {
         return make_error(std::string("pipe: ") + std::strerror(errno));
@@ -79,6 +80,10 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     argv_s.emplace_back("--ready-fd");
     argv_s.emplace_back("3");
+    if (event_fd >= 0) {
+        argv_s.emplace_back("--event-fd");
+        argv_s.emplace_back("4");
+    }
     std::vector<char*> argv;
     for (auto& s : argv_s) argv.push_back(s.data());
     argv.push_back(nullptr);
@@ -96,10 +101,12 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
-        // fd 3 is the ready pipe; dup2 clears close-on-exec (fcntl when it already is 3).
-        if (ready_write.get() == 3) {
-            fcntl(3, F_SETFD, 0);
-        } else if (dup2(ready_write.get(), 3) < 0) {
+        // fd 3 is the ready pipe, fd 4 the jail's events; dup2 clears close-on-exec. Both are
+        // first moved above 4, so that neither overwrites the other.
+        const int ready_fd = fcntl(ready_write.get(), F_DUPFD_CLOEXEC, 10);
+        const int events = event_fd >= 0 ? fcntl(event_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        if (ready_fd < 0 || dup2(ready_fd, 3) < 0 ||
+            (event_fd >= 0 && (events < 0 || dup2(events, 4) < 0))) {
             _exit(125);
         }
         const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);

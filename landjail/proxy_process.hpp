@@ -28,7 +28,9 @@ Result<std::string> find_proxy_binary();
 
 /// Starts `binary` with `args` plus --ready-fd, without waiting (the caller prepares the
 /// jail meanwhile). Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
-Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args);
+/// `event_fd` (optional): passed as fd 4 with --event-fd 4 (the supervisor's audit events).
+Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
+                                 int event_fd = -1);
 
 /// Waits up to `timeout` for the address the proxy reports when it listens.
 Result<bool> wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -212,7 +213,10 @@ class Jail {
     Child child_;
     // Shared with the supervisor thread, which is never joined: it blocks in the kernel
     // until the process exits, so what it uses must outlive the Jail.
-    std::shared_ptr<proxy::Auditor> auditor_;
+    std::shared_ptr<proxy::Auditor> auditor_;  ///< only with --proxy-addr
+    UniqueFd event_pipe_;                      ///< to our proxy's --event-fd
+    std::shared_ptr<std::atomic<std::uint64_t>> dropped_ =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<Supervisor> supervisor_;
     UniqueFd signals_;
 };
@@ -284,7 +288,17 @@ int Jail::start() {
             return kExitFailed;
         }
         // It starts while we prepare the jail; we wait for its address below.
-        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_));
+        // The supervisor's events go to the proxy, which puts them in its ordered stream.
+        int events[2] = {-1, -1};
+        if (plan_.supervise && !settings_->disable_audit_logs.value &&
+            pipe2(events, O_CLOEXEC) == 0) {
+            fcntl(events[1], F_SETFL, O_NONBLOCK);
+            fcntl(events[1], F_SETPIPE_SZ, 1 << 20);  // room for thousands of events
+            event_pipe_.reset(events[1]);
+        }
+        UniqueFd event_read(events[0]);
+        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_),
+                                   event_read.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -352,8 +366,8 @@ int Jail::start() {
     }
     child_ = std::move(*child);
 
-    if (plan_.supervise) {
-        // The same session and sinks as the proxy (an external proxy: our own session).
+    if (plan_.supervise && !event_pipe_.valid()) {
+        // An external proxy (--proxy-addr): our own session, written to the same sinks.
         auto auditor = proxy::start_auditor(*settings_, session_id_);
         if (!auditor) {
             warn(auditor.error().what() + "; the jail's own audit events are lost");
@@ -366,7 +380,20 @@ int Jail::start() {
     sc.proxy = proxy_addr_;
     sc.landlock_abi = plan_.landlock_abi;
     sc.getfd = plan_.getfd;
-    sc.auditor = auditor_.get();
+    if (event_pipe_.valid()) {
+        // Never blocks the supervisor: a full pipe (the proxy stuck) drops and counts.
+        sc.audit = [fd = event_pipe_.get(), dropped = dropped_](proxy::AuditEvent&& e) {
+            if (e.exe && e.exe->size() > 1024) {
+                e.exe->resize(1024);  // one line stays one atomic pipe write
+            }
+            const std::string line = proxy::event_to_wire(e);
+            if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+                dropped->fetch_add(1);
+            }
+        };
+    } else if (auditor_) {
+        sc.audit = [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
+    }
     sc.self = getpid();
     sc.child = child_.pid;
     sc.proxy_pid = proxy_.pid;
@@ -438,6 +465,10 @@ int Jail::finish(int exit_status) {
     }
     if (auditor_) {
         auditor_->stop();
+    }
+    if (const auto n = dropped_->load(); n > 0) {
+        warn(std::to_string(n) +
+             " audit events of the jail were lost: the proxy did not read them");
     }
     return exit_status;
 }

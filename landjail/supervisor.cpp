@@ -524,10 +524,10 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
 void Supervisor::deny_connect(const Notification& n, const std::string& destination, int err,
                               const char* reason) {
     // Who asked is read while the caller still waits for us: after the answer it may be gone.
-    const std::string exe = config_.auditor ? exe_of(n.pid()) : std::string();
+    const std::string exe = config_.audit ? exe_of(n.pid()) : std::string();
     respond(n.req.id, err);
     ++stats_.denied;
-    if (config_.auditor) {
+    if (config_.audit) {
         proxy::AuditEvent e;
         e.event = "connect_denied";
         e.allowed = false;
@@ -535,16 +535,16 @@ void Supervisor::deny_connect(const Notification& n, const std::string& destinat
         e.pid = n.pid();
         e.exe = exe;
         e.destination = destination;
-        config_.auditor->record(std::move(e));
+        config_.audit(std::move(e));
     }
 }
 
 void Supervisor::on_socket(const Notification& n) {
     // The filter only notifies socket() calls it refuses (the decision is register-only).
-    const std::string exe = config_.auditor ? exe_of(n.pid()) : std::string();
+    const std::string exe = config_.audit ? exe_of(n.pid()) : std::string();
     respond(n.req.id, kSocketDeniedErrno);
     ++stats_.sockets_denied;
-    if (config_.auditor) {
+    if (config_.audit) {
         const auto family = static_cast<long>(static_cast<int>(n.arg(0)));
         const auto type = static_cast<long>(static_cast<int>(n.arg(1)));
         const auto protocol = static_cast<long>(static_cast<int>(n.arg(2)));
@@ -556,7 +556,7 @@ void Supervisor::on_socket(const Notification& n) {
         e.exe = exe;
         e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
                         std::to_string(protocol) + ")";
-        config_.auditor->record(std::move(e));
+        config_.audit(std::move(e));
     }
 }
 

@@ -11,16 +11,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "policy/result.hpp"
+#include "proxy/audit.hpp"
 #include "proxy/raii.hpp"
-
-namespace lj::proxy {
-class Auditor;
-}
 
 namespace lj::jail {
 
@@ -47,7 +45,9 @@ struct SupervisorConfig {
     InetAddr proxy;        ///< the only destination a jailed connect() may reach
     int landlock_abi = 0;  ///< >= 6: Landlock scopes hold (unix connects may CONTINUE)
     bool getfd = true;     ///< pidfd_getfd allowed; else ADDFD for every connect
-    proxy::Auditor* auditor = nullptr;
+    /// Where connect_denied/socket_denied events go (the proxy's stream, or an Auditor of
+    /// our own); empty: not audited. Called on the supervisor thread; must not block.
+    std::function<void(proxy::AuditEvent&&)> audit;
     pid_t self = 0;       ///< the supervisor (outside the jail)
     pid_t child = 0;      ///< the jailed command
     pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none

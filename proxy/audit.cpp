@@ -266,10 +266,12 @@ std::string Auditor::to_json(const AuditEvent& event, const std::string& session
     j["seq"] = seq;
     j["event"] = event.event;
     j["decision"] = event.allowed ? "allow" : "deny";
-    j["http_method"] = event.http_method;
-    j["http_url"] = truncate_query(event.http_url);
-    j["host"] = event.host;
-    j["matched_rule"] = nullable(event.matched_rule);
+    if (event.event == "http_request") {
+        j["http_method"] = event.http_method;
+        j["http_url"] = truncate_query(event.http_url);
+        j["host"] = event.host;
+        j["matched_rule"] = nullable(event.matched_rule);
+    }
     j["reason"] = event.reason;
     j["pid"] = nullable(event.pid);
     j["exe"] = nullable(event.exe);
@@ -530,6 +532,43 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
 
 Result<std::string> new_session_id() {
     return random_uuid_v4();
+}
+
+std::string event_to_wire(const AuditEvent& e) {
+    Json j;
+    j["event"] = e.event;
+    j["allowed"] = e.allowed;
+    j["reason"] = e.reason;
+    j["pid"] = nullable(e.pid);
+    j["exe"] = nullable(e.exe);
+    j["destination"] = nullable(e.destination);
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+Result<AuditEvent> event_from_wire(std::string_view line) {
+    const Json j = Json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        return make_error("not a JSON object");
+    }
+    AuditEvent e;
+    try {
+        e.event = j.at("event").get<std::string>();
+        if (e.event != "connect_denied" && e.event != "socket_denied") {
+            return make_error("unexpected event '" + e.event + "'");
+        }
+        e.allowed = j.at("allowed").get<bool>();
+        e.reason = j.at("reason").get<std::string>();
+        if (const auto& v = j.at("pid"); !v.is_null())
+            e.pid = v.get<int>();
+        if (const auto& v = j.at("exe"); !v.is_null())
+            e.exe = v.get<std::string>();
+        if (const auto& v = j.at("destination"); !v.is_null()) {
+            e.destination = v.get<std::string>();
+        }
+    } catch (const Json::exception& ex) {
+        return make_error(std::string("bad field: ") + ex.what());
+    }
+    return e;
 }
 
 }  // namespace lj::proxy

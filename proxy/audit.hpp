@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -120,5 +121,11 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& settings,
 
 /// A random UUIDv4 for a new audit session.
 Result<std::string> new_session_id();
+
+/// One event as landjail's supervisor sends it to its proxy (landjail-proxy --event-fd), so
+/// that the jail's refusals join the proxy's ordered stream: one JSON line. Only
+/// connect_denied and socket_denied events are accepted back.
+std::string event_to_wire(const AuditEvent& event);
+Result<AuditEvent> event_from_wire(std::string_view line);
 
 }  // namespace lj::proxy

@@ -13,6 +13,10 @@ constexpr std::array kTable = {
             "loopback address to listen on (default 127.0.0.1:0: a free ephemeral port)", false},
     OptSpec{"ready-fd", 0, "N",
             "when listening, write 'ADDR:PORT' and a newline to fd N and close it", false},
+    OptSpec{"event-fd", 0, "N",
+            "add the audit events landjail's supervisor writes to fd N (JSON lines) to this "
+            "session's stream",
+            false},
     OptSpec{"config", 'c', "PATH", "read this config file (default: discovered as by landjail)",
             false},
     OptSpec{"allow", 'a', "RULE", "allow requests matching RULE", true},
@@ -74,6 +78,12 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
             return n.error();
         }
         o.ready_fd = static_cast<int>(*n);
+    } else if (name == "event-fd") {
+        auto n = number(spec, v, 0, 1 << 20);
+        if (!n) {
+            return n.error();
+        }
+        o.event_fd = static_cast<int>(*n);
     } else if (name == "config") {
         o.config = v;
     } else if (name == "allow") {

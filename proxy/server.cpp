@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/server.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
@@ -102,6 +104,10 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return auditor.error();
     }
     srv->auditor_ = std::move(*auditor);
+    if (opt.event_fd) {
+        srv->event_fd_ = *opt.event_fd;
+        ::fcntl(srv->event_fd_, F_SETFD, FD_CLOEXEC);
+    }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
                     srv->auditor_.get()};
     const unsigned threads =
@@ -303,6 +309,9 @@ int Server::run(std::optional<int> ready_fd) {
         }
         ::close(*ready_fd);
     }
+    if (event_fd_ >= 0 && ::pipe2(event_stop_, O_CLOEXEC) == 0) {
+        event_reader_ = std::thread(&Server::read_events, this);
+    }
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers_.size(); ++i) {
         threads.emplace_back([w = workers_[i].get()] { w->io.run(); });
@@ -311,10 +320,54 @@ int Server::run(std::optional<int> ready_fd) {
     for (std::thread& t : threads) {
         t.join();
     }
+    if (event_reader_.joinable()) {
+        (void)!::write(event_stop_[1], "x", 1);  // the reader takes what is left, then ends
+        event_reader_.join();
+    }
     if (auditor_) {
         auditor_->stop();
     }
     return 0;
+}
+
+void Server::read_events() {
+    std::string pending;
+    bool stopping = false;
+    for (;;) {
+        pollfd fds[2] = {{event_fd_, POLLIN, 0}, {event_stop_[0], POLLIN, 0}};
+        const int rc = ::poll(fds, 2, stopping ? 0 : -1);
+        if (rc < 0 && errno == EINTR) {
+            continue;
+        }
+        if (fds[1].revents & POLLIN) {
+            stopping = true;  // from now on: what is readable now, then stop
+        }
+        if (rc <= 0 || !(fds[0].revents & (POLLIN | POLLHUP))) {
+            if (stopping) {
+                return;
+            }
+            continue;
+        }
+        char buf[8192];
+        const ssize_t n = ::read(event_fd_, buf, sizeof buf);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return;  // EOF: landjail is gone
+        }
+        pending.append(buf, static_cast<std::size_t>(n));
+        std::size_t nl = 0;
+        while ((nl = pending.find('\n')) != std::string::npos) {
+            auto event = event_from_wire(std::string_view(pending).substr(0, nl));
+            if (!event) {
+                spdlog::warn("--event-fd: ignored a bad event: {}", event.error().message);
+            } else if (auditor_) {
+                auditor_->record(std::move(*event));
+            }
+            pending.erase(0, nl + 1);
+        }
+    }
 }
 
 }  // namespace lj::proxy

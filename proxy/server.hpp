@@ -46,6 +46,11 @@ class Server {
     tcp::endpoint endpoint_;
     asio::signal_set* signals_ = nullptr;  ///< lives in run()
     bool shutting_down_ = false;
+    // --event-fd: a thread reads the jail's events until run() ends, then drains the rest.
+    int event_fd_ = -1;
+    int event_stop_[2] = {-1, -1};
+    std::thread event_reader_;
+    void read_events();
 };
 
 }  // namespace lj::proxy

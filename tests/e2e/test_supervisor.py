@@ -232,3 +232,33 @@ def test_process_trees_and_orphans(shared, forbidden, user, mode):
     """.replace("FORBIDDEN", str(forbidden.port)))
     assert r.rc == 0, r
     assert forbidden.accepted == 0, r
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_one_ordered_audit_stream(shared, forbidden, user):
+    """The supervisor's connect_denied and socket_denied events go through the proxy
+    (--event-fd) into its stream: one session_id, seq 1, 2, 3, … in the order they happened,
+    and no HTTP fields on the jail's events."""
+    r = run_script(shared, user, "full", """
+    via_proxy()
+    try:
+        socket.create_connection(("127.0.0.1", FORBIDDEN), timeout=5)
+    except ConnectionRefusedError:
+        pass
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except PermissionError:
+        pass
+    via_proxy()
+    """.replace("FORBIDDEN", str(forbidden.port)))
+    assert r.rc == 0, r
+    events = r.audit()
+    assert [e["event"] for e in events] == [
+        "http_request", "connect_denied", "socket_denied", "http_request"], events
+    assert len({e["session_id"] for e in events}) == 1, events
+    assert [e["seq"] for e in events] == [1, 2, 3, 4], events
+    for e in events[1:3]:
+        assert "http_method" not in e and "http_url" not in e, e
+        assert e["pid"] > 0 and e["exe"].startswith("/usr/bin/python3"), e
+    assert events[1]["destination"] == "127.0.0.1:%d" % forbidden.port, events
+    assert events[2]["destination"] == "socket(AF_INET, SOCK_DGRAM, 0)", events

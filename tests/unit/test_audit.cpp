@@ -192,13 +192,12 @@ int accept_one(int listener) {
 
 Test(audit, json_golden_every_field) {
     AuditEvent e = deny_post();
-    e.event = "connect_denied";
     e.matched_rule = "domain=example.com method=GET";
     e.destination = "93.184.216.34:443";
     e.status = 403;
     const std::string want =
         R"({"time":"2026-11-23T10:00:00.123456Z","session_id":"s-1","seq":42,)"
-        R"("event":"connect_denied","decision":"deny","http_method":"POST",)"
+        R"("event":"http_request","decision":"deny","http_method":"POST",)"
         R"("http_url":"https://example.com/upload","host":"example.com",)"
         R"("matched_rule":"domain=example.com method=GET","reason":"no_rule_matched",)"
         R"("pid":4242,"exe":"/usr/bin/curl","destination":"93.184.216.34:443","status":403,)"
@@ -206,6 +205,58 @@ Test(audit, json_golden_every_field) {
         R"("template_version_id":"tv-3"})";
     const std::string got = json_line(e, all_labels());
     cr_assert_eq(got, want, "\n got: %s\nwant: %s", got.c_str(), want.c_str());
+}
+
+// The jail's events have no HTTP request: no http_method, http_url, host or matched_rule.
+Test(audit, json_golden_jail_event) {
+    AuditEvent e;
+    e.event = "connect_denied";
+    e.reason = "not_the_proxy";
+    e.pid = 4242;
+    e.exe = "/usr/bin/curl";
+    e.destination = "93.184.216.34:443";
+    const std::string want =
+        R"({"time":"2026-11-23T10:00:00.123456Z","session_id":"s-1","seq":42,)"
+        R"("event":"connect_denied","decision":"deny","reason":"not_the_proxy",)"
+        R"("pid":4242,"exe":"/usr/bin/curl","destination":"93.184.216.34:443"})";
+    const std::string got = json_line(e);
+    cr_assert_eq(got, want, "\n got: %s\nwant: %s", got.c_str(), want.c_str());
+}
+
+// landjail's supervisor -> landjail-proxy --event-fd: what is sent comes back equal.
+Test(audit, wire_round_trip) {
+    AuditEvent e;
+    e.event = "socket_denied";
+    e.reason = "socket_type_not_allowed";
+    e.pid = 7;
+    e.exe = "/bin/x \"quoted\"\n";
+    e.destination = "socket(AF_INET, SOCK_DGRAM, 0)";
+    const std::string line = lj::proxy::event_to_wire(e);
+    cr_assert_eq(line.back(), '\n');
+    cr_assert_eq(line.find('\n'), line.size() - 1, "one line: %s", line.c_str());
+    auto back = lj::proxy::event_from_wire(std::string_view(line).substr(0, line.size() - 1));
+    cr_assert(back.ok(), "%s", back ? "" : back.error().message.c_str());
+    cr_assert_eq(back->event, e.event);
+    cr_assert_eq(back->reason, e.reason);
+    cr_assert_eq(*back->pid, 7);
+    cr_assert_eq(*back->exe, *e.exe);
+    cr_assert_eq(*back->destination, *e.destination);
+    cr_assert(!back->allowed);
+}
+
+// Only the jail's event types are accepted from the pipe, and garbage is an error.
+Test(audit, wire_rejects) {
+    const char* bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        R"({"event":"http_request","allowed":true,"reason":"x","pid":null,"exe":null,"destination":null})",
+        R"({"event":"connect_denied","allowed":"no","reason":"x","pid":null,"exe":null,"destination":null})",
+        R"({"event":"connect_denied","reason":"x"})",
+    };
+    for (const char* line : bad) {
+        cr_assert(!lj::proxy::event_from_wire(line).ok(), "accepted: %s", line);
+    }
 }
 
 Test(audit, json_golden_nulls_and_no_labels) {
