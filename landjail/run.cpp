@@ -391,6 +391,19 @@ int Jail::start() {
                 dropped->fetch_add(1);
             }
         };
+        sc.client = [fd = event_pipe_.get(), dropped = dropped_](pid_t pid, const std::string& exe,
+                                                                 std::uint16_t port) {
+            proxy::AuditEvent e;
+            e.event = "client";
+            e.allowed = true;
+            e.pid = pid;
+            e.exe = exe.substr(0, 1024);
+            e.destination = "127.0.0.1:" + std::to_string(port);
+            const std::string line = proxy::event_to_wire(e);
+            if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+                dropped->fetch_add(1);
+            }
+        };
     } else if (auditor_) {
         sc.audit = [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
     }

@@ -324,6 +324,9 @@ Supervisor::Caller* Supervisor::caller(pid_t tid) {
     }
     c.mem.reset(open(proc_path(tid, "mem").c_str(), O_RDONLY | O_CLOEXEC));
     c.mem_errno = c.mem.valid() ? 0 : errno;
+    if (config_.client) {
+        c.exe = exe_of(tid);
+    }
     c.fresh = true;
     return &(callers_[tid] = std::move(c));
 }
@@ -353,6 +356,9 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
         if (got != len) {
             // The cached file may name the memory the thread had before an execve.
             c->mem.reset(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
+            if (config_.client) {
+                c->exe = exe_of(n.pid());
+            }
             got =
                 c->mem.valid() ? pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1))) : -1;
         }
@@ -425,6 +431,21 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
     perform(n, c, fd, sa, slen);
 }
 
+void Supervisor::report_client(const Notification& n, const Caller* c, int sock) const {
+    if (!config_.client) {
+        return;
+    }
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (getsockname(sock, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+        return;
+    }
+    const auto addr = canonical_inet(local, len);
+    if (addr && addr->port != 0) {
+        config_.client(n.pid(), c ? c->exe : exe_of(n.pid()), addr->port);
+    }
+}
+
 bool Supervisor::current(Caller& c, bool allowed) {
     if (allowed && config_.getfd) {
         return true;  // perform() checks it for free: pidfd_getfd fails for a dead task
@@ -443,7 +464,13 @@ void Supervisor::perform(const Notification& n, Caller* c, int fd, const sockadd
             // The pidfd names the caller: caller() checked it was alive before on_connect's
             // ID_VALID, and a live task keeps its id.
             const int rc = connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len);
-            respond(n.req.id, rc == 0 ? 0 : errno);
+            const int result = rc == 0 ? 0 : errno;
+            if (result == 0 || result == EINPROGRESS) {
+                // Before the answer: the program may send its request the moment it has it,
+                // and the proxy must know who sends it by then.
+                report_client(n, c, sock.get());
+            }
+            respond(n.req.id, result);
             ++stats_.connects;
             return;
         }
@@ -515,6 +542,7 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
         }
         return;
     }
+    report_client(n, nullptr, sock.get());
     // A separate answer: ADDFD_FLAG_SEND would make connect() return the fd number.
     respond(n.req.id, err);
     ++stats_.connects;

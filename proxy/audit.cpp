@@ -553,7 +553,7 @@ Result<AuditEvent> event_from_wire(std::string_view line) {
     AuditEvent e;
     try {
         e.event = j.at("event").get<std::string>();
-        if (e.event != "connect_denied" && e.event != "socket_denied") {
+        if (e.event != "connect_denied" && e.event != "socket_denied" && e.event != "client") {
             return make_error("unexpected event '" + e.event + "'");
         }
         e.allowed = j.at("allowed").get<bool>();
@@ -569,6 +569,42 @@ Result<AuditEvent> event_from_wire(std::string_view line) {
         return make_error(std::string("bad field: ") + ex.what());
     }
     return e;
+}
+
+void ClientRegistry::put(std::uint16_t client_port, Who who) {
+    std::lock_guard lock(mutex_);
+    if (by_port_.insert_or_assign(client_port, std::move(who)).second) {
+        order_.push_back(client_port);
+    }
+    while (order_.size() > kMax) {
+        by_port_.erase(order_.front());
+        order_.pop_front();
+    }
+}
+
+std::optional<ClientRegistry::Who> ClientRegistry::take(std::uint16_t client_port) {
+    bool synced = false;
+    for (;;) {
+        {
+            std::lock_guard lock(mutex_);
+            if (by_port_.count(client_port)) {
+                break;
+            }
+        }
+        if (synced || !sync) {
+            return std::nullopt;
+        }
+        sync();
+        synced = true;
+    }
+    std::lock_guard lock(mutex_);
+    auto it = by_port_.find(client_port);
+    if (it == by_port_.end()) {
+        return std::nullopt;
+    }
+    Who who = std::move(it->second);
+    by_port_.erase(it);  // its port stays in order_ until it falls off; harmless
+    return who;
 }
 
 }  // namespace lj::proxy

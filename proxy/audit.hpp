@@ -12,12 +12,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "policy/config.hpp"
@@ -124,8 +126,33 @@ Result<std::string> new_session_id();
 
 /// One event as landjail's supervisor sends it to its proxy (landjail-proxy --event-fd), so
 /// that the jail's refusals join the proxy's ordered stream: one JSON line. Only
-/// connect_denied and socket_denied events are accepted back.
+/// connect_denied and socket_denied events (audited) and client events (pid and exe behind a
+/// client connection, destination = its "127.0.0.1:PORT"; not audited) are accepted back.
 std::string event_to_wire(const AuditEvent& event);
 Result<AuditEvent> event_from_wire(std::string_view line);
+
+/// Who is behind a client connection of the proxy: landjail's supervisor, which makes every
+/// connect of the jail, reports the client port it connected from and the process that asked
+/// (a "client" event on --event-fd); a session takes its entry when it writes its first
+/// audit event. Thread-safe, bounded (the oldest entries go first).
+class ClientRegistry {
+  public:
+    struct Who {
+        int pid = 0;
+        std::string exe;
+    };
+    void put(std::uint16_t client_port, Who who);
+    /// The entry for this client port, removed; nullopt when none was reported. On a miss it
+    /// first reads what is waiting on the event pipe (`sync`): the supervisor writes the entry
+    /// before the program's connect returns, so it is there before the program's request.
+    std::optional<Who> take(std::uint16_t client_port);
+    std::function<void()> sync;  ///< set once, before any session exists
+
+  private:
+    static constexpr std::size_t kMax = 4096;
+    std::mutex mutex_;
+    std::unordered_map<std::uint16_t, Who> by_port_;
+    std::deque<std::uint16_t> order_;
+};
 
 }  // namespace lj::proxy

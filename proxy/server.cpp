@@ -107,9 +107,12 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     if (opt.event_fd) {
         srv->event_fd_ = *opt.event_fd;
         ::fcntl(srv->event_fd_, F_SETFD, FD_CLOEXEC);
+        ::fcntl(srv->event_fd_, F_SETFL, ::fcntl(srv->event_fd_, F_GETFL) | O_NONBLOCK);
+        Server* self = srv.get();
+        srv->clients_.sync = [self] { (void)self->drain_events(); };
     }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
-                    srv->auditor_.get()};
+                    srv->auditor_.get(), opt.event_fd ? &srv->clients_ : nullptr};
     const unsigned threads =
         opt.threads ? opt.threads
                     : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
@@ -331,7 +334,6 @@ int Server::run(std::optional<int> ready_fd) {
 }
 
 void Server::read_events() {
-    std::string pending;
     bool stopping = false;
     for (;;) {
         pollfd fds[2] = {{event_fd_, POLLIN, 0}, {event_stop_[0], POLLIN, 0}};
@@ -348,24 +350,39 @@ void Server::read_events() {
             }
             continue;
         }
-        char buf[8192];
-        const ssize_t n = ::read(event_fd_, buf, sizeof buf);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
+        if (!drain_events()) {
             return;  // EOF: landjail is gone
         }
-        pending.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+bool Server::drain_events() {
+    std::lock_guard lock(event_mutex_);
+    for (;;) {
+        char buf[8192];
+        const ssize_t n = ::read(event_fd_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0;  // EAGAIN: all read; 0: EOF
+        }
+        event_pending_.append(buf, static_cast<std::size_t>(n));
         std::size_t nl = 0;
-        while ((nl = pending.find('\n')) != std::string::npos) {
-            auto event = event_from_wire(std::string_view(pending).substr(0, nl));
+        while ((nl = event_pending_.find('\n')) != std::string::npos) {
+            auto event = event_from_wire(std::string_view(event_pending_).substr(0, nl));
             if (!event) {
                 spdlog::warn("--event-fd: ignored a bad event: {}", event.error().message);
+            } else if (event->event == "client") {
+                const std::string& at = event->destination.value_or("");
+                const auto port = policy::parse_port(at.substr(at.rfind(':') + 1), false);
+                if (port && event->pid) {
+                    clients_.put(*port, {*event->pid, event->exe.value_or("")});
+                }
             } else if (auditor_) {
                 auditor_->record(std::move(*event));
             }
-            pending.erase(0, nl + 1);
+            event_pending_.erase(0, nl + 1);
         }
     }
 }

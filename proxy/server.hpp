@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -48,9 +49,13 @@ class Server {
     bool shutting_down_ = false;
     // --event-fd: a thread reads the jail's events until run() ends, then drains the rest.
     int event_fd_ = -1;
+    ClientRegistry clients_;
     int event_stop_[2] = {-1, -1};
     std::thread event_reader_;
+    std::mutex event_mutex_;
+    std::string event_pending_;  ///< a partial line; under event_mutex_
     void read_events();
+    bool drain_events();  ///< reads what the pipe holds now; false at EOF
 };
 
 }  // namespace lj::proxy

@@ -46,10 +46,17 @@ std::string status_step_body(const std::string& target, const UpstreamFailure& f
 
 }  // namespace
 
+std::uint16_t client_port_of(const tcp::socket& socket) {
+    error_code ec;
+    const auto ep = socket.remote_endpoint(ec);
+    return ec ? 0 : ep.port();
+}
+
 class Session {
   public:
     Session(tcp::socket socket, Worker& worker)
-        : client_(std::move(socket)),
+        : client_port_(client_port_of(socket)),
+          client_(std::move(socket)),
           worker_(worker),
           shared_(*worker.shared),
           watch_(std::make_shared<Watch>(worker.io)) {
@@ -142,6 +149,8 @@ class Session {
                const policy::Decision& d, std::string reason, int status);
     std::string deny_body(const policy::Request& r, const policy::Decision& d) const;
 
+    std::uint16_t client_port_;               ///< the client's port (attribution)
+    std::optional<ClientRegistry::Who> who_;  ///< the jailed process behind it, if known
     Stream client_;
     beast::flat_buffer client_buf_;
     Worker& worker_;
@@ -831,6 +840,13 @@ void Session::audit(const std::string& method, const std::string& url, const std
     }
     e.reason = reason.empty() ? std::string(policy::to_string(d.reason)) : std::move(reason);
     e.status = status;
+    if (!who_ && shared_.clients && client_port_ != 0) {
+        who_ = shared_.clients->take(client_port_);
+    }
+    if (who_) {
+        e.pid = who_->pid;
+        e.exe = who_->exe;
+    }
     shared_.auditor->record(std::move(e));
 }
 

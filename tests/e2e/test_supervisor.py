@@ -234,12 +234,15 @@ def test_process_trees_and_orphans(shared, forbidden, user, mode):
     assert forbidden.accepted == 0, r
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("user", USERS)
-def test_one_ordered_audit_stream(shared, forbidden, user):
+def test_one_ordered_audit_stream(shared, forbidden, user, mode):
     """The supervisor's connect_denied and socket_denied events go through the proxy
     (--event-fd) into its stream: one session_id, seq 1, 2, 3, … in the order they happened,
-    and no HTTP fields on the jail's events."""
-    r = run_script(shared, user, "full", """
+    and no HTTP fields on the jail's events. The proxy's http_request events name the
+    process that sent the request (pid, exe), which the supervisor reported with the client
+    port of the connection it made."""
+    r = run_script(shared, user, mode, """
     via_proxy()
     try:
         socket.create_connection(("127.0.0.1", FORBIDDEN), timeout=5)
@@ -260,5 +263,7 @@ def test_one_ordered_audit_stream(shared, forbidden, user):
     for e in events[1:3]:
         assert "http_method" not in e and "http_url" not in e, e
         assert e["pid"] > 0 and e["exe"].startswith("/usr/bin/python3"), e
+    for e in (events[0], events[3]):
+        assert e["pid"] == events[1]["pid"] and e["exe"] == events[1]["exe"], events
     assert events[1]["destination"] == "127.0.0.1:%d" % forbidden.port, events
     assert events[2]["destination"] == "socket(AF_INET, SOCK_DGRAM, 0)", events
