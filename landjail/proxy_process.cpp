@@ -69,7 +69,7 @@ Result<std::string> find_proxy_binary() {
 }
 
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 int event_fd) {
+                                 int event_fd, int clients_fd) {
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) {
         return make_error(std::string("pipe: ") + std::strerror(errno));
@@ -83,6 +83,10 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
     if (event_fd >= 0) {
         argv_s.emplace_back("--event-fd");
         argv_s.emplace_back("4");
+    }
+    if (clients_fd >= 0) {
+        argv_s.emplace_back("--clients-fd");
+        argv_s.emplace_back("5");
     }
     std::vector<char*> argv;
     for (auto& s : argv_s) argv.push_back(s.data());
@@ -101,12 +105,14 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
-        // fd 3 is the ready pipe, fd 4 the jail's events; dup2 clears close-on-exec. Both are
-        // first moved above 4, so that neither overwrites the other.
+        // fd 3 is the ready pipe, fd 4 the jail's events, fd 5 the client table; dup2 clears
+        // close-on-exec. All are first moved above 5, so that none overwrites another.
         const int ready_fd = fcntl(ready_write.get(), F_DUPFD_CLOEXEC, 10);
         const int events = event_fd >= 0 ? fcntl(event_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        const int clients = clients_fd >= 0 ? fcntl(clients_fd, F_DUPFD_CLOEXEC, 10) : -1;
         if (ready_fd < 0 || dup2(ready_fd, 3) < 0 ||
-            (event_fd >= 0 && (events < 0 || dup2(events, 4) < 0))) {
+            (event_fd >= 0 && (events < 0 || dup2(events, 4) < 0)) ||
+            (clients_fd >= 0 && (clients < 0 || dup2(clients, 5) < 0))) {
             _exit(125);
         }
         const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);

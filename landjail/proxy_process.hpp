@@ -28,9 +28,10 @@ Result<std::string> find_proxy_binary();
 
 /// Starts `binary` with `args` plus --ready-fd, without waiting (the caller prepares the
 /// jail meanwhile). Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
-/// `event_fd` (optional): passed as fd 4 with --event-fd 4 (the supervisor's audit events).
+/// Optional: `event_fd` is passed as fd 4 with --event-fd 4 (the supervisor's audit events),
+/// `clients_fd` as fd 5 with --clients-fd 5 (who is behind each client port).
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 int event_fd = -1);
+                                 int event_fd = -1, int clients_fd = -1);
 
 /// Waits up to `timeout` for the address the proxy reports when it listens.
 Result<bool> wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);

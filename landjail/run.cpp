@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -215,6 +216,7 @@ class Jail {
     // until the process exits, so what it uses must outlive the Jail.
     std::shared_ptr<proxy::Auditor> auditor_;  ///< only with --proxy-addr
     UniqueFd event_pipe_;                      ///< to our proxy's --event-fd
+    void* clients_table_ = nullptr;            ///< shared with our proxy's --clients-fd
     std::shared_ptr<std::atomic<std::uint64_t>> dropped_ =
         std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<Supervisor> supervisor_;
@@ -297,8 +299,22 @@ int Jail::start() {
             event_pipe_.reset(events[1]);
         }
         UniqueFd event_read(events[0]);
+        // Who is behind each client port, for the proxy's audit events: shared memory.
+        UniqueFd clients;
+        if (event_pipe_.valid()) {
+            clients.reset(memfd_create("landjail-clients", MFD_CLOEXEC));
+            void* table = clients.valid() && ftruncate(clients.get(), proxy::ClientMap::kBytes) == 0
+                              ? mmap(nullptr, proxy::ClientMap::kBytes, PROT_READ | PROT_WRITE,
+                                     MAP_SHARED, clients.get(), 0)
+                              : MAP_FAILED;
+            if (table == MAP_FAILED) {
+                clients.reset();
+            } else {
+                clients_table_ = table;  // mapped until we exit
+            }
+        }
         auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_),
-                                   event_read.get());
+                                   event_read.get(), clients.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -391,19 +407,11 @@ int Jail::start() {
                 dropped->fetch_add(1);
             }
         };
-        sc.client = [fd = event_pipe_.get(), dropped = dropped_](pid_t pid, const std::string& exe,
-                                                                 std::uint16_t port) {
-            proxy::AuditEvent e;
-            e.event = "client";
-            e.allowed = true;
-            e.pid = pid;
-            e.exe = exe.substr(0, 1024);
-            e.destination = "127.0.0.1:" + std::to_string(port);
-            const std::string line = proxy::event_to_wire(e);
-            if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-                dropped->fetch_add(1);
-            }
-        };
+        if (clients_table_) {
+            sc.client = [table = clients_table_](pid_t pid, std::uint16_t port) {
+                proxy::ClientMap::store(table, port, pid);
+            };
+        }
     } else if (auditor_) {
         sc.audit = [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
     }

@@ -324,9 +324,6 @@ Supervisor::Caller* Supervisor::caller(pid_t tid) {
     }
     c.mem.reset(open(proc_path(tid, "mem").c_str(), O_RDONLY | O_CLOEXEC));
     c.mem_errno = c.mem.valid() ? 0 : errno;
-    if (config_.client) {
-        c.exe = exe_of(tid);
-    }
     c.fresh = true;
     return &(callers_[tid] = std::move(c));
 }
@@ -356,9 +353,6 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
         if (got != len) {
             // The cached file may name the memory the thread had before an execve.
             c->mem.reset(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
-            if (config_.client) {
-                c->exe = exe_of(n.pid());
-            }
             got =
                 c->mem.valid() ? pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1))) : -1;
         }
@@ -431,7 +425,7 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
     perform(n, c, fd, sa, slen);
 }
 
-void Supervisor::report_client(const Notification& n, const Caller* c, int sock) const {
+void Supervisor::report_client(const Notification& n, int sock) const {
     if (!config_.client) {
         return;
     }
@@ -442,7 +436,7 @@ void Supervisor::report_client(const Notification& n, const Caller* c, int sock)
     }
     const auto addr = canonical_inet(local, len);
     if (addr && addr->port != 0) {
-        config_.client(n.pid(), c ? c->exe : exe_of(n.pid()), addr->port);
+        config_.client(n.pid(), addr->port);
     }
 }
 
@@ -468,7 +462,7 @@ void Supervisor::perform(const Notification& n, Caller* c, int fd, const sockadd
             if (result == 0 || result == EINPROGRESS) {
                 // Before the answer: the program may send its request the moment it has it,
                 // and the proxy must know who sends it by then.
-                report_client(n, c, sock.get());
+                report_client(n, sock.get());
             }
             respond(n.req.id, result);
             ++stats_.connects;
@@ -542,7 +536,7 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
         }
         return;
     }
-    report_client(n, nullptr, sock.get());
+    report_client(n, sock.get());
     // A separate answer: ADDFD_FLAG_SEND would make connect() return the fd number.
     respond(n.req.id, err);
     ++stats_.connects;

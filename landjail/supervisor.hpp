@@ -50,7 +50,7 @@ struct SupervisorConfig {
     std::function<void(proxy::AuditEvent&&)> audit;
     /// Called after each connect performed for the jail: who asked, and the client port the
     /// connection has (the proxy attributes its requests with it). Must not block.
-    std::function<void(pid_t pid, const std::string& exe, std::uint16_t port)> client;
+    std::function<void(pid_t pid, std::uint16_t port)> client;
     pid_t self = 0;       ///< the supervisor (outside the jail)
     pid_t child = 0;      ///< the jailed command
     pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none
@@ -88,7 +88,6 @@ class Supervisor {
         UniqueFd pidfd;
         UniqueFd mem;
         int mem_errno = 0;
-        std::string exe;     ///< /proc/TID/exe when opened (and again after an execve)
         bool fresh = false;  ///< opened for this notification (no need to check it is current)
     };
     static constexpr std::size_t kMaxCallers = 128;  ///< two fds each
@@ -98,9 +97,8 @@ class Supervisor {
     void on_signal(const Notification& n);
     void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
                  socklen_t len);
-    bool current(Caller& c, bool allowed);
-    void report_client(const Notification& n, const Caller* c,
-                       int sock) const;  ///< a cached entry still names a live thread
+    bool current(Caller& c, bool allowed);  ///< a cached entry still names a live thread
+    void report_client(const Notification& n, int sock) const;  ///< config_.client
     void perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
     bool in_jail(pid_t pid) const;
     void deny_connect(const Notification& n, const std::string& destination, int err,

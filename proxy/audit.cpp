@@ -7,8 +7,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -553,7 +555,7 @@ Result<AuditEvent> event_from_wire(std::string_view line) {
     AuditEvent e;
     try {
         e.event = j.at("event").get<std::string>();
-        if (e.event != "connect_denied" && e.event != "socket_denied" && e.event != "client") {
+        if (e.event != "connect_denied" && e.event != "socket_denied") {
             return make_error("unexpected event '" + e.event + "'");
         }
         e.allowed = j.at("allowed").get<bool>();
@@ -571,40 +573,46 @@ Result<AuditEvent> event_from_wire(std::string_view line) {
     return e;
 }
 
-void ClientRegistry::put(std::uint16_t client_port, Who who) {
-    std::lock_guard lock(mutex_);
-    if (by_port_.insert_or_assign(client_port, std::move(who)).second) {
-        order_.push_back(client_port);
+namespace {
+std::atomic<std::int32_t>* slots(void* table) {
+    static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+    return static_cast<std::atomic<std::int32_t>*>(table);
+}
+}  // namespace
+
+Result<std::unique_ptr<ClientMap>> ClientMap::map(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) != kBytes) {
+        return make_error("client table: fd " + std::to_string(fd) + " is not a " +
+                          std::to_string(kBytes) + "-byte file");
     }
-    while (order_.size() > kMax) {
-        by_port_.erase(order_.front());
-        order_.pop_front();
+    void* table = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (table == MAP_FAILED) {
+        return make_error("client table: mmap: " + errno_text(errno));
     }
+    return std::unique_ptr<ClientMap>(new ClientMap(table));
 }
 
-std::optional<ClientRegistry::Who> ClientRegistry::take(std::uint16_t client_port) {
-    bool synced = false;
-    for (;;) {
-        {
-            std::lock_guard lock(mutex_);
-            if (by_port_.count(client_port)) {
-                break;
-            }
-        }
-        if (synced || !sync) {
-            return std::nullopt;
-        }
-        sync();
-        synced = true;
-    }
-    std::lock_guard lock(mutex_);
-    auto it = by_port_.find(client_port);
-    if (it == by_port_.end()) {
+ClientMap::~ClientMap() {
+    ::munmap(table_, kBytes);
+}
+
+std::optional<ClientMap::Who> ClientMap::take(std::uint16_t client_port) {
+    const std::int32_t pid = slots(table_)[client_port].exchange(0, std::memory_order_acq_rel);
+    if (pid <= 0) {
         return std::nullopt;
     }
-    Who who = std::move(it->second);
-    by_port_.erase(it);  // its port stays in order_ until it falls off; harmless
+    Who who{pid, ""};
+    char buf[4096];
+    const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+    if (const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf); n > 0) {
+        who.exe.assign(buf, static_cast<std::size_t>(n));
+    }
     return who;
+}
+
+void ClientMap::store(void* table, std::uint16_t port, int pid) {
+    slots(table)[port].store(pid, std::memory_order_release);
 }
 
 }  // namespace lj::proxy

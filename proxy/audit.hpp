@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -126,33 +125,38 @@ Result<std::string> new_session_id();
 
 /// One event as landjail's supervisor sends it to its proxy (landjail-proxy --event-fd), so
 /// that the jail's refusals join the proxy's ordered stream: one JSON line. Only
-/// connect_denied and socket_denied events (audited) and client events (pid and exe behind a
-/// client connection, destination = its "127.0.0.1:PORT"; not audited) are accepted back.
+/// connect_denied and socket_denied events are accepted back.
 std::string event_to_wire(const AuditEvent& event);
 Result<AuditEvent> event_from_wire(std::string_view line);
 
-/// Who is behind a client connection of the proxy: landjail's supervisor, which makes every
-/// connect of the jail, reports the client port it connected from and the process that asked
-/// (a "client" event on --event-fd); a session takes its entry when it writes its first
-/// audit event. Thread-safe, bounded (the oldest entries go first).
-class ClientRegistry {
+/// Who is behind a client connection of the proxy. landjail's supervisor makes every connect
+/// of the jail; before the program's connect() returns it stores the pid in a table shared
+/// with the proxy (a memfd: one 32-bit slot per client port), with no system call. A session
+/// takes (and clears) its slot when it writes its first audit event, and names the process
+/// with /proc/PID/exe.
+class ClientMap {
   public:
+    static constexpr std::size_t kSlots = 65536;
+    static constexpr std::size_t kBytes = kSlots * sizeof(std::int32_t);
+
+    /// Maps the table behind `fd` (kBytes long, read-write); errors name the problem.
+    static Result<std::unique_ptr<ClientMap>> map(int fd);
+    ~ClientMap();
+    ClientMap(const ClientMap&) = delete;
+    ClientMap& operator=(const ClientMap&) = delete;
+
     struct Who {
         int pid = 0;
-        std::string exe;
+        std::string exe;  ///< empty when the process is gone or unreadable
     };
-    void put(std::uint16_t client_port, Who who);
-    /// The entry for this client port, removed; nullopt when none was reported. On a miss it
-    /// first reads what is waiting on the event pipe (`sync`): the supervisor writes the entry
-    /// before the program's connect returns, so it is there before the program's request.
+    /// The process reported for this client port (and clears it); nullopt when none.
     std::optional<Who> take(std::uint16_t client_port);
-    std::function<void()> sync;  ///< set once, before any session exists
+    /// The supervisor's side: `port`'s connection was made for `pid`.
+    static void store(void* table, std::uint16_t port, int pid);
 
   private:
-    static constexpr std::size_t kMax = 4096;
-    std::mutex mutex_;
-    std::unordered_map<std::uint16_t, Who> by_port_;
-    std::deque<std::uint16_t> order_;
+    explicit ClientMap(void* table) : table_(table) {}
+    void* table_;
 };
 
 }  // namespace lj::proxy

@@ -17,6 +17,8 @@ constexpr std::array kTable = {
             "add the audit events landjail's supervisor writes to fd N (JSON lines) to this "
             "session's stream",
             false},
+    OptSpec{"clients-fd", 0, "N",
+            "landjail's table of the process behind each client port (fd N, shared memory)", false},
     OptSpec{"config", 'c', "PATH", "read this config file (default: discovered as by landjail)",
             false},
     OptSpec{"allow", 'a', "RULE", "allow requests matching RULE", true},
@@ -78,6 +80,12 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
             return n.error();
         }
         o.ready_fd = static_cast<int>(*n);
+    } else if (name == "clients-fd") {
+        auto n = number(spec, v, 0, 1 << 20);
+        if (!n) {
+            return n.error();
+        }
+        o.clients_fd = static_cast<int>(*n);
     } else if (name == "event-fd") {
         auto n = number(spec, v, 0, 1 << 20);
         if (!n) {

@@ -22,7 +22,8 @@ inline constexpr unsigned kMaxDefaultThreads = 4;
 struct ProxyOptions {
     std::string listen = "127.0.0.1:0";
     std::optional<int> ready_fd;
-    std::optional<int> event_fd;  ///< jail events (JSON lines) to add to the audit stream
+    std::optional<int> event_fd;    ///< jail events (JSON lines) to add to the audit stream
+    std::optional<int> clients_fd;  ///< landjail's table of the processes behind clients
     std::optional<std::string> config;
     policy::FlagInputs flags;  ///< --allow, --deny, --log-level, --audit-log, …
     std::optional<std::string> ca_dir;

@@ -108,11 +108,17 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         srv->event_fd_ = *opt.event_fd;
         ::fcntl(srv->event_fd_, F_SETFD, FD_CLOEXEC);
         ::fcntl(srv->event_fd_, F_SETFL, ::fcntl(srv->event_fd_, F_GETFL) | O_NONBLOCK);
-        Server* self = srv.get();
-        srv->clients_.sync = [self] { (void)self->drain_events(); };
+    }
+    if (opt.clients_fd) {
+        auto clients = ClientMap::map(*opt.clients_fd);
+        if (!clients) {
+            return make_error("--clients-fd: " + clients.error().message);
+        }
+        srv->clients_ = std::move(*clients);
+        ::close(*opt.clients_fd);
     }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
-                    srv->auditor_.get(), opt.event_fd ? &srv->clients_ : nullptr};
+                    srv->auditor_.get(), srv->clients_.get()};
     const unsigned threads =
         opt.threads ? opt.threads
                     : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
@@ -373,12 +379,6 @@ bool Server::drain_events() {
             auto event = event_from_wire(std::string_view(event_pending_).substr(0, nl));
             if (!event) {
                 spdlog::warn("--event-fd: ignored a bad event: {}", event.error().message);
-            } else if (event->event == "client") {
-                const std::string& at = event->destination.value_or("");
-                const auto port = policy::parse_port(at.substr(at.rfind(':') + 1), false);
-                if (port && event->pid) {
-                    clients_.put(*port, {*event->pid, event->exe.value_or("")});
-                }
             } else if (auditor_) {
                 auditor_->record(std::move(*event));
             }

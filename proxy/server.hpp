@@ -49,7 +49,7 @@ class Server {
     bool shutting_down_ = false;
     // --event-fd: a thread reads the jail's events until run() ends, then drains the rest.
     int event_fd_ = -1;
-    ClientRegistry clients_;
+    std::unique_ptr<ClientMap> clients_;
     int event_stop_[2] = {-1, -1};
     std::thread event_reader_;
     std::mutex event_mutex_;

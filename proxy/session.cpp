@@ -149,8 +149,8 @@ class Session {
                const policy::Decision& d, std::string reason, int status);
     std::string deny_body(const policy::Request& r, const policy::Decision& d) const;
 
-    std::uint16_t client_port_;               ///< the client's port (attribution)
-    std::optional<ClientRegistry::Who> who_;  ///< the jailed process behind it, if known
+    std::uint16_t client_port_;          ///< the client's port (attribution)
+    std::optional<ClientMap::Who> who_;  ///< the jailed process behind it, if known
     Stream client_;
     beast::flat_buffer client_buf_;
     Worker& worker_;

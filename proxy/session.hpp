@@ -30,8 +30,8 @@ struct ProxyShared {
     std::shared_ptr<const policy::Engine> engine;
     std::vector<policy::HostPattern> passthrough;  ///< tls.passthrough: tunnelled untouched
     Timeouts timeouts;
-    Auditor* auditor = nullptr;         ///< may be null (audit disabled)
-    ClientRegistry* clients = nullptr;  ///< pid/exe of jailed clients (landjail), may be null
+    Auditor* auditor = nullptr;    ///< may be null (audit disabled)
+    ClientMap* clients = nullptr;  ///< who is behind a client (under landjail), may be null
 };
 
 class Session;
