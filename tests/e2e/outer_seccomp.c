@@ -2,13 +2,16 @@
 // outer-seccomp: run a command under a seccomp filter that imitates a degraded host, so the
 // e2e tests can check how landjail degrades (DESIGN §3) on this fully capable kernel.
 //
-//   outer-seccomp [--landlock-enosys] [--pidfd-getfd-eperm] -- COMMAND [ARG...]
+//   outer-seccomp [--landlock-enosys] [--pidfd-getfd-eperm] [--no-notify] -- COMMAND [ARG...]
 //
 //   --landlock-enosys     landlock_create_ruleset/add_rule/restrict_self fail with ENOSYS, as
 //                         on a kernel without Landlock or under a profile that predates it
 //                         (Docker's default profile answers unknown syscalls with ENOSYS)
 //   --pidfd-getfd-eperm   pidfd_getfd fails with EPERM, as under Docker's default profile
 //                         without CAP_SYS_PTRACE; landjail must use the NOTIF_ADDFD fallback
+//   --no-notify           no seccomp user notification, as on kernels before 5.0 or under
+//                         gVisor: seccomp(SECCOMP_GET_NOTIF_SIZES) fails with EINVAL, and so
+//                         does a filter with SECCOMP_FILTER_FLAG_NEW_LISTENER
 //
 // Every other syscall is allowed. The filter is installed with NO_NEW_PRIVS and inherited by
 // COMMAND and everything it starts (landjail, its proxy, the jailed process), like a container's.
@@ -34,7 +37,8 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: outer-seccomp [--landlock-enosys] [--pidfd-getfd-eperm] -- COMMAND [ARG...]\n");
+            "usage: outer-seccomp [--landlock-enosys] [--pidfd-getfd-eperm] [--no-notify] -- "
+            "COMMAND [ARG...]\n");
     return 2;
 }
 
@@ -48,12 +52,14 @@ static int add(scmp_filter_ctx ctx, int err, int nr, const char* name) {
 }
 
 int main(int argc, char** argv) {
-    int landlock_enosys = 0, pidfd_getfd_eperm = 0, i = 1;
+    int landlock_enosys = 0, pidfd_getfd_eperm = 0, no_notify = 0, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--landlock-enosys") == 0) {
             landlock_enosys = 1;
         } else if (strcmp(argv[i], "--pidfd-getfd-eperm") == 0) {
             pidfd_getfd_eperm = 1;
+        } else if (strcmp(argv[i], "--no-notify") == 0) {
+            no_notify = 1;
         } else {
             return usage();
         }
@@ -76,6 +82,20 @@ int main(int argc, char** argv) {
     }
     if (pidfd_getfd_eperm) {
         failed |= add(ctx, EPERM, __NR_pidfd_getfd, "pidfd_getfd");
+    }
+    if (no_notify) {
+        // seccomp(SECCOMP_GET_NOTIF_SIZES = 3, ...) and seccomp(SECCOMP_SET_MODE_FILTER = 1,
+        // flags with SECCOMP_FILTER_FLAG_NEW_LISTENER = 8, ...).
+        int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SCMP_SYS(seccomp), 1,
+                                  SCMP_A0(SCMP_CMP_EQ, 3));
+        if (rc == 0) {
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SCMP_SYS(seccomp), 2,
+                                  SCMP_A0(SCMP_CMP_EQ, 1), SCMP_A1(SCMP_CMP_MASKED_EQ, 8, 8));
+        }
+        if (rc < 0) {
+            fprintf(stderr, "outer-seccomp: seccomp_rule_add(seccomp): %s\n", strerror(-rc));
+            failed = 1;
+        }
     }
     // Unprivileged callers need NO_NEW_PRIVS to install a filter; set it ourselves so the
     // state is explicit whoever runs us (libseccomp would set it too, SCMP_FLTATR_CTL_NNP).

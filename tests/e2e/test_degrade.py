@@ -1,0 +1,154 @@
+"""Degradation without the supervisor, and --require (issue 4, item 5; DESIGN §3 levels 5
+and 6), on this fully capable host made to look degraded by tests/e2e/outer-seccomp:
+--no-notify takes seccomp user notification away, --landlock-enosys takes Landlock away.
+
+- Level 5 (Landlock port rule, no supervisor) runs only with --allow-weak, says "weak" and
+  what is lost, and still refuses other ports (judged by a listener) and UDP.
+- Level 6 (neither) refuses to run even with --allow-weak.
+- --require turns a missing layer into exit 125 naming it; doctor reports the same."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.dont_write_bytecode = True
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from e2e_support_jail import (  # noqa: E402
+    SharedDir, as_user, base_env, e2e_bin_dir, landjail_path, require_binary)
+
+USERS = ["root", "nobody"]
+
+
+@pytest.fixture(scope="module")
+def shared():
+    s = SharedDir("lj-e2e-degrade.")
+    yield s
+    s.cleanup()
+
+
+class Listener:
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            c.close()
+
+
+def run(shared, user, outer, args, command, timeout=60):
+    """landjail ARGS -- COMMAND under outer-seccomp OUTER, as USER; (rc, stdout, stderr)."""
+    outer_bin = require_binary(e2e_bin_dir() / "outer-seccomp", "outer-seccomp")
+    workdir = shared.subdir("run")
+    home = workdir / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    argv = [str(require_binary(landjail_path(), "landjail")), "--ca-dir", str(workdir / "ca"),
+            *args]
+    if command is not None:
+        argv += ["--", *command]
+    p = subprocess.run([str(outer_bin), *outer, "--", *as_user(user, argv)],
+                       env=base_env(home), cwd=str(workdir), capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+ATTACK = """
+import os, socket, sys
+port = int(os.environ["HTTP_PROXY"].rsplit(":", 1)[1])
+out = []
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
+    out.append("forbidden:connected")
+except OSError as e:
+    out.append("forbidden:%s" % e.errno)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.append("udp:created")
+except OSError as e:
+    out.append("udp:%s" % e.errno)
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"GET http://denied.test/ HTTP/1.1\\r\\nHost: denied.test\\r\\nConnection: close\\r\\n\\r\\n")
+out.append("proxy:" + s.recv(12).decode())
+print(" ".join(out))
+"""
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_weak_mode_needs_allow_weak(shared, user):
+    """Without user notification, the only protection left is the Landlock port rule: landjail
+    refuses (125, naming --allow-weak) unless asked, and the command does not run."""
+    rc, out, err = run(shared, user, ["--no-notify"], [], ["echo", "RAN"])
+    assert rc == 125, (rc, out, err)
+    assert "--allow-weak" in err and "notification" in err, err
+    assert "RAN" not in out
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_weak_mode_with_allow_weak(shared, user):
+    """Level 5 says it is weak and what is lost, and still holds: another port is refused by
+    Landlock (EACCES) and the listener receives nothing, UDP is refused, the proxy answers."""
+    listener = Listener()
+    rc, out, err = run(shared, user, ["--no-notify"], ["--allow-weak"],
+                       ["/usr/bin/python3", "-c", ATTACK, str(listener.port)])
+    assert rc == 0, (rc, out, err)
+    assert "protection is weak (level 5)" in err and "proxy's port" in err, err
+    assert "forbidden:13" in out and "udp:13" in out and "proxy:HTTP/1.1 403" in out, out
+    assert listener.accepted == 0
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_no_layer_left_refuses_even_weak(shared, user):
+    """Neither notification nor Landlock (level 6): the shim alone is not a boundary."""
+    rc, out, err = run(shared, user, ["--no-notify", "--landlock-enosys"], ["--allow-weak"],
+                       ["echo", "RAN"])
+    assert rc == 125, (rc, out, err)
+    assert "cannot jail" in err and "RAN" not in out, err
+
+
+@pytest.mark.parametrize("outer,layer,word", [
+    (["--no-notify"], "seccomp", "seccomp"),
+    (["--landlock-enosys"], "landlock", "Landlock"),
+    (["--landlock-enosys"], "landlock,seccomp", "Landlock"),
+])
+def test_require_turns_a_missing_layer_into_an_error(shared, outer, layer, word):
+    """--require LAYER: a missing layer is exit 125 naming it (and the command never runs),
+    where without --require landjail would degrade and run."""
+    rc, out, err = run(shared, "root", outer, ["--allow-weak", "--require", layer],
+                       ["echo", "RAN"])
+    assert rc == 125, (rc, out, err)
+    assert "--require" in err and word in err and "RAN" not in out, err
+
+
+def test_require_holds_on_a_full_host(shared):
+    rc, out, err = run(shared, "root", [], ["--require=landlock,seccomp"], ["echo", "RAN"])
+    assert rc == 0 and "RAN" in out and "warning" not in err, (rc, out, err)
+
+
+@pytest.mark.parametrize("outer,args,rc_want,line", [
+    (["--no-notify"], [], 1, "protection:             none"),
+    (["--no-notify"], ["--allow-weak"], 0, "protection:             weak (level 5)"),
+    (["--landlock-enosys"], [], 0, "protection:             degraded (level 4)"),
+    (["--no-notify", "--landlock-enosys"], ["--allow-weak"], 1, "protection:             none"),
+])
+def test_doctor_reports_the_level(shared, outer, args, rc_want, line):
+    rc, out, err = run(shared, "root", outer, ["doctor", *args], None)
+    assert rc == rc_want, (rc, out, err)
+    assert line in out, out
