@@ -545,27 +545,25 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
 
 void Supervisor::deny_connect(const Notification& n, const std::string& destination, int err,
                               const char* reason) {
-    // Who asked is read while the caller still waits for us: after the answer it may be gone.
-    const std::string exe = config_.audit ? exe_of(n.pid()) : std::string();
-    respond(n.req.id, err);
-    ++stats_.denied;
+    // Recorded before the answer: the caller may be gone after it, and an event of the jail
+    // must precede the requests the program makes after this call.
     if (config_.audit) {
         proxy::AuditEvent e;
         e.event = "connect_denied";
         e.allowed = false;
         e.reason = reason;
         e.pid = n.pid();
-        e.exe = exe;
         e.destination = destination;
+        e.exe = exe_of(n.pid());
         config_.audit(std::move(e));
     }
+    respond(n.req.id, err);
+    ++stats_.denied;
 }
 
 void Supervisor::on_socket(const Notification& n) {
     // The filter only notifies socket() calls it refuses (the decision is register-only).
-    const std::string exe = config_.audit ? exe_of(n.pid()) : std::string();
-    respond(n.req.id, kSocketDeniedErrno);
-    ++stats_.sockets_denied;
+    // Recorded before the answer, as in deny_connect().
     if (config_.audit) {
         const auto family = static_cast<long>(static_cast<int>(n.arg(0)));
         const auto type = static_cast<long>(static_cast<int>(n.arg(1)));
@@ -575,11 +573,13 @@ void Supervisor::on_socket(const Notification& n) {
         e.allowed = false;
         e.reason = "socket_type_not_allowed";
         e.pid = n.pid();
-        e.exe = exe;
+        e.exe = exe_of(n.pid());
         e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
                         std::to_string(protocol) + ")";
         config_.audit(std::move(e));
     }
+    respond(n.req.id, kSocketDeniedErrno);
+    ++stats_.sockets_denied;
 }
 
 bool Supervisor::in_jail(pid_t pid) const {

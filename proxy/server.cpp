@@ -118,7 +118,11 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         ::close(*opt.clients_fd);
     }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
-                    srv->auditor_.get(), srv->clients_.get()};
+                    srv->auditor_.get(),   srv->clients_.get(),     {}};
+    if (srv->event_fd_ >= 0) {
+        Server* self = srv.get();
+        srv->shared_.sync_events = [self] { (void)self->drain_events(); };
+    }
     const unsigned threads =
         opt.threads ? opt.threads
                     : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);

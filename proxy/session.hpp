@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <vector>
@@ -32,6 +33,9 @@ struct ProxyShared {
     Timeouts timeouts;
     Auditor* auditor = nullptr;    ///< may be null (audit disabled)
     ClientMap* clients = nullptr;  ///< who is behind a client (under landjail), may be null
+    /// Records the jail's events already waiting on --event-fd, so that an event the jail made
+    /// before a request precedes it in the stream; may be empty.
+    std::function<void()> sync_events;
 };
 
 class Session;

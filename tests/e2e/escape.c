@@ -988,6 +988,9 @@ static int rewrite_memory(int pid, const uint8_t* from, const uint8_t* to, size_
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || strncmp(perms, "rw", 2) != 0) {
             continue;
         }
+        if (hi - lo > (1UL << 30)) {
+            continue;  // reserved address space (sanitizer shadow, allocator arenas), not data
+        }
         for (unsigned long at = lo; at < hi; at += sizeof chunk - len) {
             const size_t want = hi - at < sizeof chunk ? hi - at : sizeof chunk;
             const ssize_t n = pread(mem, chunk, want, (off_t)at);
