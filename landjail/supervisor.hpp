@@ -16,29 +16,12 @@
 #include <string>
 #include <unordered_map>
 
+#include "landjail/inet.hpp"
 #include "policy/result.hpp"
 #include "proxy/audit.hpp"
 #include "proxy/raii.hpp"
 
 namespace lj::jail {
-
-/// An IPv4 or IPv6 socket address in canonical form (v4-mapped IPv6 becomes IPv4), the
-/// form in which the supervisor compares the child's destination with the proxy's address.
-struct InetAddr {
-    int family = 0;               ///< AF_INET or AF_INET6
-    unsigned char addr[16] = {};  ///< 4 or 16 bytes
-    std::uint16_t port = 0;       ///< host order
-    std::uint32_t scope = 0;      ///< IPv6 scope id
-
-    bool operator==(const InetAddr&) const = default;
-    std::string text() const;  ///< "127.0.0.1:8080", "[::1]:443"
-};
-
-/// Parses a sockaddr_in/sockaddr_in6 of `len` bytes; nullopt when too short or another family.
-std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len);
-
-/// "127.0.0.1:3128" or "[::1]:3128" (a literal address, not a name).
-Result<InetAddr> parse_inet(const std::string& text);
 
 struct SupervisorConfig {
     int listener = -1;
