@@ -71,6 +71,23 @@ JAIL_LIB     := $(BUILD)/lib/libljjail.a
 LANDJAIL_OBJ := $(BUILD)/obj/landjail/main.o $(JAIL_OBJ)
 LANDJAIL_BIN := $(BUILD)/bin/landjail
 
+# ---- shim: liblandjail-shim.so (C11, libc only) + libljshim_core.a (pure helpers) --------
+# The .so is never built with sanitizers: it is preloaded into programs that are not.
+SHIM_LIB      := $(BUILD)/lib/liblandjail-shim.so
+SHIM_CORE_OBJ := $(BUILD)/obj/shim/core.o
+SHIM_CORE_LIB := $(BUILD)/lib/libljshim_core.a
+SHIM_CFLAGS   := -std=gnu11 $(OPT) $(filter-out -Wpedantic,$(WARN_C)) -fPIC -fvisibility=hidden -D_FORTIFY_SOURCE=2 \
+                 -fstack-protector-strong
+
+$(SHIM_LIB): shim/shim.c shim/core.c shim/core.h shim/shim.map Makefile
+	@mkdir -p $(@D)
+	$(CC) $(SHIM_CFLAGS) -I. -shared -Wl,--version-script=shim/shim.map -Wl,-z,defs,-z,now \
+	    -o $@ shim/shim.c shim/core.c
+
+$(SHIM_CORE_LIB): $(SHIM_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
 # ---- tests and benchmarks ----------------------------------------------------------------
 UNIT_SRC  := $(wildcard tests/unit/*.cpp)
 UNIT_OBJ  := $(UNIT_SRC:%.cpp=$(BUILD)/obj/%.o)
@@ -79,12 +96,15 @@ BENCH_SRC := $(wildcard tests/bench/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.o)
 BENCH_BIN := $(BUILD)/bench/policy_bench
 
-ALL_OBJ := $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
+ALL_OBJ := $(SHIM_CORE_OBJ) $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
 
+
+.PHONY: shim
 .PHONY: all test test-unit test-cli test-integration bench asan tsan fuzz format check-format install uninstall clean check
 .DEFAULT_GOAL := all
 
-all: $(LANDJAIL_BIN) $(PROXY_BIN)
+all: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB)
+shim: $(SHIM_LIB) $(SHIM_CORE_LIB)
 
 $(BUILD)/obj/%.o: %.cpp Makefile
 	@mkdir -p $(@D)
@@ -114,13 +134,14 @@ $(LANDJAIL_BIN): $(BUILD)/obj/landjail/main.o $(JAIL_LIB) $(PROXY_LIB) $(POLICY_
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $< $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB)
+$(UNIT_BIN): $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(SHIM_CORE_LIB)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS) $(CRIT_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(SHIM_CORE_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS) $(CRIT_LIBS)
 
 # ---- e2e: the jail around real programs and escape attempts (tests/e2e/) -----------------
 E2E_DIR  := $(BUILD)/tests/e2e
-E2E_BINS := $(E2E_DIR)/escape $(E2E_DIR)/escape-static $(E2E_DIR)/outer-seccomp
+E2E_CLIENTS := $(patsubst tests/e2e/shim_clients/%.c,$(E2E_DIR)/%,$(wildcard tests/e2e/shim_clients/*.c))
+E2E_BINS := $(E2E_DIR)/escape $(E2E_DIR)/escape-static $(E2E_DIR)/outer-seccomp $(E2E_CLIENTS)
 E2E_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE
 
 $(E2E_DIR)/escape: tests/e2e/escape.c Makefile
@@ -131,6 +152,10 @@ $(E2E_DIR)/escape: tests/e2e/escape.c Makefile
 $(E2E_DIR)/escape-static: tests/e2e/escape.c Makefile
 	@mkdir -p $(@D)
 	$(CC) $(E2E_CFLAGS) -static -o $@ $< -pthread
+
+$(E2E_DIR)/%: tests/e2e/shim_clients/%.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(E2E_CFLAGS) -o $@ $< -pthread
 
 $(E2E_DIR)/outer-seccomp: tests/e2e/outer_seccomp.c Makefile
 	@mkdir -p $(@D)
@@ -158,7 +183,7 @@ test-integration: $(PROXY_BIN)
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # As root and, through setpriv, as uid 65534 (see tests/e2e/README.md).
-test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(E2E_BINS)
+test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(E2E_BINS)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) \
 	    LANDJAIL_E2E_BIN=$(abspath $(E2E_DIR)) LANDJAIL_REQUIRE_PROXY=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
@@ -206,11 +231,15 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(LANDJAIL_BIN) $(DESTDIR)$(PREFIX)/bin/landjail
 	install -m 0755 $(PROXY_BIN) $(DESTDIR)$(PREFIX)/bin/landjail-proxy
+	install -d $(DESTDIR)$(PREFIX)/lib/landjail
+	install -m 0644 $(SHIM_LIB) $(DESTDIR)$(PREFIX)/lib/landjail/liblandjail-shim.so
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
 	install -m 0644 man/landjail-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
 
 uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/landjail/liblandjail-shim.so
+	-rmdir $(DESTDIR)$(PREFIX)/lib/landjail 2>/dev/null
 	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
 
 clean:

@@ -30,6 +30,7 @@
 #include "landjail/supervisor.hpp"
 #include "proxy/audit.hpp"
 #include "proxy/config_loader.hpp"
+#include "shim/core.h"
 
 extern char** environ;
 
@@ -106,7 +107,8 @@ std::vector<std::string> child_environment(const std::string& proxy_url, const s
     for (char** e = environ; *e; ++e) {
         const std::string entry = *e;
         const std::string name = entry.substr(0, entry.find('='));
-        if (name == "NO_PROXY" || name == "no_proxy" || set.count(name)) {
+        if (name == "NO_PROXY" || name == "no_proxy" || name == "LANDJAIL_SHIM_TABLE" ||
+            set.count(name)) {
             continue;
         }
         if (name == "LD_PRELOAD") {
@@ -356,7 +358,18 @@ int Jail::start() {
     ChildSpec spec;
     spec.path = cmd.path;
     spec.argv = cli_.args;
-    spec.env = child_environment(url, *bundle, ca_dir + "/ca.pem", cli_.no_shim ? "" : find_shim());
+    const std::string shim = cli_.no_shim ? "" : find_shim();
+    spec.env = child_environment(url, *bundle, ca_dir + "/ca.pem", shim);
+    if (!shim.empty()) {
+        // The shim's placeholder-name table, shared by every process of the jail.
+        const std::string table = session_.path + "/shim-table";
+        UniqueFd fd(open(table.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd.valid() || ftruncate(fd.get(), sizeof(lj_table)) != 0) {
+            error("cannot create " + table + ": " + std::strerror(errno));
+            return kExitFailed;
+        }
+        spec.env.push_back("LANDJAIL_SHIM_TABLE=" + table);
+    }
     spec.plan = plan_;
     spec.filter = std::move(*filter);
     spec.proxy_port = proxy_addr_.port;

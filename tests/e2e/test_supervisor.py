@@ -68,7 +68,7 @@ def forbidden():
     f.close()
 
 
-def run_script(shared, user: str, mode: str, body: str, timeout: float = 120):
+def run_script(shared, user: str, mode: str, body: str, timeout: float = 120, args=()):
     """Runs `python3 -c PRELUDE+BODY` in the jail (mode: full or addfd); returns the JailRun."""
     jail = Jail(require_binary(landjail_path(), "landjail"), shared, None)
     wrapper = ()
@@ -76,7 +76,7 @@ def run_script(shared, user: str, mode: str, body: str, timeout: float = 120):
         outer = require_binary(e2e_bin_dir() / "outer-seccomp", "outer-seccomp")
         wrapper = (str(outer), *MODES[mode], "--")
     script = PRELUDE + textwrap.dedent(body)
-    return jail.run(["/usr/bin/python3", "-c", script], user=user,
+    return jail.run(["/usr/bin/python3", "-c", script], user=user, args=args,
                     allow=("domain=allowed.test",), wrapper=wrapper, timeout=timeout)
 
 
@@ -253,7 +253,7 @@ def test_one_ordered_audit_stream(shared, forbidden, user, mode):
     except PermissionError:
         pass
     via_proxy()
-    """.replace("FORBIDDEN", str(forbidden.port)))
+    """.replace("FORBIDDEN", str(forbidden.port)), args=("--no-shim",))
     assert r.rc == 0, r
     events = r.audit()
     assert [e["event"] for e in events] == [
