@@ -108,7 +108,7 @@ std::vector<std::string> child_environment(const std::string& proxy_url, const s
         const std::string entry = *e;
         const std::string name = entry.substr(0, entry.find('='));
         if (name == "NO_PROXY" || name == "no_proxy" || name == "LANDJAIL_SHIM_TABLE" ||
-            set.count(name)) {
+            name == "LANDJAIL_SHIM_PROXY" || set.count(name)) {
             continue;
         }
         if (name == "LD_PRELOAD") {
@@ -369,6 +369,7 @@ int Jail::start() {
             return kExitFailed;
         }
         spec.env.push_back("LANDJAIL_SHIM_TABLE=" + table);
+        spec.env.push_back("LANDJAIL_SHIM_PROXY=" + url);
     }
     spec.plan = plan_;
     spec.filter = std::move(*filter);

@@ -139,8 +139,10 @@ __attribute__((constructor)) static void lj_init(void) {
     lj.sendmsg = (lj_sendmsg_fn)lj_next("sendmsg", (void*)sendmsg);
     lj.debug = getenv("LANDJAIL_SHIM_DEBUG") != NULL;
     lj.table = lj_map_table();
-    static const char* const kVars[] = {"HTTP_PROXY",  "http_proxy", "HTTPS_PROXY",
-                                        "https_proxy", "ALL_PROXY",  "all_proxy"};
+    /* landjail's own variable first: programs that drop the proxy variables keep it. */
+    static const char* const kVars[] = {
+        "LANDJAIL_SHIM_PROXY", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+        "https_proxy",         "ALL_PROXY",  "all_proxy"};
     for (size_t i = 0; i < sizeof kVars / sizeof kVars[0]; i++) {
         if (lj_parse_proxy_url(getenv(kVars[i]), &lj.proxy, &lj.proxy_len) == 0) {
             lj.ready = lj.table != NULL;
