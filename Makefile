@@ -202,11 +202,14 @@ $(JAIL_BENCH_BIN): tests/bench/jail/connect_bench.c Makefile
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -o $@ $<
 
-bench: $(BENCH_BIN) $(PROXY_BIN) $(LANDJAIL_BIN) $(JAIL_BENCH_BIN)
+bench: $(BENCH_BIN) $(PROXY_BIN) $(LANDJAIL_BIN) $(JAIL_BENCH_BIN) $(SHIM_LIB) \
+       $(E2E_DIR)/threads_connect $(E2E_DIR)/http_origin
 	$(BENCH_BIN) --benchmark_counters_tabular=true
 	$(PYTHON) tests/bench/proxy/run.py --proxy $(abspath $(PROXY_BIN))
 	$(PYTHON) tests/bench/jail/run.py --landjail $(abspath $(LANDJAIL_BIN)) \
 	    --connect-bench $(abspath $(JAIL_BENCH_BIN))
+	$(PYTHON) tests/bench/shim/run.py --landjail $(abspath $(LANDJAIL_BIN)) \
+	    --clients $(abspath $(E2E_DIR))
 
 # ---- fuzz: libFuzzer (clang) over the policy sources, with ASan + UBSan ------------------
 FUZZ_BIN     := build/fuzz/fuzz_policy

@@ -33,11 +33,11 @@ static int lj_name_equal(const struct lj_table_slot* slot, const char* name, siz
 }
 
 int lj_table_insert(struct lj_table* t, const char* name, size_t len) {
-    if (len > 0 && name[len - 1] == '.') {
-        len--;
-    }
-    if (len == 0 || len > LJ_NAME_MAX) {
+    if (!lj_is_host_name(name, len)) {
         return -1;
+    }
+    if (name[len - 1] == '.') {
+        len--;
     }
     const uint32_t start = lj_hash(name, len) % LJ_TABLE_SLOTS;
     for (uint32_t probe = 0; probe < LJ_TABLE_SLOTS; probe++) {
@@ -112,6 +112,24 @@ static int lj_v4_of(const struct sockaddr* sa, socklen_t len, uint32_t* out) {
 int lj_placeholder_index(const struct sockaddr* sa, socklen_t len) {
     uint32_t v4;
     return lj_v4_of(sa, len, &v4) ? lj_index_of_v4(v4) : -1;
+}
+
+int lj_is_host_name(const char* name, size_t len) {
+    if (len > 0 && name[len - 1] == '.') {
+        len--;
+    }
+    if (len == 0 || len > LJ_NAME_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        const char c = name[i];
+        const int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '.' || c == '_';
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int lj_is_numeric_host(const char* name) {
@@ -230,13 +248,14 @@ int lj_parse_proxy_url(const char* url, struct sockaddr_storage* out, socklen_t*
     memset(out, 0, sizeof *out);
     struct sockaddr_in* in = (struct sockaddr_in*)(void*)out;
     struct sockaddr_in6* in6 = (struct sockaddr_in6*)(void*)out;
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1) {
+    const int bracketed = host[-1] == '[';
+    if (!bracketed && inet_pton(AF_INET, text, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
         in->sin_port = htons((uint16_t)port);
         *out_len = sizeof *in;
         return 0;
     }
-    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+    if (bracketed && inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
         *out_len = sizeof *in6;
@@ -270,6 +289,14 @@ static size_t lj_format_u16(char* out, uint16_t v) {
 }
 
 size_t lj_format_connect(char* buf, size_t size, const char* host, uint16_t port) {
+    if (!host || !*host) {
+        return 0;
+    }
+    for (const char* c = host; *c; c++) {
+        if (*c == '\r' || *c == '\n' || *c == ' ' || *c == '\t') {
+            return 0; /* would break the request line */
+        }
+    }
     char port_text[6];
     const size_t port_len = lj_format_u16(port_text, port);
     const size_t host_len = strlen(host);
@@ -294,7 +321,7 @@ int lj_parse_connect_reply(const char* buf, size_t len, int* status, size_t* hea
     }
     if ((buf[need] != '0' && buf[need] != '1') || buf[need + 1] != ' ' || buf[need + 2] < '1' ||
         buf[need + 2] > '5' || buf[need + 3] < '0' || buf[need + 3] > '9' || buf[need + 4] < '0' ||
-        buf[need + 4] > '9') {
+        buf[need + 4] > '9' || (buf[need + 5] != ' ' && buf[need + 5] != '\r')) {
         return -1;
     }
     for (size_t i = 3; i < len; i++) {

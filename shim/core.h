@@ -33,8 +33,13 @@ struct lj_table {
     struct lj_table_slot slot[LJ_TABLE_SLOTS];
 };
 
+/* 1 when `name` (len bytes) is usable as a host name: 1 to LJ_NAME_MAX characters from
+ * letters, digits, '-', '.' and '_' (a trailing dot allowed); anything else could break the
+ * CONNECT request line. */
+int lj_is_host_name(const char* name, size_t len);
+
 /* The index of `name` (len bytes, case-insensitive, a trailing dot ignored), inserted if new;
- * -1 when the name is empty, too long, or the table is full. */
+ * -1 when it is not a host name (lj_is_host_name) or the table is full. */
 int lj_table_insert(struct lj_table* t, const char* name, size_t len);
 
 /* The name of entry `index` (NUL-terminated, lower case) or NULL when there is none. */
@@ -67,13 +72,15 @@ int lj_same_endpoint(const struct sockaddr* a, socklen_t alen, const struct sock
                      socklen_t blen);
 
 /* Parses a proxy URL as landjail sets it, "http://127.0.0.1:PORT" or "http://[::1]:PORT"
- * (a trailing "/" is allowed); 0 on success, -1 otherwise. Names are not resolved. */
+ * (a trailing "/" is allowed; IPv6 only in brackets, IPv4 never); 0 on success, -1 otherwise.
+ * Names are not resolved. */
 int lj_parse_proxy_url(const char* url, struct sockaddr_storage* out, socklen_t* out_len);
 
 /* ---- CONNECT ------------------------------------------------------------------------------ */
 
 /* "CONNECT host:port HTTP/1.1\r\nHost: host:port\r\n\r\n" into buf; the length, or 0 when it
- * does not fit. `host` is a name or the output of lj_format_host. */
+ * does not fit or `host` is empty or holds CR, LF, space or tab. `host` is a name or the
+ * output of lj_format_host. */
 size_t lj_format_connect(char* buf, size_t size, const char* host, uint16_t port);
 
 /* Looks at the first `len` bytes of the proxy's reply. Returns 1 when the header block is

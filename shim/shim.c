@@ -10,6 +10,7 @@
  * the shim and meet the kernel layers. Hooks make only async-signal-safe calls (STYLE "Shim
  * rules"); the name lookups call libc's own resolver with the placeholder, as libc would. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -265,6 +266,12 @@ static int lj_refuse(int err, const char* what, const char* host, uint16_t port,
 
 /* connect(fd, addr) through a CONNECT tunnel of the proxy. */
 static int lj_tunnel(int fd, const struct sockaddr* addr, socklen_t len, int saved_errno) {
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    if (getpeername(fd, (struct sockaddr*)&peer, &peer_len) == 0) {
+        errno = EISCONN; /* connected already (a tunnel we opened): as the kernel answers */
+        return -1;
+    }
     char host[LJ_NAME_MAX + 8];
     const int index = lj_placeholder_index(addr, len);
     const uint16_t port = lj_port_of(addr, len);
@@ -388,8 +395,9 @@ LJ_EXPORT ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
 
 /* Names libc answers itself: literals and localhost. */
 static int lj_libc_answers(const char* name) {
-    if (!lj.table || !name || !*name || lj_is_numeric_host(name)) {
-        return 1;
+    struct in_addr a;
+    if (!lj.table || !name || !*name || lj_is_numeric_host(name) || inet_aton(name, &a)) {
+        return 1; /* inet_aton: the forms libc also reads as numbers ("127.1", "2130706433") */
     }
     const size_t n = strlen(name);
     static const char kLocal[] = "localhost";
@@ -429,6 +437,20 @@ LJ_EXPORT int getaddrinfo(const char* node, const char* service, const struct ad
     if ((flags & AI_NUMERICHOST) || lj_libc_answers(node)) {
         return real(node, service, hints, res);
     }
+    /* What libc reads as a number ("127.1", "2130706433") stays libc's. */
+    struct addrinfo numeric;
+    if (hints) {
+        numeric = *hints;
+    } else {
+        memset(&numeric, 0, sizeof numeric);
+    }
+    numeric.ai_flags |= AI_NUMERICHOST;
+    if (real(node, service, &numeric, res) == 0) {
+        return 0;
+    }
+    if (!lj_is_host_name(node, strlen(node))) {
+        return EAI_NONAME;
+    }
     const int family = hints ? hints->ai_family : AF_UNSPEC;
     char text[64];
     if (lj_placeholder_text(node, family, text, sizeof text) != 0) {
@@ -442,7 +464,18 @@ LJ_EXPORT int getaddrinfo(const char* node, const char* service, const struct ad
         h.ai_flags = AI_V4MAPPED | AI_ADDRCONFIG;
     }
     h.ai_flags = (h.ai_flags | AI_NUMERICHOST) & ~AI_ADDRCONFIG;
-    return real(text, service, &h, res);
+    const int rc = real(text, service, &h, res);
+    if (rc == 0 && (flags & AI_CANONNAME) && *res) {
+        /* libc names the placeholder; the canonical name is the one asked for. */
+        const int index = lj_table_insert(lj.table, node, strlen(node));
+        const char* canon = lj_table_name(lj.table, index);
+        char* copy = canon ? strdup(canon) : NULL;
+        if (copy) {
+            free((*res)->ai_canonname);
+            (*res)->ai_canonname = copy;
+        }
+    }
+    return rc;
 }
 
 static int lj_fill_hostent(const char* name, int af, struct hostent* ret, char* buf, size_t buflen,
