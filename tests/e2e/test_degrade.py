@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,25 @@ def test_doctor_reports_the_level(shared, outer, args, rc_want, line):
     rc, out, err = run(shared, "root", outer, ["doctor", *args], None)
     assert rc == rc_want, (rc, out, err)
     assert line in out, out
+
+
+CONTROL = """
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+print("forbidden:connected udp:created")
+"""
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_weak_mode_control_without_the_jail(user):
+    """The control for test_weak_mode_with_allow_weak: the same user without landjail reaches
+    the listener and creates a UDP socket, so the refusals above are the jail's."""
+    listener = Listener()
+    p = subprocess.run(as_user(user, ["/usr/bin/python3", "-c", CONTROL, str(listener.port)]),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and "forbidden:connected udp:created" in p.stdout, p
+    deadline = time.monotonic() + 10
+    while listener.accepted == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the accept thread counts it
+    assert listener.accepted == 1

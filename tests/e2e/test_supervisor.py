@@ -11,9 +11,11 @@ still works afterwards (the supervisor neither crashed nor hung)."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from e2e_support_jail import (  # noqa: E402
-    Jail, SharedDir, e2e_bin_dir, landjail_path, require_binary)
+    Jail, SharedDir, as_user, e2e_bin_dir, landjail_path, require_binary)
 
 USERS = ["root", "nobody"]
 MODES = {"full": (), "addfd": ("--pidfd-getfd-eperm",)}
@@ -267,3 +269,17 @@ def test_one_ordered_audit_stream(shared, forbidden, user, mode):
         assert e["pid"] == events[1]["pid"] and e["exe"] == events[1]["exe"], events
     assert events[1]["destination"] == "127.0.0.1:%d" % forbidden.port, events
     assert events[2]["destination"] == "socket(AF_INET, SOCK_DGRAM, 0)", events
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_forbidden_listener_control_without_the_jail(forbidden, user):
+    """The control for the tests above: the same user without landjail reaches the forbidden
+    listener, so its silence under the jail is the supervisor's doing."""
+    code = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)"
+    p = subprocess.run(as_user(user, ["/usr/bin/python3", "-c", code, str(forbidden.port)]),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p
+    deadline = time.monotonic() + 10
+    while forbidden.accepted == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the accept thread counts it
+    assert forbidden.accepted == 1
