@@ -64,7 +64,6 @@ struct Message {
     Step step;
     std::int32_t err;
     std::int32_t value;  ///< Ready: the listener fd (-1 when none)
-    std::int32_t wait_killable;
 };
 
 /// Everything the child needs, prepared by the parent (the child only makes syscalls).
@@ -77,7 +76,7 @@ struct ChildArgs {
 };
 
 [[noreturn]] void fail(const ChildArgs& a, Step step, int err) {
-    const Message m{step, err, -1, 0};
+    const Message m{step, err, -1};
     (void)!write(a.report, &m, sizeof m);
     _exit(step == Step::Exec ? (err == ENOENT ? 127 : 126) : 125);
 }
@@ -189,12 +188,10 @@ int child_main(void* arg) {
     sock_fprog prog{static_cast<unsigned short>(spec.filter.code.size()),
                     const_cast<sock_filter*>(spec.filter.code.data())};  // NOLINT: kernel API
     long listener = -1;
-    int killable = 0;
     if (spec.filter.notify) {
         listener = syscall(
             SYS_seccomp, SECCOMP_SET_MODE_FILTER,
             SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
-        killable = listener >= 0;
         if (listener < 0 && errno == EINVAL) {  // before 5.19
             listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
@@ -208,7 +205,7 @@ int child_main(void* arg) {
     }
     // The listener is in the shared table, close-on-exec: the parent keeps it, and exec
     // closes it in the command's private copy. Nothing before exec is trapped.
-    const Message ready{Step::Ready, 0, static_cast<std::int32_t>(listener), killable};
+    const Message ready{Step::Ready, 0, static_cast<std::int32_t>(listener)};
     (void)!write(a.report, &ready, sizeof ready);
     execve(spec.path.c_str(), a.argv.data(), a.envp.data());
     fail(a, Step::Exec, errno);
@@ -286,7 +283,6 @@ Result<Child> spawn_child(const ChildSpec& spec, std::optional<ChildFailure>* fa
         return make_error(f.step + ": " + std::strerror(f.err));
     }
     child.listener.reset(m.value);
-    child.wait_killable = m.wait_killable != 0;
     child.report_write = std::move(report_write);
     return child;
 }

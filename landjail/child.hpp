@@ -34,7 +34,6 @@ struct Child {
     UniqueFd listener;      ///< seccomp notifications (invalid in weak mode)
     UniqueFd report;        ///< read end: a failure before exec arrives here
     UniqueFd report_write;  ///< kept open: closing it early would close it for the child too
-    bool wait_killable = false;
 };
 
 /// A failure the child reported before exec: the step and errno.

@@ -6,6 +6,7 @@
 
 #include <linux/filter.h>
 
+#include <cerrno>
 #include <vector>
 
 #include "landjail/host.hpp"
@@ -14,9 +15,9 @@
 namespace lj::jail {
 
 /// Errno values the filter answers with (the supervisor uses the same for its refusals).
-inline constexpr int kSocketDeniedErrno = 13;    ///< EACCES
-inline constexpr int kFastOpenErrno = 95;        ///< EOPNOTSUPP
-inline constexpr int kConnectDeniedErrno = 111;  ///< ECONNREFUSED
+inline constexpr int kSocketDeniedErrno = EACCES;
+inline constexpr int kFastOpenErrno = EOPNOTSUPP;
+inline constexpr int kConnectDeniedErrno = ECONNREFUSED;
 
 struct FilterProgram {
     std::vector<sock_filter> code;

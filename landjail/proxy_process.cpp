@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "landjail/child.hpp"
+
 namespace lj::jail {
 namespace {
 
@@ -34,6 +36,16 @@ std::string describe_status(int status) {
 
 }  // namespace
 
+std::string own_directory() {
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        return "";
+    }
+    const std::string exe(self, static_cast<std::size_t>(n));
+    return exe.substr(0, exe.rfind('/'));
+}
+
 Result<std::string> find_proxy_binary() {
     if (const char* env = std::getenv("LANDJAIL_PROXY"); env && *env) {
         if (!executable(env)) {
@@ -41,27 +53,13 @@ Result<std::string> find_proxy_binary() {
         }
         return std::string(env);
     }
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        std::string dir(self, static_cast<std::size_t>(n));
-        dir = dir.substr(0, dir.rfind('/'));
-        if (executable(dir + "/landjail-proxy")) {
-            return dir + "/landjail-proxy";
-        }
+    if (const std::string dir = own_directory();
+        !dir.empty() && executable(dir + "/landjail-proxy")) {
+        return dir + "/landjail-proxy";
     }
     const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    std::size_t start = 0;
-    while (start <= p.size()) {
-        std::size_t end = p.find(':', start);
-        if (end == std::string::npos)
-            end = p.size();
-        const std::string candidate = p.substr(start, end - start) + "/landjail-proxy";
-        if (end > start && executable(candidate)) {
-            return candidate;
-        }
-        start = end + 1;
+    if (auto found = resolve_command("landjail-proxy", path ? path : ""); found.exit_status == 0) {
+        return found.path;
     }
     return make_error(
         "landjail-proxy not found (next to landjail, in PATH, or $LANDJAIL_PROXY); use "

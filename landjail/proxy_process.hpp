@@ -23,6 +23,9 @@ struct ProxyProcess {
     std::string address;  ///< "127.0.0.1:41234", as reported on the ready fd
 };
 
+/// The directory of this executable ("" when /proc/self/exe cannot be read).
+std::string own_directory();
+
 /// The landjail-proxy binary: $LANDJAIL_PROXY, else next to this executable, else PATH.
 Result<std::string> find_proxy_binary();
 

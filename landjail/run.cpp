@@ -128,13 +128,10 @@ std::vector<std::string> child_environment(const std::string& proxy_url, const s
 
 /// The shim (issue 5) when it is installed: next to the binary or in ../lib/landjail/.
 std::string find_shim() {
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
+    const std::string dir = own_directory();
+    if (dir.empty()) {
         return "";
     }
-    std::string dir(self, static_cast<std::size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
     for (const std::string& c : {dir + "/liblandjail-shim.so", dir + "/../lib/liblandjail-shim.so",
                                  dir + "/../lib/landjail/liblandjail-shim.so"}) {
         if (access(c.c_str(), R_OK) == 0) {
@@ -195,6 +192,11 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     return a;
 }
 
+Result<Requirements> requirements_of(const CliOptions& cli) {
+    return cli.require.empty() ? Result<Requirements>(Requirements{})
+                               : parse_requirements(cli.require);
+}
+
 class Jail {
   public:
     explicit Jail(const CliOptions& cli) : cli_(cli) {}
@@ -202,6 +204,11 @@ class Jail {
 
   private:
     int start();
+    int decide();
+    int launch_proxy();
+    int prepare(ChildSpec& spec);
+    int spawn(const ChildSpec& spec);
+    void start_supervisor();
     int supervise();
     void reap(int* child_status, bool* child_done);
     int finish(int exit_status);
@@ -209,6 +216,8 @@ class Jail {
     const CliOptions& cli_;
     std::optional<policy::Settings> settings_;
     std::string session_id_;
+    std::string command_path_;
+    std::string ca_dir_;
     Plan plan_;
     SessionDir session_;
     ProxyProcess proxy_;
@@ -238,6 +247,18 @@ int Jail::start() {
         error("no command given: landjail [OPTIONS] -- COMMAND [ARG...] (see landjail --help)");
         return kExitFailed;
     }
+    ChildSpec spec;
+    int rc = 0;
+    if ((rc = decide()) != 0 || (rc = launch_proxy()) != 0 || (rc = prepare(spec)) != 0 ||
+        (rc = spawn(spec)) != 0) {
+        return rc;
+    }
+    start_supervisor();
+    return 0;
+}
+
+/// The settings, the protection plan (with its warnings) and the command's path.
+int Jail::decide() {
     auto settings = proxy::load_settings(cli_.config, cli_.flags);
     if (!settings) {
         error(settings.error().what());
@@ -247,16 +268,12 @@ int Jail::start() {
     for (const std::string& w : settings_->warnings) {
         warn(w);
     }
-    Requirements req;
-    if (!cli_.require.empty()) {
-        auto r = parse_requirements(cli_.require);
-        if (!r) {
-            error(r.error().message);
-            return kExitFailed;
-        }
-        req = *r;
+    auto req = requirements_of(cli_);
+    if (!req) {
+        error(req.error().message);
+        return kExitFailed;
     }
-    auto plan = plan_protection(probe_host(false), req, cli_.allow_weak);
+    auto plan = plan_protection(probe_host(false), *req, cli_.allow_weak);
     if (!plan) {
         error(plan.error().message);
         return kExitFailed;
@@ -271,13 +288,19 @@ int Jail::start() {
         error(cmd.error);
         return cmd.exit_status;
     }
+    command_path_ = cmd.path;
+    return 0;
+}
+
+/// Starts our landjail-proxy (unless --proxy-addr), without waiting for it.
+int Jail::launch_proxy() {
     auto session_id = proxy::new_session_id();
     if (!session_id) {
         error(session_id.error().message);
         return kExitFailed;
     }
     session_id_ = *session_id;
-    const std::string ca_dir = cli_.ca_dir.value_or(proxy::default_ca_dir());
+    ca_dir_ = cli_.ca_dir.value_or(proxy::default_ca_dir());
     if (cli_.proxy_addr) {
         auto addr = parse_inet(*cli_.proxy_addr);
         if (!addr) {
@@ -315,7 +338,7 @@ int Jail::start() {
                 clients_table_ = table;  // mapped until we exit
             }
         }
-        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir, session_id_),
+        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir_, session_id_),
                                    event_read.get(), clients.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
@@ -323,6 +346,11 @@ int Jail::start() {
         }
         proxy_ = std::move(*started);
     }
+    return 0;
+}
+
+/// The filter, the session directory, the proxy's address, the CA bundle, the environment.
+int Jail::prepare(ChildSpec& spec) {
     auto filter = build_filter(plan_);
     if (!filter) {
         error(filter.error().message);
@@ -349,17 +377,16 @@ int Jail::start() {
         }
         proxy_addr_ = *addr;
     }
-    auto bundle = write_ca_bundle(session_.path, ca_dir + "/ca.pem");
+    auto bundle = write_ca_bundle(session_.path, ca_dir_ + "/ca.pem");
     if (!bundle) {
         error(bundle.error().message);
         return kExitFailed;
     }
     const std::string url = "http://" + proxy_addr_.text();
-    ChildSpec spec;
-    spec.path = cmd.path;
+    spec.path = command_path_;
     spec.argv = cli_.args;
     const std::string shim = cli_.no_shim ? "" : find_shim();
-    spec.env = child_environment(url, *bundle, ca_dir + "/ca.pem", shim);
+    spec.env = child_environment(url, *bundle, ca_dir_ + "/ca.pem", shim);
     if (!shim.empty()) {
         // The shim's placeholder-name table, shared by every process of the jail.
         const std::string table = session_.path + "/shim-table";
@@ -375,6 +402,11 @@ int Jail::start() {
     spec.filter = std::move(*filter);
     spec.proxy_port = proxy_addr_.port;
 
+    return 0;
+}
+
+/// Starts the command in the jail.
+int Jail::spawn(const ChildSpec& spec) {
     // Before the child exists: orphans of the jail become ours (so that they stay our
     // descendants for ptrace access checks), and our signals queue for the signalfd.
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -396,6 +428,11 @@ int Jail::start() {
     }
     child_ = std::move(*child);
 
+    return 0;
+}
+
+/// Our own auditor with --proxy-addr, then the supervisor thread.
+void Jail::start_supervisor() {
     if (plan_.supervise && !event_pipe_.valid()) {
         // An external proxy (--proxy-addr): our own session, written to the same sinks.
         auto auditor = proxy::start_auditor(*settings_, session_id_);
@@ -444,7 +481,6 @@ int Jail::start() {
             }
         }).detach();
     }
-    return 0;
 }
 
 void Jail::reap(int* child_status, bool* child_done) {
@@ -516,18 +552,14 @@ int run_command(const CliOptions& cli) {
 }
 
 int run_doctor(const CliOptions& cli) {
-    Requirements req;
-    if (!cli.require.empty()) {
-        auto r = parse_requirements(cli.require);
-        if (!r) {
-            error(r.error().message);
-            return kExitUsage;
-        }
-        req = *r;
+    auto req = requirements_of(cli);
+    if (!req) {
+        error(req.error().message);
+        return kExitUsage;
     }
     const HostFacts facts = probe_host(true);
     std::cout << describe(facts);
-    auto plan = plan_protection(facts, req, cli.allow_weak);
+    auto plan = plan_protection(facts, *req, cli.allow_weak);
     if (!plan) {
         std::cout << "protection:             none: landjail refuses to run here\n";
         std::cout << "  why: " << plan.error().message << "\n";

@@ -386,7 +386,6 @@ void Supervisor::perform(const Notification& n, Caller* c, int fd, const sockadd
                 report_client(n, sock.get());
             }
             respond(n.req.id, result);
-            ++stats_.connects;
             return;
         }
         if (err == EBADF) {
@@ -460,8 +459,6 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
     report_client(n, sock.get());
     // A separate answer: ADDFD_FLAG_SEND would make connect() return the fd number.
     respond(n.req.id, err);
-    ++stats_.connects;
-    ++stats_.addfd;
 }
 
 void Supervisor::deny_connect(const Notification& n, const std::string& destination, int err,
@@ -479,7 +476,6 @@ void Supervisor::deny_connect(const Notification& n, const std::string& destinat
         config_.audit(std::move(e));
     }
     respond(n.req.id, err);
-    ++stats_.denied;
 }
 
 void Supervisor::on_socket(const Notification& n) {
@@ -500,7 +496,6 @@ void Supervisor::on_socket(const Notification& n) {
         config_.audit(std::move(e));
     }
     respond(n.req.id, kSocketDeniedErrno);
-    ++stats_.sockets_denied;
 }
 
 bool Supervisor::in_jail(pid_t pid) const {
@@ -556,7 +551,6 @@ void Supervisor::on_signal(const Notification& n) {
     if (allowed) {
         respond(n.req.id, 0, true);  // register-only arguments: nothing to re-read
     } else {
-        ++stats_.signals_denied;
         respond(n.req.id, EPERM);
     }
 }

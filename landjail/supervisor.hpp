@@ -39,14 +39,6 @@ struct SupervisorConfig {
     pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none
 };
 
-struct SupervisorStats {
-    std::uint64_t connects = 0;  ///< performed for the child (to the proxy)
-    std::uint64_t denied = 0;    ///< connect_denied
-    std::uint64_t sockets_denied = 0;
-    std::uint64_t signals_denied = 0;
-    std::uint64_t addfd = 0;  ///< connects that used the ADDFD fallback
-};
-
 class Supervisor {
   public:
     explicit Supervisor(SupervisorConfig config) : config_(config), proxy_pid_(config.proxy_pid) {}
@@ -55,7 +47,6 @@ class Supervisor {
     /// false when the listener is finished (no process uses the filter any more).
     bool handle_one();
 
-    const SupervisorStats& stats() const { return stats_; }
     /// Thread-safe: the main thread reaps the proxy, the supervisor thread reads it.
     void set_proxy_pid(pid_t pid) { proxy_pid_.store(pid); }
 
@@ -92,7 +83,6 @@ class Supervisor {
     SupervisorConfig config_;
     std::atomic<pid_t> proxy_pid_{0};  ///< set by the main thread if the proxy dies
     std::unordered_map<pid_t, Caller> callers_;
-    SupervisorStats stats_;
     bool addfd_warned_ = false;
 };
 

@@ -72,26 +72,23 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
         out = std::chrono::seconds(*n);
         return true;
     };
+    // --ready-fd, --event-fd, --clients-fd: a file descriptor number.
+    auto fd = [&](std::optional<int>& out) -> Result<bool> {
+        auto n = number(spec, v, 0, 1 << 20);
+        if (!n) {
+            return n.error();
+        }
+        out = static_cast<int>(*n);
+        return true;
+    };
     if (name == "listen") {
         o.listen = v;
     } else if (name == "ready-fd") {
-        auto n = number(spec, v, 0, 1 << 20);
-        if (!n) {
-            return n.error();
-        }
-        o.ready_fd = static_cast<int>(*n);
+        return fd(o.ready_fd);
     } else if (name == "clients-fd") {
-        auto n = number(spec, v, 0, 1 << 20);
-        if (!n) {
-            return n.error();
-        }
-        o.clients_fd = static_cast<int>(*n);
+        return fd(o.clients_fd);
     } else if (name == "event-fd") {
-        auto n = number(spec, v, 0, 1 << 20);
-        if (!n) {
-            return n.error();
-        }
-        o.event_fd = static_cast<int>(*n);
+        return fd(o.event_fd);
     } else if (name == "config") {
         o.config = v;
     } else if (name == "allow") {

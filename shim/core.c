@@ -275,7 +275,7 @@ static int lj_append(char* buf, size_t size, size_t* at, const char* s, size_t n
     return 1;
 }
 
-static size_t lj_format_u16(char* out, uint16_t v) {
+size_t lj_format_port(char* out, uint16_t v) {
     char tmp[6];
     size_t n = 0;
     do {
@@ -285,6 +285,7 @@ static size_t lj_format_u16(char* out, uint16_t v) {
     for (size_t i = 0; i < n; i++) {
         out[i] = tmp[n - 1 - i];
     }
+    out[n] = '\0';
     return n;
 }
 
@@ -298,7 +299,7 @@ size_t lj_format_connect(char* buf, size_t size, const char* host, uint16_t port
         }
     }
     char port_text[6];
-    const size_t port_len = lj_format_u16(port_text, port);
+    const size_t port_len = lj_format_port(port_text, port);
     const size_t host_len = strlen(host);
     size_t at = 0;
     const int ok =

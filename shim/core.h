@@ -78,6 +78,9 @@ int lj_parse_proxy_url(const char* url, struct sockaddr_storage* out, socklen_t*
 
 /* ---- CONNECT ------------------------------------------------------------------------------ */
 
+/* `port` in decimal into out (at least 6 bytes), NUL-terminated; returns its length. */
+size_t lj_format_port(char* out, uint16_t port);
+
 /* "CONNECT host:port HTTP/1.1\r\nHost: host:port\r\n\r\n" into buf; the length, or 0 when it
  * does not fit or `host` is empty or holds CR, LF, space or tab. `host` is a name or the
  * output of lj_format_host. */

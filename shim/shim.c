@@ -71,17 +71,9 @@ static void lj_add(struct lj_line* l, const char* s) {
 }
 
 static void lj_add_port(struct lj_line* l, uint16_t port) {
-    char tmp[6], out[6];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + port % 10);
-        port = (uint16_t)(port / 10);
-    } while (port);
-    for (size_t i = 0; i < n; i++) {
-        out[i] = tmp[n - 1 - i];
-    }
-    out[n] = '\0';
-    lj_add(l, out);
+    char text[6];
+    lj_format_port(text, port);
+    lj_add(l, text);
 }
 
 /* One write(2) of the line and a newline, errno untouched. */
