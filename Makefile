@@ -74,6 +74,8 @@ LANDJAIL_BIN := $(BUILD)/bin/landjail
 # ---- shim: liblandjail-shim.so (C11, libc only) + libljshim_core.a (pure helpers) --------
 # The .so is never built with sanitizers: it is preloaded into programs that are not.
 SHIM_LIB      := $(BUILD)/lib/liblandjail-shim.so
+PROFILE_SRC   := $(wildcard policy/profiles/*.yaml)
+PROFILES      := $(PROFILE_SRC:policy/profiles/%=$(BUILD)/share/landjail/profiles/%)
 SHIM_CORE_OBJ := $(BUILD)/obj/shim/core.o
 SHIM_CORE_LIB := $(BUILD)/lib/libljshim_core.a
 SHIM_CFLAGS   := -std=gnu11 $(OPT) $(filter-out -Wpedantic,$(WARN_C)) -fPIC -fvisibility=hidden -D_FORTIFY_SOURCE=2 \
@@ -103,7 +105,13 @@ ALL_OBJ := $(SHIM_CORE_OBJ) $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o
 .PHONY: all test test-unit test-cli test-integration bench asan tsan fuzz format check-format install uninstall clean check
 .DEFAULT_GOAL := all
 
-all: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB)
+all: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES)
+
+# The shipped profiles, copied where the binaries look for them (BIN/../share/landjail/
+# profiles), so the build tree has the installed layout.
+$(BUILD)/share/landjail/profiles/%.yaml: policy/profiles/%.yaml
+	@mkdir -p $(@D)
+	cp $< $@
 shim: $(SHIM_LIB) $(SHIM_CORE_LIB)
 
 $(BUILD)/obj/%.o: %.cpp Makefile
@@ -172,9 +180,11 @@ test: test-unit test-cli test-integration test-e2e
 test-unit: $(UNIT_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(UNIT_BIN) --jobs 2
 
-test-cli: $(LANDJAIL_BIN) $(PROXY_BIN)
+test-cli: $(LANDJAIL_BIN) $(PROXY_BIN) $(PROFILES)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/misuse.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/man_check.sh
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/readme_quickstart.sh
 
 # Debian's python3 (not a pyenv one first on PATH) has pytest from python3-pytest.
 PYTHON ?= /usr/bin/python3
@@ -183,7 +193,7 @@ test-integration: $(PROXY_BIN)
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # As root and, through setpriv, as uid 65534 (see tests/e2e/README.md).
-test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(E2E_BINS)
+test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES) $(E2E_BINS)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) \
 	    LANDJAIL_E2E_BIN=$(abspath $(E2E_DIR)) LANDJAIL_REQUIRE_PROXY=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
@@ -239,11 +249,19 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1
 	install -m 0644 man/landjail-proxy.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 man/landjail.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/landjail.yaml.5
+	install -d $(DESTDIR)$(PREFIX)/share/landjail/profiles
+	install -m 0644 policy/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/landjail/profiles/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/landjail/liblandjail-shim.so
 	-rmdir $(DESTDIR)$(PREFIX)/lib/landjail 2>/dev/null
 	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man5/landjail.yaml.5
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/landjail/profiles/,$(notdir $(wildcard policy/profiles/*.yaml)))
+	-rmdir $(DESTDIR)$(PREFIX)/share/landjail/profiles 2>/dev/null
+	-rmdir $(DESTDIR)$(PREFIX)/share/landjail 2>/dev/null
 
 clean:
 	rm -rf build

@@ -16,6 +16,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+#include <utility>
 
 #include "landjail/uapi/landlock.h"
 
@@ -298,31 +300,100 @@ std::optional<ChildFailure> read_failure(int report_fd) {
                         m.step == Step::Exec ? (m.err == ENOENT ? 127 : 126) : 125};
 }
 
+namespace {
+
+/// 0 when `p` is an executable regular file, else the errno execve would most likely give
+/// (EISDIR stands for a directory, which execve reports as EACCES).
+int executable_error(const std::string& p) {
+    struct stat st {};
+    if (stat(p.c_str(), &st) != 0) {
+        return errno;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        return EISDIR;
+    }
+    return access(p.c_str(), X_OK) == 0 ? 0 : EACCES;
+}
+
+std::string current_directory() {
+    char buf[4096];
+    return getcwd(buf, sizeof buf) ? std::string(buf) : std::string(".");
+}
+
+/// NAME given with a '/': why it cannot run, and its exit status (GNU env's: 127 when it
+/// does not exist, 126 otherwise).
+ResolvedCommand explain_path(const std::string& name, int err) {
+    const bool relative = name.front() != '/';
+    switch (err) {
+        case ENOENT:
+            return {"", 127,
+                    name + ": no such file" +
+                        (relative ? " (relative to " + current_directory() + ")" : "")};
+        case EISDIR:
+            return {"", 126, name + ": not executable: it is a directory, not a program"};
+        case EACCES:
+            if (access(name.c_str(), F_OK) == 0) {
+                return {"", 126, name + ": not executable (chmod +x " + name + " to run it)"};
+            }
+            break;
+        default:
+            break;
+    }
+    return {"", 126, name + ": " + std::strerror(err)};
+}
+
+/// " (the NAME in the current directory runs as ./NAME)" when there is one.
+std::string current_directory_hint(const std::string& name) {
+    if (executable_error(name) != 0) {
+        return "";
+    }
+    return " (the " + name + " in the current directory runs as ./" + name + ")";
+}
+
+/// Whether `a` becomes `b` by at most one edit: a character changed, added or removed, or
+/// two adjacent characters swapped.
+bool at_most_one_edit(std::string_view a, std::string_view b) {
+    if (a.size() > b.size()) {
+        std::swap(a, b);
+    }
+    std::size_t i = 0;
+    while (i < a.size() && a[i] == b[i]) {
+        ++i;
+    }
+    if (i == a.size()) {
+        return b.size() - a.size() <= 1;
+    }
+    if (a.size() < b.size()) {
+        return a.substr(i) == b.substr(i + 1);
+    }
+    return a.substr(i + 1) == b.substr(i + 1) ||
+           (i + 1 < a.size() && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+            a.substr(i + 2) == b.substr(i + 2));
+}
+
+/// " (did you mean the subcommand 'landjail check'?)" when a command that was not found is
+/// a subcommand's name, or one typo away from one (`landjail chek`).
+std::string subcommand_hint(const std::string& name) {
+    for (const char* sub : {"check", "explain", "doctor"}) {
+        if (name.size() >= 4 && at_most_one_edit(name, sub)) {
+            return " (did you mean the subcommand 'landjail " + std::string(sub) + "'?)";
+        }
+    }
+    return "";
+}
+
+}  // namespace
+
 ResolvedCommand resolve_command(const std::string& name, const std::string& path_env) {
-    ResolvedCommand r;
-    auto check = [&](const std::string& p) -> int {
-        struct stat st {};
-        if (stat(p.c_str(), &st) != 0) {
-            return ENOENT;
-        }
-        if (S_ISDIR(st.st_mode) || access(p.c_str(), X_OK) != 0) {
-            return EACCES;
-        }
-        return 0;
-    };
     if (name.empty()) {
-        return {"", 127, "empty command name"};
+        return {"", 127, "empty command name: the first word after -- is the program to run"};
     }
     if (name.find('/') != std::string::npos) {
-        const int err = check(name);
-        if (err == 0) {
-            return {name, 0, ""};
-        }
-        return {"", err == ENOENT ? 127 : 126,
-                name + ": " + (err == ENOENT ? "no such file" : "not executable")};
+        const int err = executable_error(name);
+        return err == 0 ? ResolvedCommand{name, 0, ""} : explain_path(name, err);
     }
     const std::string path = path_env.empty() ? "/usr/local/bin:/usr/bin:/bin" : path_env;
-    bool seen_unexecutable = false;
+    std::string unexecutable;
     std::size_t start = 0;
     while (start <= path.size()) {
         std::size_t end = path.find(':', start);
@@ -332,17 +403,51 @@ ResolvedCommand resolve_command(const std::string& name, const std::string& path
         if (dir.empty())
             dir = ".";
         const std::string candidate = dir + "/" + name;
-        const int err = check(candidate);
+        const int err = executable_error(candidate);
         if (err == 0) {
             return {candidate, 0, ""};
         }
-        seen_unexecutable = seen_unexecutable || err == EACCES;
+        if ((err == EACCES || err == EISDIR) && unexecutable.empty()) {  // as execvp: 126
+            unexecutable = candidate;
+        }
         start = end + 1;
     }
-    if (seen_unexecutable) {
-        return {"", 126, name + ": found in PATH but not executable"};
+    if (!unexecutable.empty()) {
+        return {"", 126,
+                name + ": found in PATH but not executable (" + unexecutable +
+                    (executable_error(unexecutable) == EISDIR ? " is a directory)" : ")")};
     }
-    return {"", 127, name + ": command not found"};
+    return {"", 127,
+            name + ": command not found" + current_directory_hint(name) + subcommand_hint(name)};
+}
+
+std::string describe_failure(const ChildFailure& f, const std::string& path) {
+    if (f.step != step_text(Step::Exec)) {
+        return f.step + ": " + std::strerror(f.err);
+    }
+    if (f.err == ENOEXEC) {
+        return "not a program this system can run (execve: " + std::string(std::strerror(f.err)) +
+               ")";
+    }
+    if (f.err == ENOENT && access(path.c_str(), F_OK) == 0) {
+        // The file is there: what is missing is the interpreter of its #! line (or, for a
+        // binary, its dynamic loader).
+        char head[256] = {};
+        const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        const ssize_t n = fd.valid() ? read(fd.get(), head, sizeof head - 1) : -1;
+        if (n > 2 && head[0] == '#' && head[1] == '!') {
+            std::string line(head + 2, static_cast<std::size_t>(n - 2));
+            line = line.substr(0, line.find('\n'));
+            const std::size_t b = line.find_first_not_of(" \t");
+            const std::string interp =
+                b == std::string::npos ? "" : line.substr(b, line.find_first_of(" \t", b) - b);
+            return "its interpreter '" + interp +
+                   "' (named on its #! line) was not found: install it or fix the #! line";
+        }
+        return "execve: No such file or directory (its dynamic loader is missing: it was built "
+               "for another system)";
+    }
+    return "execve: " + std::string(std::strerror(f.err));
 }
 
 }  // namespace lj::jail

@@ -50,12 +50,18 @@ Result<Child> spawn_child(const ChildSpec& spec, std::optional<ChildFailure>* fa
 /// A pre-exec failure waiting in the report pipe (non-blocking), after the child exited.
 std::optional<ChildFailure> read_failure(int report_fd);
 
-/// Finds COMMAND as execvp would (PATH from `env`); errors carry 126 or 127.
+/// Finds COMMAND as execvp would (PATH from `env`); errors carry 126 or 127 (as GNU env's)
+/// and a message that says what is wrong, with a hint when a command that was not found is
+/// in the current directory or looks like a landjail subcommand (`landjail chek`).
 struct ResolvedCommand {
     std::string path;
     int exit_status = 0;  ///< 0 when found; 126 not executable, 127 not found
     std::string error;
 };
 ResolvedCommand resolve_command(const std::string& name, const std::string& path_env);
+
+/// Why the command at `path` did not start, for the user: the step and errno, or for execve
+/// what is wrong with the file (a missing #! interpreter, a foreign binary format).
+std::string describe_failure(const ChildFailure& f, const std::string& path);
 
 }  // namespace lj::jail

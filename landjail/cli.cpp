@@ -15,6 +15,10 @@ constexpr std::array kTable = {
     OptSpec{"allow", 'a', "RULE",
             "allow requests matching RULE, e.g. 'domain=github.com method=GET'", true},
     OptSpec{"deny", 0, "RULE", "deny requests matching RULE even when an allow rule matches", true},
+    OptSpec{"profile", 0, "NAME",
+            "add the rules of a shipped profile (claude-code, github, package-managers) or of "
+            "a YAML file given by path",
+            true},
     OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
     OptSpec{"log-dir", 0, "DIR", "directory for logs; the audit log defaults to DIR/audit.jsonl",
             false},
@@ -24,6 +28,8 @@ constexpr std::array kTable = {
     OptSpec{"proxy-addr", 0, "HOST:PORT",
             "use the landjail-proxy already listening there instead of starting one", false},
     OptSpec{"audit-log", 0, "PATH", "write the audit trail (JSON lines) to PATH", false},
+    OptSpec{"audit-socket", 0, "PATH",
+            "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "do not write audit events", false},
     OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
             "the proxy connects to ADDR (port PORT2) for HOST:PORT instead of resolving HOST",
@@ -60,6 +66,8 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.flags.allow.push_back(value);
     } else if (name == "deny") {
         out.flags.deny.push_back(value);
+    } else if (name == "profile") {
+        out.flags.profiles.push_back(value);
     } else if (name == "log-level") {
         out.flags.log_level = value;
     } else if (name == "log-dir") {
@@ -70,6 +78,8 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.flags.jail_type = value;
     } else if (name == "audit-log") {
         out.flags.audit_log = value;
+    } else if (name == "audit-socket") {
+        out.flags.audit_socket = value;
     } else if (name == "disable-audit-logs") {
         out.flags.disable_audit_logs = true;
     } else if (name == "proxy-addr") {

@@ -29,7 +29,7 @@ struct CliOptions {
     std::vector<std::string> resolve;        ///< passed to landjail-proxy
     std::optional<std::string> upstream_ca;  ///< passed to landjail-proxy
     std::optional<std::string> ca_dir;       ///< the interception CA (proxy and CA bundle)
-    std::string require;                     ///< --require landlock,seccomp
+    std::optional<std::string> require;      ///< --require landlock,seccomp
     bool allow_weak = false;
     bool no_shim = false;
 };

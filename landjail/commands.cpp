@@ -17,8 +17,10 @@ void error(const std::string& msg) {
 }
 
 void print_warnings(const policy::Settings& s) {
-    for (const std::string& w : s.warnings) {
-        std::cerr << "landjail: warning: " << w << "\n";
+    for (const auto* list : {&s.jail_warnings, &s.warnings}) {
+        for (const std::string& w : *list) {
+            std::cerr << "landjail: warning: " << w << "\n";
+        }
     }
 }
 
@@ -83,6 +85,10 @@ int run_check(const CliOptions& cli) {
     std::cout << "configuration is valid\n";
     std::cout << "config file: " << (choice.path ? *choice.path + " [" + choice.how + "]" : "none")
               << "\n";
+    for (const std::string& name : cli.flags.profiles) {
+        auto path = proxy::find_profile(name);
+        std::cout << "profile: " << name << " [" << (path ? *path : std::string("?")) << "]\n";
+    }
     print_rules("allow rules", s.engine->allow_rules());
     if (s.engine->allow_rules().empty()) {
         std::cout << "  (no allow rule: every request will be denied)\n";

@@ -168,6 +168,9 @@ HostFacts probe_host(bool deep) {
 
 Result<Requirements> parse_requirements(const std::string& text) {
     Requirements r;
+    if (policy::trim(text).empty()) {
+        return make_error("--require needs a value: landlock, seccomp or landlock,seccomp");
+    }
     for (const std::string_view raw : policy::split(text, ',')) {
         const std::string item(policy::trim(raw));
         if (item == "landlock") {

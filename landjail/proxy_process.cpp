@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "landjail/proxy_process.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,6 +18,9 @@
 #include <cstring>
 
 #include "landjail/child.hpp"
+#include "proxy/audit.hpp"
+#include "proxy/tls_config.hpp"
+#include "proxy/upstream.hpp"
 
 namespace lj::jail {
 namespace {
@@ -34,7 +40,142 @@ std::string describe_status(int status) {
     return "stopped";
 }
 
+/// Why the proxy stopped before it was ready. Status 1 is landjail-proxy's "could not start"
+/// (its message on stderr says why); 2 is a usage error, which with arguments landjail
+/// validated means a landjail-proxy of another version; 127 is from start_proxy's child.
+Error not_ready(ProxyProcess& proc, int status) {
+    const std::string who = proc.binary + " ";
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+        proc.explained = true;
+        return make_error(who + "exited with status 1 before it was ready");
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+        return make_error(who +
+                          "refused the options landjail gave it: is it the landjail-proxy "
+                          "of landjail " LJ_VERSION "? (landjail-proxy --version)");
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        return make_error(who + "could not be executed");
+    }
+    return make_error(who + describe_status(status) + " before it was ready");
+}
+
+/// How the user wrote a setting: "--proxy-port 80", "PROXY_PORT=80" or
+/// "config.yaml:3:13: proxy_port 80".
+std::string named(const std::string& origin, const std::string& key, const std::string& value) {
+    if (origin.rfind("--", 0) == 0) {
+        return origin + " " + value;
+    }
+    if (!origin.empty() && origin.front() >= 'A' && origin.front() <= 'Z' &&
+        origin.find_first_of("/:. ") == std::string::npos) {
+        return origin + "=" + value;
+    }
+    return origin + ": " + key + " " + value;
+}
+
+/// Whether our proxy could listen on 127.0.0.1:`port` (it binds the same way, with
+/// SO_REUSEADDR). A port taken in between is reported by the proxy itself.
+Result<bool> port_is_free(std::uint16_t port) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd.valid() && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
+        return true;
+    }
+    const int err = errno;
+    const std::string where = "127.0.0.1:" + std::to_string(port);
+    if (err == EADDRINUSE) {
+        return make_error("another program is already listening on " + where +
+                          ": choose another port, or 0 for a free one");
+    }
+    return make_error("cannot listen on " + where + ": " + std::strerror(err) +
+                      (err == EACCES ? " (ports below 1024 need privileges: choose a port from "
+                                       "1024 up, or 0 for a free one)"
+                                     : ""));
+}
+
 }  // namespace
+
+Result<bool> check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
+    Result<bool> ok = true;
+    if (s.audit_file && !s.disable_audit_logs.value) {
+        const std::string& origin = s.audit_file->origin;
+        const bool from_log_dir = origin.rfind("log_dir", 0) == 0 && s.log_dir;
+        // A log_dir that does not exist yet is created (launch_proxy); it is checked then.
+        if (auto checked = proxy::check_audit_file(s.audit_file->value, from_log_dir); !checked) {
+            ok = make_error((from_log_dir ? named(s.log_dir->origin, "log_dir", s.log_dir->value)
+                                          : named(origin, "audit.file", s.audit_file->value)) +
+                            ": " + checked.error().message);
+        }
+    }
+    if (cli) {  // what only our own proxy uses
+        for (const std::string& r : cli->resolve) {
+            if (auto parsed = proxy::parse_resolve(r); ok && !parsed) {
+                ok = parsed.error();
+            }
+        }
+        const auto& file_ca = s.tls.upstream_ca;
+        if (ok && (cli->upstream_ca || file_ca)) {
+            const std::string path = cli->upstream_ca ? *cli->upstream_ca : file_ca->value;
+            const std::string origin = cli->upstream_ca ? "--upstream-ca" : file_ca->origin;
+            if (auto checked = proxy::check_ca_file(path); !checked) {
+                ok = make_error(named(origin, "tls.upstream_ca", path) + ": " +
+                                checked.error().message);
+            }
+        }
+        if (ok && s.proxy_port.value != 0) {
+            if (auto free = port_is_free(s.proxy_port.value); !free) {
+                ok = make_error(
+                    named(s.proxy_port.origin, "proxy_port", std::to_string(s.proxy_port.value)) +
+                    ": " + free.error().message);
+            }
+        }
+    }
+    return ok;
+}
+
+/// Whether something accepts connections at `addr` (the proxy of --proxy-addr), within 5 s.
+Result<bool> probe_proxy(const InetAddr& addr) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (addr.family == AF_INET) {
+        auto& in = reinterpret_cast<sockaddr_in&>(ss);
+        in.sin_family = AF_INET;
+        in.sin_port = htons(addr.port);
+        std::memcpy(&in.sin_addr, addr.addr, 4);
+        len = sizeof in;
+    } else {
+        auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons(addr.port);
+        std::memcpy(&in6.sin6_addr, addr.addr, 16);
+        in6.sin6_scope_id = addr.scope;
+        len = sizeof in6;
+    }
+    UniqueFd fd(socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    int err = fd.valid() ? 0 : errno;
+    if (fd.valid() && connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+        err = errno;
+        if (err == EINPROGRESS) {
+            pollfd p{fd.get(), POLLOUT, 0};
+            socklen_t elen = sizeof err;
+            if (poll(&p, 1, 5000) != 1 ||
+                getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) {
+                err = ETIMEDOUT;
+            }
+        }
+    }
+    if (err == 0) {
+        return true;
+    }
+    return make_error("no proxy answers there (" + std::string(std::strerror(err)) +
+                      "): start one with 'landjail-proxy --listen " + addr.text() +
+                      "', or leave out --proxy-addr and landjail starts its own");
+}
 
 std::string own_directory() {
     char self[4096];
@@ -49,21 +190,25 @@ std::string own_directory() {
 Result<std::string> find_proxy_binary() {
     if (const char* env = std::getenv("LANDJAIL_PROXY"); env && *env) {
         if (!executable(env)) {
-            return make_error(std::string("LANDJAIL_PROXY=") + env + ": not an executable file");
+            return make_error(std::string("LANDJAIL_PROXY=") + env +
+                              ": not an executable file; set it to the landjail-proxy program, "
+                              "or unset it to use the one installed next to landjail");
         }
         return std::string(env);
     }
-    if (const std::string dir = own_directory();
-        !dir.empty() && executable(dir + "/landjail-proxy")) {
+    const std::string dir = own_directory();
+    if (!dir.empty() && executable(dir + "/landjail-proxy")) {
         return dir + "/landjail-proxy";
     }
     const char* path = std::getenv("PATH");
     if (auto found = resolve_command("landjail-proxy", path ? path : ""); found.exit_status == 0) {
         return found.path;
     }
-    return make_error(
-        "landjail-proxy not found (next to landjail, in PATH, or $LANDJAIL_PROXY); use "
-        "--proxy-addr to use one that is already running");
+    const std::string next_to = dir.empty() ? "next to landjail" : dir + "/landjail-proxy";
+    return make_error("landjail-proxy not found (looked for " + next_to +
+                      " and in PATH=" + (path ? path : "") +
+                      "): install it next to landjail, set LANDJAIL_PROXY=/path/to/"
+                      "landjail-proxy, or use --proxy-addr HOST:PORT to use one that is running");
 }
 
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
@@ -123,6 +268,7 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
     ready_write.reset();
     ProxyProcess proc;
     proc.pid = pid;
+    proc.binary = binary;
     proc.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
     proc.ready = std::move(ready_read);
     return proc;
@@ -163,13 +309,12 @@ Result<bool> wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        // EOF without an address: the proxy failed; its own message is on stderr already.
+        // EOF without an address: the proxy stopped.
         int status = 0;
         waitpid(proc.pid, &status, 0);
         proc.pid = -1;
         proc.ready.reset();
-        return make_error("landjail-proxy " + describe_status(status) +
-                          " before it was ready (see its message above)");
+        return not_ready(proc, status);
     }
 }
 

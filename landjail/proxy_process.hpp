@@ -2,7 +2,8 @@
 // landjail-proxy as a child of landjail (DESIGN §2): started with --ready-fd, waited for
 // without sleeping, stopped with SIGTERM when the command ends. It runs in its own process
 // group, so that a Ctrl-C meant for the command does not stop it first, and dies with us
-// (PR_SET_PDEATHSIG).
+// (PR_SET_PDEATHSIG). Before it starts, landjail checks what it would otherwise only learn
+// from the proxy's failure (check_proxy_inputs), and probes an external proxy (probe_proxy).
 #pragma once
 
 #include <sys/types.h>
@@ -11,7 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "landjail/cli.hpp"
+#include "landjail/inet.hpp"
 #include "policy/result.hpp"
+#include "policy/settings.hpp"
 #include "proxy/raii.hpp"
 
 namespace lj::jail {
@@ -21,6 +25,11 @@ struct ProxyProcess {
     UniqueFd pidfd;
     UniqueFd ready;       ///< read end of the --ready-fd pipe, until wait_ready()
     std::string address;  ///< "127.0.0.1:41234", as reported on the ready fd
+    std::string binary;   ///< the program started
+    /// Set by wait_ready when the proxy exited with status 1 before it was ready: it has
+    /// said what was wrong and how to fix it on stderr (landjail-proxy(1), EXIT STATUS), so
+    /// the caller need not add a message of its own.
+    bool explained = false;
 };
 
 /// The directory of this executable ("" when /proc/self/exe cannot be read).
@@ -36,8 +45,20 @@ Result<std::string> find_proxy_binary();
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
                                  int event_fd = -1, int clients_fd = -1);
 
-/// Waits up to `timeout` for the address the proxy reports when it listens.
+/// Waits up to `timeout` for the address the proxy reports when it listens. When the proxy
+/// stops first, the error says how (and sets `explained`, see above).
 Result<bool> wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);
+
+/// What landjail checks before it starts the proxy, so that a mistake is reported once, in
+/// landjail's words, naming the option, variable or config line it came from (the proxy
+/// would name the options landjail passed it): the audit file (always), and with `cli`
+/// (null when an external proxy is used) --resolve, the upstream CA file and that a fixed
+/// proxy port is free.
+Result<bool> check_proxy_inputs(const policy::Settings& settings, const CliOptions* cli);
+
+/// Whether something accepts connections at `addr` (the proxy of --proxy-addr), within 5 s;
+/// the error says how to start one.
+Result<bool> probe_proxy(const InetAddr& addr);
 
 /// SIGTERM, then SIGKILL after `grace`; returns the wait status (or -1 if already reaped).
 int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace);

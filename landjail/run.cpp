@@ -174,6 +174,11 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     if (cli.config) {
         a.insert(a.end(), {"--config", *cli.config});
     }
+    for (const auto& name : cli.flags.profiles) {
+        // The file landjail read (already found), so the proxy reads the same one.
+        auto path = proxy::find_profile(name);
+        a.insert(a.end(), {"--profile", path ? std::filesystem::absolute(*path).string() : name});
+    }
     for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
     for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
     for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
@@ -182,8 +187,13 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     }
     if (s.disable_audit_logs.value) {
         a.emplace_back("--disable-audit-logs");
-    } else if (s.audit_file) {
-        a.insert(a.end(), {"--audit-log", s.audit_file->value});
+    } else {
+        if (s.audit_file) {
+            a.insert(a.end(), {"--audit-log", s.audit_file->value});
+        }
+        if (cli.flags.audit_socket) {
+            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
+        }
     }
     if (cli.upstream_ca) {
         a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
@@ -193,8 +203,7 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
 }
 
 Result<Requirements> requirements_of(const CliOptions& cli) {
-    return cli.require.empty() ? Result<Requirements>(Requirements{})
-                               : parse_requirements(cli.require);
+    return cli.require ? parse_requirements(*cli.require) : Result<Requirements>(Requirements{});
 }
 
 class Jail {
@@ -205,6 +214,8 @@ class Jail {
   private:
     int start();
     int decide();
+    int check_inputs();
+    int make_session_dir();
     int launch_proxy();
     int prepare(ChildSpec& spec);
     int spawn(const ChildSpec& spec);
@@ -249,8 +260,8 @@ int Jail::start() {
     }
     ChildSpec spec;
     int rc = 0;
-    if ((rc = decide()) != 0 || (rc = launch_proxy()) != 0 || (rc = prepare(spec)) != 0 ||
-        (rc = spawn(spec)) != 0) {
+    if ((rc = decide()) != 0 || (rc = make_session_dir()) != 0 || (rc = launch_proxy()) != 0 ||
+        (rc = prepare(spec)) != 0 || (rc = spawn(spec)) != 0) {
         return rc;
     }
     start_supervisor();
@@ -265,8 +276,17 @@ int Jail::decide() {
         return kExitFailed;
     }
     settings_ = std::move(*settings);
-    for (const std::string& w : settings_->warnings) {
+    for (const std::string& w : settings_->jail_warnings) {
         warn(w);
+    }
+    if (cli_.proxy_addr) {
+        // Otherwise the proxy we start reads the same config and prints these itself.
+        for (const std::string& w : settings_->warnings) {
+            warn(w);
+        }
+    }
+    if (const int rc = check_inputs(); rc != 0) {
+        return rc;
     }
     auto req = requirements_of(cli_);
     if (!req) {
@@ -292,6 +312,30 @@ int Jail::decide() {
     return 0;
 }
 
+/// What landjail can check before it starts the proxy (check_proxy_inputs).
+int Jail::check_inputs() {
+    if (auto ok = check_proxy_inputs(*settings_, cli_.proxy_addr ? nullptr : &cli_); !ok) {
+        error(ok.error().message);
+        return kExitFailed;
+    }
+    return 0;
+}
+
+/// The session directory (CA bundle, shim table), before anything is started.
+int Jail::make_session_dir() {
+    const std::string tmp = env_value("TMPDIR");
+    std::string templ = (tmp.empty() ? "/tmp" : tmp) + "/landjail.XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        const int err = errno;
+        error("cannot create the session directory in " + (tmp.empty() ? "/tmp" : tmp) +
+              (tmp.empty() ? "" : " (TMPDIR)") + ": " + std::strerror(err) +
+              "; set TMPDIR to a directory you can write");
+        return kExitFailed;
+    }
+    session_.path = templ;
+    return 0;
+}
+
 /// Starts our landjail-proxy (unless --proxy-addr), without waiting for it.
 int Jail::launch_proxy() {
     auto session_id = proxy::new_session_id();
@@ -312,6 +356,11 @@ int Jail::launch_proxy() {
         auto binary = find_proxy_binary();
         if (!binary) {
             error(binary.error().message);
+            return kExitFailed;
+        }
+        // The proxy gets --audit-log LOG_DIR/audit.jsonl; the directory is made here.
+        if (auto made = proxy::make_log_dir(*settings_); !made) {
+            error(made.error().message);
             return kExitFailed;
         }
         // It starts while we prepare the jail; we wait for its address below.
@@ -357,17 +406,11 @@ int Jail::prepare(ChildSpec& spec) {
         return kExitFailed;
     }
 
-    std::string tmp = env_value("TMPDIR");
-    std::string templ = (tmp.empty() ? "/tmp" : tmp) + "/landjail.XXXXXX";
-    if (!mkdtemp(templ.data())) {
-        error("cannot create a session directory " + templ + ": " + std::strerror(errno));
-        return kExitFailed;
-    }
-    session_.path = templ;
-
     if (proxy_.pid > 0) {
         if (auto ready = wait_ready(proxy_, kProxyReadyTimeout); !ready) {
-            error("cannot start the proxy: " + ready.error().message);
+            if (!proxy_.explained) {  // else its own message says what is wrong
+                error("cannot start the proxy: " + ready.error().message);
+            }
             return kExitFailed;
         }
         auto addr = parse_inet(proxy_.address);
@@ -376,6 +419,9 @@ int Jail::prepare(ChildSpec& spec) {
             return kExitFailed;
         }
         proxy_addr_ = *addr;
+    } else if (auto reached = probe_proxy(proxy_addr_); !reached) {
+        error("--proxy-addr " + proxy_addr_.text() + ": " + reached.error().message);
+        return kExitFailed;
     }
     auto bundle = write_ca_bundle(session_.path, ca_dir_ + "/ca.pem");
     if (!bundle) {
@@ -423,7 +469,8 @@ int Jail::spawn(const ChildSpec& spec) {
     std::optional<ChildFailure> failure;
     auto child = spawn_child(spec, &failure);
     if (!child) {
-        error("cannot start " + cli_.args.front() + ": " + child.error().message);
+        error("cannot start " + cli_.args.front() + ": " +
+              (failure ? describe_failure(*failure, spec.path) : child.error().message));
         return failure ? failure->exit_status : kExitFailed;
     }
     child_ = std::move(*child);
@@ -524,7 +571,7 @@ int Jail::supervise() {
         }
     }
     if (auto f = read_failure(child_.report.get())) {
-        error("cannot run " + cli_.args.front() + ": " + f->step + ": " + std::strerror(f->err));
+        error("cannot run " + cli_.args.front() + ": " + describe_failure(*f, command_path_));
         return f->exit_status;
     }
     return status_to_exit(child_status);

@@ -71,6 +71,11 @@ class Walker {
         return {std::move(value), origin(node)};
     }
 
+    /// A string that may be empty (boundary's keys, whose default is "").
+    Setting<std::string> text(const YAML::Node& node, std::string_view key) const {
+        return {scalar(node, key, "a string"), origin(node)};
+    }
+
     Setting<std::string> one_of(const YAML::Node& node, std::string_view key,
                                 std::initializer_list<std::string_view> allowed) const {
         std::string value = scalar(node, key, "a string");
@@ -325,6 +330,33 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
             {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
             {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
             {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},
+            // Newer boundary releases' keys: read (and type-checked) so that their files load.
+            {"upstream_proxy",
+             [&](const YAML::Node& n) {
+                 c.boundary_only.upstream_proxy = w.text(n, "upstream_proxy");
+             }},
+            {"log_proxy_socket_path",
+             [&](const YAML::Node& n) {
+                 c.boundary_only.log_proxy_socket_path = w.text(n, "log_proxy_socket_path");
+             }},
+            {"session_correlation_enabled",
+             flag(c.boundary_only.session_correlation_enabled, "session_correlation_enabled")},
+            {"session_id_inject_targets",
+             [&](const YAML::Node& n) {
+                 for (const YAML::Node& item : w.list(n, "session_id_inject_targets", "targets")) {
+                     c.boundary_only.session_id_inject_targets.push_back(
+                         w.text(item, "session_id_inject_targets"));
+                 }
+             }},
+            {"session_id_header_name",
+             [&](const YAML::Node& n) {
+                 c.boundary_only.session_id_header_name = w.text(n, "session_id_header_name");
+             }},
+            {"sequence_number_header_name",
+             [&](const YAML::Node& n) {
+                 c.boundary_only.sequence_number_header_name =
+                     w.text(n, "sequence_number_header_name");
+             }},
         });
 }
 
@@ -343,7 +375,8 @@ Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
     } catch (const ConfigFailure& failure) {
         return failure.error;
     } catch (const YAML::Exception& e) {
-        return walker.located(e.mark, e.msg.empty() ? std::string("invalid YAML") : e.msg);
+        return walker.located(
+            e.mark, "invalid YAML: " + (e.msg.empty() ? std::string("syntax error") : e.msg));
     } catch (const std::exception& e) {
         return make_error(std::string(file) + ": " + e.what());
     }

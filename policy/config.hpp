@@ -52,6 +52,16 @@ struct Labels {
         template_version_id;
 };
 
+/// Keys of newer boundary releases that landjail accepts so that their config files load
+/// unchanged, but does not act on (each one that would have an effect is warned about).
+struct BoundaryOnly {
+    std::optional<Setting<std::string>> upstream_proxy;         ///< chaining to another proxy
+    std::optional<Setting<std::string>> log_proxy_socket_path;  ///< the Coder agent's socket
+    std::optional<Setting<bool>> session_correlation_enabled;   ///< header injection
+    std::vector<Setting<std::string>> session_id_inject_targets;
+    std::optional<Setting<std::string>> session_id_header_name, sequence_number_header_name;
+};
+
 /// The contents of one config file. Only what the file sets is present.
 struct FileConfig {
     std::string file;  ///< the name used in error messages and origins
@@ -67,6 +77,7 @@ struct FileConfig {
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;
+    BoundaryOnly boundary_only;
 };
 
 /// Parses a config file's text. `file` names it in errors ("bad.yaml:4:3: unknown key

@@ -387,8 +387,15 @@ Result<Request> parse_origin_request(std::string_view method, std::string_view s
 Result<Request> parse_request(std::string_view method, std::string_view url) {
     const std::size_t sep = url.find("://");
     if (sep == std::string_view::npos || sep == 0) {
+        std::string hint;
+        if (sep == std::string_view::npos && !url.empty() && url.size() < 200 &&
+            url.find_first_of(" \t/:") != 0) {
+            hint = "; did you mean https://" + printable(url) +
+                   (url.find('/') == std::string_view::npos ? "/" : "") + "?";
+        }
         return make_error("'" + printable(url.substr(0, 200)) +
-                          "' is not an absolute URL (expected http://host/path or https://…)");
+                          "' is not an absolute URL (expected http://host/path or https://…" +
+                          hint + ")");
     }
     const std::string scheme = to_lower(url.substr(0, sep));
     if (scheme != "http" && scheme != "https") {

@@ -2,6 +2,7 @@
 #include "policy/rule.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "policy/text.hpp"
 
@@ -10,6 +11,32 @@ namespace {
 
 constexpr std::string_view kKeys[] = {"domain", "method", "path", "port"};
 
+/// "a port does not belong in domain= (write domain=HOST port=PORT)" for HOST:PORT, with
+/// the rule the user most likely meant when the port is a number.
+std::string port_in_domain(std::string_view host, std::string_view port) {
+    const bool number = !port.empty() && port.size() <= 5 &&
+                        std::all_of(port.begin(), port.end(), [](char c) { return is_digit(c); });
+    if (host.empty() || !number) {
+        return "a port does not belong in domain= (use port=, e.g. port=8443)";
+    }
+    return "a port does not belong in domain= (write domain=" + printable(host) +
+           " port=" + std::string(port) + ")";
+}
+
+/// The host of a `domain=` value written as a URL, e.g. "github.com" for
+/// "https://github.com/x", for the suggestion in the error.
+std::string_view url_host(std::string_view value) {
+    value = value.substr(value.find("://") + 3);
+    value = value.substr(0, value.find_first_of("/?#"));
+    if (const std::size_t at = value.rfind('@'); at != std::string_view::npos) {
+        value = value.substr(at + 1);
+    }
+    if (!value.empty() && value.front() != '[') {
+        value = value.substr(0, value.find(':'));
+    }
+    return value;
+}
+
 /// Parses a `domain=` value into `out`; returns the reason it is malformed, or "".
 std::string parse_domain(std::string_view value, HostPattern& out) {
     if (value == "*") {
@@ -17,7 +44,9 @@ std::string parse_domain(std::string_view value, HostPattern& out) {
         return {};
     }
     if (value.find("://") != std::string_view::npos) {
-        return "a scheme does not belong in domain= (write the host only, e.g. domain=github.com)";
+        const std::string_view host = url_host(value);
+        return "a scheme does not belong in domain= (write the host only: domain=" +
+               (host.empty() ? std::string("github.com") : printable(host)) + ")";
     }
     if (value.find('/') != std::string_view::npos) {
         return "a path does not belong in domain= (use path=)";
@@ -25,9 +54,15 @@ std::string parse_domain(std::string_view value, HostPattern& out) {
     if (value.find('@') != std::string_view::npos) {
         return "user information does not belong in domain=";
     }
+    if (value.find(',') != std::string_view::npos) {
+        return "domain= takes one host pattern, not a list (write one rule for each host)";
+    }
     if (value.front() == '[') {
         if (value.back() != ']') {
-            return "a port does not belong in domain= (use port=)";
+            const std::size_t close = value.find("]:");
+            return close == std::string_view::npos
+                       ? "a port does not belong in domain= (use port=)"
+                       : port_in_domain(value.substr(0, close + 1), value.substr(close + 2));
         }
         auto host = canonical_host(value);
         if (!host) {
@@ -37,8 +72,8 @@ std::string parse_domain(std::string_view value, HostPattern& out) {
         out.address = host->text;
         return {};
     }
-    if (value.find(':') != std::string_view::npos) {
-        return "a port does not belong in domain= (use port=, e.g. port=8443)";
+    if (const std::size_t colon = value.find(':'); colon != std::string_view::npos) {
+        return port_in_domain(value.substr(0, colon), value.substr(colon + 1));
     }
     if (has_non_ascii(value)) {
         return idn_hint(value);
@@ -76,6 +111,92 @@ std::string parse_domain(std::string_view value, HostPattern& out) {
     return {};
 }
 
+/// The IANA HTTP Method Registry (RFC 9110 and its updates).
+constexpr std::string_view kRegisteredMethods[] = {"ACL",
+                                                   "BASELINE-CONTROL",
+                                                   "BIND",
+                                                   "CHECKIN",
+                                                   "CHECKOUT",
+                                                   "CONNECT",
+                                                   "COPY",
+                                                   "DELETE",
+                                                   "GET",
+                                                   "HEAD",
+                                                   "LABEL",
+                                                   "LINK",
+                                                   "LOCK",
+                                                   "MERGE",
+                                                   "MKACTIVITY",
+                                                   "MKCALENDAR",
+                                                   "MKCOL",
+                                                   "MKREDIRECTREF",
+                                                   "MKWORKSPACE",
+                                                   "MOVE",
+                                                   "OPTIONS",
+                                                   "ORDERPATCH",
+                                                   "PATCH",
+                                                   "POST",
+                                                   "PRI",
+                                                   "PROPFIND",
+                                                   "PROPPATCH",
+                                                   "PUT",
+                                                   "QUERY",
+                                                   "REBIND",
+                                                   "REPORT",
+                                                   "SEARCH",
+                                                   "TRACE",
+                                                   "UNBIND",
+                                                   "UNCHECKOUT",
+                                                   "UNLINK",
+                                                   "UNLOCK",
+                                                   "UPDATE",
+                                                   "UPDATEREDIRECTREF",
+                                                   "VERSION-CONTROL"};
+
+/// Whether `a` becomes `b` by one edit: a substitution, an insertion, a deletion or the
+/// swap of two adjacent characters.
+bool one_edit_apart(std::string_view a, std::string_view b) {
+    if (a.size() > b.size()) {
+        std::swap(a, b);
+    }
+    if (b.size() - a.size() > 1) {
+        return false;
+    }
+    std::size_t i = 0;
+    while (i < a.size() && a[i] == b[i]) {
+        ++i;
+    }
+    if (a.size() < b.size()) {
+        return a.substr(i) == b.substr(i + 1);
+    }
+    if (i == a.size()) {
+        return false;  // equal
+    }
+    return a.substr(i + 1) == b.substr(i + 1) ||
+           (i + 1 < a.size() && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+            a.substr(i + 2) == b.substr(i + 2));
+}
+
+/// Any token is a method (M-SEARCH, PURGE, …), but one that is a single typo away from a
+/// registered method is almost certainly that typo: in a deny rule it would silently deny
+/// nothing. Returns the registered method it is close to, or "".
+std::string_view misspelled_method(std::string_view upper) {
+    if (upper.size() < 3) {
+        return {};
+    }
+    for (std::string_view m : kRegisteredMethods) {
+        if (m == upper) {
+            return {};
+        }
+    }
+    for (std::string_view m : kRegisteredMethods) {
+        if (one_edit_apart(upper, m)) {
+            return m;
+        }
+    }
+    return {};
+}
+
 std::string parse_methods(std::string_view value, std::vector<std::string>& out) {
     bool any = false;
     for (std::string_view item : split(value, ',')) {
@@ -89,6 +210,10 @@ std::string parse_methods(std::string_view value, std::vector<std::string>& out)
         auto m = normalize_method(item);
         if (!m) {
             return m.error().message;
+        }
+        if (const std::string_view near = misspelled_method(*m); !near.empty()) {
+            return "unknown method '" + printable(item) + "' (did you mean " + std::string(near) +
+                   "?)";
         }
         if (std::find(out.begin(), out.end(), *m) == out.end()) {
             out.push_back(std::move(*m));
@@ -106,7 +231,8 @@ std::string parse_paths(std::string_view value, std::vector<PathPattern>& out) {
             return "empty path in the list";
         }
         if (item.front() != '/') {
-            return "path pattern '" + printable(item) + "' does not start with '/'";
+            return "path pattern '" + printable(item) + "' does not start with '/' (write /" +
+                   printable(item) + ")";
         }
         if (item.find_first_of("?#") != std::string_view::npos) {
             return "path pattern '" + printable(item) +

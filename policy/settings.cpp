@@ -127,7 +127,7 @@ Result<bool> check_flag_values(const FlagInputs& f) {
     const std::pair<const std::optional<std::string>*, const char*> flags[] = {
         {&f.log_level, "--log-level"},   {&f.log_dir, "--log-dir"},
         {&f.proxy_port, "--proxy-port"}, {&f.jail_type, "--jail-type"},
-        {&f.audit_log, "--audit-log"},
+        {&f.audit_log, "--audit-log"},   {&f.audit_socket, "--audit-socket"},
     };
     for (const auto& [value, name] : flags) {
         if (*value && value->value_or("").empty()) {
@@ -135,6 +135,27 @@ Result<bool> check_flag_values(const FlagInputs& f) {
         }
     }
     return true;
+}
+
+/// One warning per newer-boundary key that would change what boundary does.
+void warn_boundary_only(const BoundaryOnly& b, std::vector<std::string>& warnings) {
+    if (b.upstream_proxy && !trim(b.upstream_proxy->value).empty()) {
+        warnings.push_back("upstream_proxy (" + b.upstream_proxy->origin +
+                           ") is not supported: landjail-proxy connects to origins directly");
+    }
+    if (b.log_proxy_socket_path && !b.log_proxy_socket_path->value.empty()) {
+        warnings.push_back("log_proxy_socket_path (" + b.log_proxy_socket_path->origin +
+                           ") has no effect: landjail writes its audit trail to audit.file, "
+                           "audit.socket or --audit-socket");
+    }
+    const bool correlation = b.session_correlation_enabled && b.session_correlation_enabled->value;
+    if (correlation || !b.session_id_inject_targets.empty()) {
+        const std::string& origin = correlation ? b.session_correlation_enabled->origin
+                                                : b.session_id_inject_targets.front().origin;
+        warnings.push_back("session correlation (" + origin +
+                           ") has no effect: landjail-proxy does not add session headers to "
+                           "requests");
+    }
 }
 
 std::string join_path(std::string dir, std::string_view file) {
@@ -197,8 +218,9 @@ Result<Settings> build_settings(const Inputs& in) {
         s.jail_type = *file.jail_type;
     }
     if (s.jail_type.value == "nsjail") {
-        s.warnings.push_back("jail_type nsjail (from " + s.jail_type.origin +
-                             ") is not available: landjail runs its own unprivileged jail instead");
+        s.jail_warnings.push_back(
+            "jail_type nsjail (from " + s.jail_type.origin +
+            ") is not available: landjail runs its own unprivileged jail instead");
     }
 
     if (in.flags.disable_audit_logs) {
@@ -214,6 +236,9 @@ Result<Settings> build_settings(const Inputs& in) {
     }
 
     s.audit = file.audit;
+    if (in.flags.audit_socket) {
+        s.audit.socket = Setting<std::string>{*in.flags.audit_socket, "--audit-socket"};
+    }
     s.tls = file.tls;
     s.labels = file.labels;
     apply_labels(in, s.labels);
@@ -225,6 +250,7 @@ Result<Settings> build_settings(const Inputs& in) {
         s.audit_file = Setting<std::string>{join_path(s.log_dir->value, "audit.jsonl"),
                                             "log_dir (" + s.log_dir->origin + ")"};
     }
+    warn_boundary_only(file.boundary_only, s.warnings);
     if (file.pprof_enabled && file.pprof_enabled->value) {
         s.warnings.push_back("pprof_enabled (" + file.pprof_enabled->origin +
                              ") has no effect: landjail has no pprof server");

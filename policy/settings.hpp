@@ -23,7 +23,8 @@ namespace lj::policy {
 struct FlagInputs {
     std::vector<std::string> allow;
     std::vector<std::string> deny;
-    std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log;
+    std::vector<std::string> profiles;  ///< --profile NAME or PATH, in order
+    std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log, audit_socket;
     bool disable_audit_logs = false;
 };
 
@@ -48,7 +49,8 @@ struct Settings {
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;
-    std::vector<std::string> warnings;  ///< accepted-but-ignored keys, nsjail, …
+    std::vector<std::string> warnings;       ///< accepted-but-ignored keys (the proxy prints these)
+    std::vector<std::string> jail_warnings;  ///< about the jail (jail_type nsjail): landjail's
     std::shared_ptr<const Engine> engine;
 };
 

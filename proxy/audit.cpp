@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <iterator>
 #include <string_view>
 #include <system_error>
@@ -210,7 +211,8 @@ Result<int> open_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         const int err = errno;
-        return make_error("audit file: open(" + path + "): " + errno_text(err));
+        return make_error("cannot open the audit file " + path + ": " + errno_text(err) +
+                          "; choose a file in a directory you can write");
     }
     return fd;
 }
@@ -511,10 +513,70 @@ void Auditor::write_denials(const std::vector<Queued>& batch) const {
     }
 }
 
+Result<bool> make_log_dir(const policy::Settings& s) {
+    if (!s.log_dir || s.disable_audit_logs.value) {
+        return true;
+    }
+    // boundary creates its log_dir; so does landjail (mode 0700: the audit names URLs).
+    namespace fs = std::filesystem;
+    const fs::path dir = s.log_dir->value;
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) {
+        return true;
+    }
+    fs::create_directories(dir.parent_path(), ec);
+    if (!ec && ::mkdir(dir.c_str(), 0700) != 0) {
+        ec = std::error_code(errno, std::generic_category());
+    }
+    if (ec) {
+        return make_error("log_dir " + s.log_dir->value + " (from " + s.log_dir->origin +
+                          "): cannot create it: " + ec.message());
+    }
+    return true;
+}
+
+Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            return make_error("is a directory: name a file in it, e.g. " + path +
+                              (path.back() == '/' ? "" : "/") + "audit.jsonl");
+        }
+        if (::access(path.c_str(), W_OK) != 0) {
+            const int err = errno;
+            return make_error("cannot write the audit file: " + errno_text(err) +
+                              "; choose a file you can write");
+        }
+        return true;
+    }
+    const std::size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0               ? "/"
+                                                       : path.substr(0, slash);
+    const bool found = ::stat(dir.c_str(), &st) == 0;
+    if (!found || !S_ISDIR(st.st_mode)) {
+        if (missing_dir_ok && !found) {
+            return true;
+        }
+        return make_error("cannot create the audit file: " + dir +
+                          (found ? " is not a directory; choose another place"
+                                 : " does not exist; create it first, or choose another place"));
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        const int err = errno;
+        return make_error("cannot create the audit file in " + dir + ": " + errno_text(err) +
+                          "; choose a directory you can write");
+    }
+    return true;
+}
+
 Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
                                                const std::string& session_id) {
     if (s.disable_audit_logs.value) {
         return std::unique_ptr<Auditor>();
+    }
+    if (auto made = make_log_dir(s); !made) {
+        return made.error();
     }
     Auditor::Options o;
     if (s.audit_file) {

@@ -114,6 +114,15 @@ class Auditor {
     std::thread writer_;
 };
 
+/// Creates the settings' log_dir (and its parents) when it does not exist, as boundary does.
+Result<bool> make_log_dir(const policy::Settings& s);
+
+/// Whether the audit file at `path` can be opened for appending, checked without creating
+/// it: an existing file must be writable and not a directory, a new one needs a directory
+/// it can be created in. A directory that does not exist is an error unless
+/// `missing_dir_ok` (a log_dir that will be created). The message does not repeat `path`.
+Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok = false);
+
 /// The auditor the settings ask for (file, socket, stderr denials, labels), or none (null)
 /// when audit logs are disabled. `session_id` empty: a new random one. Shared by the proxy
 /// and the jail's supervisor, so both write the same session to the same sinks.

@@ -153,8 +153,23 @@ struct CaFiles {
     std::string key;
 };
 
+// What to do about a CA that cannot be used, appended to the errors below.
+constexpr const char* kHintWritable = "; choose a CA directory you can write with --ca-dir";
+constexpr const char* kHintOwn = "; use a CA directory of your own with --ca-dir";
+constexpr const char* kHintRecreate =
+    "; restore it, or remove ca.pem and ca-key.pem to create a new CA (clients must then "
+    "trust the new ca.pem)";
+
+/// `st` with `hint` appended to its message.
+Status with_hint(Status st, const char* hint) {
+    if (!st) {
+        return make_error(st.error().message + hint);
+    }
+    return st;
+}
+
 /// mkdir -p: every directory it creates gets mode 0700 (before umask); existing ones are
-/// left as they are. Errors name the component that could not be created.
+/// left as they are. Errors name the directory and the component that could not be created.
 Status make_dirs(const std::string& dir) {
     std::size_t end = 0;
     while (end != std::string::npos) {
@@ -162,7 +177,10 @@ Status make_dirs(const std::string& dir) {
         const std::string part = dir.substr(0, end);
         if (!part.empty() && part.back() != '/' && ::mkdir(part.c_str(), 0700) != 0 &&
             errno != EEXIST) {
-            return errno_fail(part, "create CA directory");
+            const int err = errno;
+            return fail(dir, "create CA directory",
+                        (part == dir ? "" : part + ": ") + std::generic_category().message(err) +
+                            kHintWritable);
         }
     }
     struct stat st {};
@@ -170,7 +188,8 @@ Status make_dirs(const std::string& dir) {
         return errno_fail(dir, "stat CA directory");
     }
     if (!S_ISDIR(st.st_mode)) {
-        return fail(dir, "create CA directory", "exists and is not a directory");
+        return fail(dir, "create CA directory",
+                    "exists and is not a directory; give --ca-dir a directory");
     }
     return ok();
 }
@@ -263,7 +282,7 @@ Status write_atomic(const CaFiles& files, const std::string& path, std::string_v
     std::string tmp = files.dir + "/." + path.substr(slash + 1) + ".XXXXXX";
     UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
     if (!fd.valid()) {
-        return errno_fail(tmp, "create temporary file");
+        return errno_fail(files.dir, "create " + path.substr(slash + 1));
     }
     Status st = fill_temp(fd.get(), tmp, data, mode);
     if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -550,21 +569,25 @@ Status create_pair(const CaFiles& files, int days, mbedtls_ctr_drbg_context* drb
 Status load_cert(const std::string& path, mbedtls_x509_crt* cert, std::string& pem) {
     auto fd = open_read(path);
     if (!fd) {
-        return fd.error();
+        return with_hint(fd.error(), kHintOwn);
     }
     auto text = read_all(fd->get(), path);
     if (!text) {
-        return text.error();
+        return with_hint(text.error(), kHintRecreate);
     }
     const int rc = mbedtls_x509_crt_parse(cert, bytes(*text), text->size() + 1);
     if (rc != 0) {
-        return fail(path, "parse certificate",
-                    rc < 0 ? mbed_text(rc) : std::to_string(rc) + " certificate(s) did not parse");
+        return fail(
+            path, "parse certificate",
+            (rc < 0 ? mbed_text(rc) : std::to_string(rc) + " certificate(s) did not parse") +
+                kHintRecreate);
     }
     if (cert->ca_istrue == 0 ||
         mbedtls_x509_crt_check_key_usage(cert, MBEDTLS_X509_KU_KEY_CERT_SIGN) != 0) {
         return fail(path, "check certificate",
-                    "not a CA certificate (needs basicConstraints CA:TRUE and keyCertSign)");
+                    std::string("not a CA certificate (needs basicConstraints CA:TRUE and "
+                                "keyCertSign)") +
+                        kHintRecreate);
     }
     pem = std::move(*text);
     return ok();
@@ -585,8 +608,9 @@ Status check_key_mode(int fd, const std::string& path) {
     if (st.st_uid != ::geteuid()) {
         return fail(path, "check mode",
                     std::string("mode ") + mode.data() +
-                        " gives group or others access and the file is not ours to chmod; "
-                        "make it 0600");
+                        " lets other users read the CA key, and it belongs to another user, so "
+                        "landjail cannot fix it: its owner must run chmod 600 " +
+                        path + std::string(kHintOwn).replace(0, 1, ", or"));
     }
     if (::fchmod(fd, kKeyMode) != 0) {
         const int err = errno;
@@ -599,7 +623,7 @@ Status check_key_mode(int fd, const std::string& path) {
 Status load_key(const std::string& path, mbedtls_pk_context* key) {
     auto fd = open_read(path);
     if (!fd) {
-        return fd.error();
+        return with_hint(fd.error(), kHintOwn);
     }
     if (auto st = check_key_mode(fd->get(), path); !st) {
         return st;
@@ -611,7 +635,7 @@ Status load_key(const std::string& path, mbedtls_pk_context* key) {
     Wipe wipe(*text);
     const int rc = mbedtls_pk_parse_key(key, bytes(*text), text->size() + 1, nullptr, 0);
     if (rc != 0) {
-        return fail(path, "parse private key", mbed_text(rc));
+        return fail(path, "parse private key", mbed_text(rc) + kHintRecreate);
     }
     return ok();
 }
@@ -628,7 +652,8 @@ Status load_key_for(const CaFiles& files, const mbedtls_x509_crt& cert, mbedtls_
     }
     const int rc = mbedtls_pk_check_pair(&cert.pk, key);
     if (rc != 0) {
-        return fail(files.key, "check key", "does not match " + files.cert + ": " + mbed_text(rc));
+        return fail(files.key, "check key",
+                    "does not match " + files.cert + ": " + mbed_text(rc) + kHintRecreate);
     }
     return ok();
 }
@@ -642,7 +667,7 @@ Status check_both_or_neither(const CaFiles& files, bool have_cert, bool have_key
     const std::string present = have_cert ? kCertFile : kKeyFile;
     const std::string missing = have_cert ? kKeyFile : kCertFile;
     return make_error(missing + " missing next to " + present + " in " + files.dir + "; remove " +
-                      present + " to create a new CA");
+                      present + " to create a new CA (clients must then trust the new ca.pem)");
 }
 
 void reset(mbedtls_x509_crt* cert, mbedtls_pk_context* key) {
@@ -685,7 +710,7 @@ Status load_or_create(const CaFiles& files, int days, mbedtls_ctr_drbg_context* 
     auto have_cert = exists(files.cert);
     auto have_key = exists(files.key);
     if (!have_cert || !have_key) {
-        return !have_cert ? have_cert.error() : have_key.error();
+        return with_hint(!have_cert ? have_cert.error() : have_key.error(), kHintOwn);
     }
     if (auto st = check_both_or_neither(files, *have_cert, *have_key); !st) {
         return st;
@@ -700,7 +725,7 @@ Status load_or_create(const CaFiles& files, int days, mbedtls_ctr_drbg_context* 
         reset(ca.cert, ca.key);
     }
     *ca.created = true;
-    return create_pair(files, days, drbg, ca.cert, ca.key, *ca.pem);
+    return with_hint(create_pair(files, days, drbg, ca.cert, ca.key, *ca.pem), kHintWritable);
 }
 
 /// The CA's subject as a DN string for mbedtls_x509write_crt_set_issuer_name (the same

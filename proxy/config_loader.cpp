@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <system_error>
 
@@ -33,15 +36,21 @@ bool exists(const std::string& path) {
 }
 
 Result<std::string> read_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        return make_error("config file '" + path +
+                          "' is a directory: give the path of a YAML file, e.g. " + path +
+                          (path.ends_with("/") ? "" : "/") + "config.yaml");
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         const int err = errno;
+        std::string hint;
+        if (err == EACCES) {
+            hint = "; make it readable (chmod u+r " + path + ") or give another file";
+        }
         return make_error("cannot read config file '" + path +
-                          "': " + std::generic_category().message(err));
-    }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        return make_error("config file '" + path + "' is a directory");
+                          "': " + std::generic_category().message(err) + hint);
     }
     std::ostringstream buf;
     buf << in.rdbuf();
@@ -59,7 +68,154 @@ std::map<std::string, std::string> environment() {
     return env;
 }
 
+/// The directory of the running binary, from /proc/self/exe ("" when unknown).
+std::string program_directory() {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : exe.parent_path().string();
+}
+
+/// A profile name: letters, digits, '.', '_' and '-', not starting with '.'.
+bool valid_profile_name(const std::string& name) {
+    return !name.empty() && name.front() != '.' &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+           });
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+    std::string out;
+    for (const std::string& item : items) {
+        out += (out.empty() ? "" : sep) + item;
+    }
+    return out;
+}
+
+/// The first key of a profile file besides allowlist and denylist, or "".
+std::string non_rule_key(const policy::FileConfig& f) {
+    const std::pair<bool, const char*> keys[] = {
+        {f.jail_type.has_value(), "jail_type"},
+        {f.log_dir.has_value(), "log_dir"},
+        {f.proxy_port.has_value(), "proxy_port"},
+        {f.log_level.has_value(), "log_level"},
+        {f.no_user_namespace.has_value(), "no_user_namespace"},
+        {f.use_real_dns.has_value(), "use_real_dns"},
+        {f.pprof_enabled.has_value(), "pprof_enabled"},
+        {f.pprof_port.has_value(), "pprof_port"},
+        {f.disable_audit_logs.has_value(), "disable_audit_logs"},
+        {f.configure_dns_for_local_stub_resolver.has_value(),
+         "configure_dns_for_local_stub_resolver"},
+        {f.audit.file || f.audit.socket || f.audit.http || f.audit.stderr_denials, "audit"},
+        {!f.tls.passthrough.empty() || f.tls.upstream_ca, "tls"},
+        {f.labels.workspace_id || f.labels.workspace_name || f.labels.owner ||
+             f.labels.template_id || f.labels.template_version_id,
+         "labels"},
+        {f.boundary_only.upstream_proxy || f.boundary_only.log_proxy_socket_path ||
+             f.boundary_only.session_correlation_enabled ||
+             !f.boundary_only.session_id_inject_targets.empty() ||
+             f.boundary_only.session_id_header_name || f.boundary_only.sequence_number_header_name,
+         "a boundary setting"},
+    };
+    for (const auto& [present, key] : keys) {
+        if (present) {
+            return key;
+        }
+    }
+    return "";
+}
+
+/// Reads the --profile files in order; each rule's origin names the profile. A profile
+/// given twice (by name or path) is read once.
+Result<std::vector<policy::FileConfig>> load_profiles(const std::vector<std::string>& names) {
+    std::vector<policy::FileConfig> out;
+    std::set<std::string> seen;
+    for (const std::string& name : names) {
+        auto path = find_profile(name);
+        if (!path) {
+            return path.error();
+        }
+        std::error_code ec;
+        const std::string key = std::filesystem::weakly_canonical(*path, ec).string();
+        if (!seen.insert(ec ? *path : key).second) {
+            continue;
+        }
+        auto text = read_file(*path);
+        if (!text) {
+            return make_error("--profile " + name + ": " + text.error().what());
+        }
+        auto file = policy::parse_config(*text, *path);
+        if (!file) {
+            return make_error("--profile " + name + ": " + file.error().what());
+        }
+        if (const std::string extra = non_rule_key(*file); !extra.empty()) {
+            return make_error("--profile " + name + ": " + *path + " sets '" + extra +
+                              "': a profile may only set allowlist and denylist (put other "
+                              "settings in the config file)");
+        }
+        for (auto* list : {&file->allowlist, &file->denylist}) {
+            for (policy::RuleSource& rule : *list) {
+                rule.origin = "profile " + name + ": " + rule.origin;
+            }
+        }
+        out.push_back(std::move(*file));
+    }
+    return out;
+}
+
 }  // namespace
+
+std::vector<std::string> profile_dirs() {
+    std::vector<std::string> dirs;
+    if (const std::string home = home_dir(); !home.empty()) {
+        dirs.push_back(home + "/.config/landjail/profiles");
+    }
+    if (const std::string bin = program_directory(); !bin.empty()) {
+        std::error_code ec;
+        const auto shared = std::filesystem::weakly_canonical(
+            std::filesystem::path(bin) / "../share/landjail/profiles", ec);
+        dirs.push_back(ec ? bin + "/../share/landjail/profiles" : shared.string());
+    }
+    return dirs;
+}
+
+std::vector<std::string> available_profiles() {
+    std::set<std::string> names;
+    for (const std::string& dir : profile_dirs()) {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+            const auto& p = entry.path();
+            if (p.extension() == ".yaml" && valid_profile_name(p.stem().string())) {
+                names.insert(p.stem().string());
+            }
+        }
+    }
+    return {names.begin(), names.end()};
+}
+
+Result<std::string> find_profile(const std::string& name) {
+    if (name.find('/') != std::string::npos) {
+        if (!exists(name)) {
+            return make_error("--profile " + name + ": no such file");
+        }
+        return name;
+    }
+    if (!valid_profile_name(name)) {
+        return make_error("--profile '" + name +
+                          "': a profile name has only letters, digits, '.', '_' and '-' (or "
+                          "give the path of a YAML file, with a '/')");
+    }
+    const std::vector<std::string> dirs = profile_dirs();
+    for (const std::string& dir : dirs) {
+        if (std::string path = dir + "/" + name + ".yaml"; exists(path)) {
+            return path;
+        }
+    }
+    const std::vector<std::string> names = available_profiles();
+    return make_error("unknown profile '" + name +
+                      "' (available: " + (names.empty() ? std::string("none") : join(names, ", ")) +
+                      "; looked for " + name + ".yaml in " + join(dirs, ", ") + ")");
+}
 
 Result<ConfigChoice> discover_config(const std::optional<std::string>& config_flag) {
     auto explicit_path = [](const std::string& path,
@@ -110,6 +266,11 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
         }
         inputs.file = std::move(*file);
     }
+    auto profiles = load_profiles(flags.profiles);
+    if (!profiles) {
+        return profiles.error();
+    }
+    inputs.profiles = std::move(*profiles);
     inputs.env = environment();
     inputs.flags = flags;
     if (choice_out) {

@@ -26,6 +26,18 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
                                        const policy::FlagInputs& flags,
                                        ConfigChoice* choice = nullptr);
 
+/// Where `--profile NAME` looks for NAME.yaml, in order: ~/.config/landjail/profiles, then
+/// PREFIX/share/landjail/profiles next to the running binary (PREFIX/bin), then the source
+/// tree's policy/profiles when the binary runs from build/bin.
+std::vector<std::string> profile_dirs();
+
+/// The file of a profile: NAME when it contains '/' (a path), else the first NAME.yaml in
+/// profile_dirs(). Errors name the profile, the profiles available and where they were sought.
+Result<std::string> find_profile(const std::string& name);
+
+/// The names of the profiles found in profile_dirs(), sorted, without duplicates.
+std::vector<std::string> available_profiles();
+
 /// The interception CA's directory when --ca-dir is not given: ~/.config/landjail.
 std::string default_ca_dir();
 

@@ -23,6 +23,8 @@ constexpr std::array kTable = {
             false},
     OptSpec{"allow", 'a', "RULE", "allow requests matching RULE", true},
     OptSpec{"deny", 0, "RULE", "deny requests matching RULE even when an allow rule matches", true},
+    OptSpec{"profile", 0, "NAME", "add the rules of a profile (a name, or the path of a YAML file)",
+            true},
     OptSpec{"ca-dir", 0, "DIR",
             "directory of the interception CA (ca.pem, ca-key.pem; default ~/.config/landjail)",
             false},
@@ -31,6 +33,8 @@ constexpr std::array kTable = {
     OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
             "connect to ADDR (port PORT2) for HOST:PORT instead of resolving HOST", true},
     OptSpec{"audit-log", 0, "PATH", "append the audit trail (JSON lines) to PATH", false},
+    OptSpec{"audit-socket", 0, "PATH",
+            "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "write no audit events", false},
     OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
     OptSpec{"session-id", 0, "ID",
@@ -95,6 +99,8 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
         o.flags.allow.push_back(v);
     } else if (name == "deny") {
         o.flags.deny.push_back(v);
+    } else if (name == "profile") {
+        o.flags.profiles.push_back(v);
     } else if (name == "ca-dir") {
         o.ca_dir = v;
     } else if (name == "upstream-ca") {
@@ -103,6 +109,8 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
         o.resolve.push_back(v);
     } else if (name == "audit-log") {
         o.flags.audit_log = v;
+    } else if (name == "audit-socket") {
+        o.flags.audit_socket = v;
     } else if (name == "disable-audit-logs") {
         o.flags.disable_audit_logs = true;
     } else if (name == "log-level") {

@@ -34,9 +34,13 @@ Result<tcp::endpoint> parse_listen(const std::string& text) {
     }
     error_code ec;
     const auto ip = asio::ip::make_address(addr, ec);
+    if (ec) {
+        return make_error("--listen '" + text + "': '" + addr +
+                          "' is not an IP address (expected ADDR:PORT, e.g. 127.0.0.1:0)");
+    }
     auto port = policy::parse_port(text.substr(colon + 1), true);
-    if (ec || !port) {
-        return make_error("--listen '" + text + "': expected ADDR:PORT with an IP address");
+    if (!port) {
+        return make_error("--listen '" + text + "': " + port.error().message);
     }
     if (!ip.is_loopback()) {
         return make_error("--listen '" + text +
@@ -58,9 +62,28 @@ Result<std::vector<policy::HostPattern>> passthrough_patterns(
     return out;
 }
 
+/// --ready-fd, --event-fd and --clients-fd must name descriptors the parent left open.
+Result<bool> check_fds(const ProxyOptions& opt) {
+    const std::pair<const std::optional<int>&, const char*> fds[] = {
+        {opt.ready_fd, "--ready-fd"},
+        {opt.event_fd, "--event-fd"},
+        {opt.clients_fd, "--clients-fd"}};
+    for (const auto& [fd, name] : fds) {
+        if (fd && ::fcntl(*fd, F_GETFD) < 0) {
+            return make_error(std::string(name) + " " + std::to_string(*fd) +
+                              ": not an open file descriptor (the program that starts "
+                              "landjail-proxy must pass it open)");
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
+    if (auto fds = check_fds(opt); !fds) {
+        return fds.error();
+    }
     std::unique_ptr<Server> srv(new Server());
     auto settings = load_settings(opt.config, opt.flags);
     if (!settings) {
@@ -96,8 +119,10 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     CertAuthority::Options ca_opts;
     ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
     std::optional<std::string> upstream_ca = opt.upstream_ca;
+    std::string upstream_ca_label = "--upstream-ca";
     if (!upstream_ca && srv->settings_.tls.upstream_ca) {
         upstream_ca = srv->settings_.tls.upstream_ca->value;
+        upstream_ca_label = srv->settings_.tls.upstream_ca->origin + ": tls.upstream_ca";
     }
     auto auditor = start_auditor(srv->settings_, opt.session_id);
     if (!auditor) {
@@ -135,9 +160,9 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         w->shared = &srv->shared_;
         auto ca = CertAuthority::open(ca_opts);
         if (!ca) {
-            return make_error("CA directory " + ca_opts.dir + ": " + ca.error().message);
+            return make_error("interception CA: " + ca.error().message);
         }
-        auto trust = TrustStore::load(kSystemCaBundle, upstream_ca);
+        auto trust = TrustStore::load(kSystemCaBundle, upstream_ca, upstream_ca_label);
         if (!trust) {
             return trust.error();
         }
@@ -194,8 +219,12 @@ Result<bool> Server::listen(const tcp::endpoint& endpoint) {
         acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {
+        const bool taken = ec == asio::error::address_in_use;
         return make_error("cannot listen on " + endpoint.address().to_string() + ":" +
-                          std::to_string(endpoint.port()) + ": " + ec.message());
+                          std::to_string(endpoint.port()) + ": " + ec.message() +
+                          (taken ? " (another program listens there): choose another port, or "
+                                   "0 for a free one"
+                                 : ""));
     }
     endpoint_ = acceptor_->local_endpoint();  // the port chosen for ":0"
     return true;

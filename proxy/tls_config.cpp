@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "proxy/tls_config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
 
 #include <mbedtls/error.h>
 
@@ -33,7 +37,42 @@ int common_setup(mbedtls_ssl_config* conf, int endpoint, mbedtls_ctr_drbg_contex
     return mbedtls_ssl_conf_alpn_protocols(conf, kAlpn);
 }
 
+/// Parses the certificates of `path` into `chain`; the number parsed, or an mbedTLS error.
+int parse_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
+    const int r = mbedtls_x509_crt_parse_file(chain, path.c_str());
+    if (r < 0) {
+        return r;
+    }
+    int n = 0;
+    for (const mbedtls_x509_crt* c = chain; c && c->raw.len; c = c->next) {
+        ++n;
+    }
+    return n;
+}
+
 }  // namespace
+
+Result<bool> check_ca_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
+        const int err = errno;
+        return make_error("cannot read it: " + std::generic_category().message(err));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        return make_error("is a directory: give a file of CA certificates (PEM)");
+    }
+    mbedtls_x509_crt chain;
+    mbedtls_x509_crt_init(&chain);
+    const int n = parse_ca_file(&chain, path);
+    mbedtls_x509_crt_free(&chain);
+    if (n <= 0) {
+        return make_error(
+            "holds no certificate" +
+            (n < 0 ? " (" + mbedtls_category().message(n) + ")" : std::string()) +
+            ": give a file of CA certificates in PEM form (-----BEGIN CERTIFICATE-----)");
+    }
+    return true;
+}
 
 TrustStore::TrustStore() {
     mbedtls_x509_crt_init(&chain_);
@@ -42,8 +81,9 @@ TrustStore::~TrustStore() {
     mbedtls_x509_crt_free(&chain_);
 }
 
-Result<std::shared_ptr<const TrustStore>> TrustStore::load(
-    const std::string& system_bundle, const std::optional<std::string>& extra) {
+Result<std::shared_ptr<const TrustStore>> TrustStore::load(const std::string& system_bundle,
+                                                           const std::optional<std::string>& extra,
+                                                           const std::string& extra_label) {
     std::shared_ptr<TrustStore> store(new TrustStore());
     if (!system_bundle.empty() && ::access(system_bundle.c_str(), R_OK) == 0) {
         // A positive result counts certificates that failed to parse; the rest are loaded.
@@ -53,9 +93,11 @@ Result<std::shared_ptr<const TrustStore>> TrustStore::load(
         }
     }
     if (extra) {
-        const int r = mbedtls_x509_crt_parse_file(&store->chain_, extra->c_str());
-        if (r < 0) {
-            return mbed_fail("--upstream-ca " + *extra, r);
+        if (auto ok = check_ca_file(*extra); !ok) {
+            return make_error(extra_label + " " + *extra + ": " + ok.error().message);
+        }
+        if (const int r = mbedtls_x509_crt_parse_file(&store->chain_, extra->c_str()); r < 0) {
+            return mbed_fail(extra_label + " " + *extra, r);
         }
     }
     for (const mbedtls_x509_crt* c = &store->chain_; c && c->raw.len; c = c->next) {

@@ -25,12 +25,19 @@ namespace lj::proxy {
 
 inline constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Whether `path` is a readable file holding at least one certificate (PEM or DER): what
+/// --upstream-ca and tls.upstream_ca need. The message says what is wrong and what to give
+/// instead, without repeating `path`.
+Result<bool> check_ca_file(const std::string& path);
+
 class TrustStore {
   public:
     /// Loads `system_bundle` (skipped when empty or absent, with the count reported) and
-    /// `extra` (an error when given and unreadable or empty).
-    static Result<std::shared_ptr<const TrustStore>> load(const std::string& system_bundle,
-                                                          const std::optional<std::string>& extra);
+    /// `extra` (an error when given and unreadable or empty; the error starts with
+    /// `extra_label` and the path).
+    static Result<std::shared_ptr<const TrustStore>> load(
+        const std::string& system_bundle, const std::optional<std::string>& extra,
+        const std::string& extra_label = "--upstream-ca");
     ~TrustStore();
     TrustStore(const TrustStore&) = delete;
     TrustStore& operator=(const TrustStore&) = delete;

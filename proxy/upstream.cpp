@@ -41,7 +41,8 @@ std::string verify_detail(Stream& s) {
 Result<ResolveOverride> parse_resolve(std::string_view spec) {
     auto bad = [&](const std::string& why) {
         return make_error("--resolve '" + std::string(spec) + "': " + why +
-                          " (expected HOST:PORT:ADDR[:PORT], IPv6 ADDR in brackets)");
+                          "; the form is HOST:PORT:ADDR[:PORT2], e.g. example.com:443:127.0.0.1 "
+                          "(an IPv6 ADDR in brackets)");
     };
     const std::size_t c1 = spec.find(':');
     const std::size_t c2 = c1 == std::string_view::npos ? c1 : spec.find(':', c1 + 1);

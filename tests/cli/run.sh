@@ -267,5 +267,63 @@ else
     not_ok "  TMPDIR keeps: $(ls -A "$T/tmp")"
 fi
 
+# --- profiles (--profile NAME, issue 6) ---------------------------------------------------
+# The shipped profiles are found next to the binary (BIN/../share/landjail/profiles: the
+# build tree mirrors the installed layout).
+run "check --profile claude-code lists its domains" 0 "$LJ" check --profile claude-code
+has out "profile: claude-code ["
+for d in 'api\.anthropic\.com' 'statsig\.anthropic\.com' 'claude\.ai' '\*\.sentry\.io'; do
+    matches out "^  [0-9]+ +domain=$d +\[profile claude-code: .*claude-code.yaml:[0-9]+:[0-9]+\]"
+done
+run "explain: the Messages API is allowed by claude-code" 0 "$LJ" explain POST https://api.anthropic.com/v1/messages --profile claude-code
+has out "rule:     domain=api.anthropic.com  [profile claude-code:"
+run "explain: sentry ingest hosts (several labels) are allowed" 0 "$LJ" explain POST https://o1.ingest.us.sentry.io/api/1/envelope/ --profile claude-code
+run "explain: sentry.io itself is not (only its subdomains)" 1 "$LJ" explain GET https://sentry.io/ --profile claude-code
+run "explain: anything else is denied under claude-code" 1 "$LJ" explain GET https://example.com/ --profile claude-code
+run "github: git clone's POST is allowed" 0 "$LJ" explain POST https://github.com/o/r.git/git-upload-pack --profile github
+run "github: raw files" 0 "$LJ" explain GET https://raw.githubusercontent.com/o/r/main/README.md --profile github
+run "package-managers: a download" 0 "$LJ" explain GET https://files.pythonhosted.org/packages/x.whl --profile package-managers
+run "package-managers: npm audit's POST" 0 "$LJ" explain POST https://registry.npmjs.org/-/npm/v1/security/advisories/bulk --profile package-managers
+run "package-managers: publishing (PUT) is denied" 1 "$LJ" explain PUT https://registry.npmjs.org/some-package --profile package-managers
+run "package-managers: uploading to PyPI (POST) is denied" 1 "$LJ" explain POST https://pypi.org/legacy/ --profile package-managers
+printf 'allowlist:\n  - domain=github.com\n  - domain=config.example\n' >"$T/base.yaml"
+run "profiles are repeatable and merge after the config, before --allow" 0 "$LJ" check \
+    --config "$T/base.yaml" --profile github --profile claude-code --allow domain=last.example
+matches out "^  1 +domain=github.com +\[.*base.yaml:2:5\]"
+matches out "^  3 +domain=github.com +\[profile github:"
+matches out "^  6 +domain=api.anthropic.com +\[profile claude-code:"
+matches out "^  10 +domain=last.example +\[--allow\]"
+has out "profile: github ["
+run "a profile given twice is read once" 0 "$LJ" check --profile github --profile github
+has out "allow rules (3):"
+run "unknown profile" 2 "$LJ" check --profile claude
+has err "unknown profile 'claude' (available: claude-code, github, package-managers; looked for claude.yaml in"
+run "unknown profile stops a run before the command (125)" 125 "$LJ" --profile nope -- echo ran
+has err "unknown profile 'nope'"
+lacks out "ran"
+run "a profile name is not a path" 2 "$LJ" check --profile ../etc
+has err "--profile ../etc: no such file"
+run "a profile name with odd characters" 2 "$LJ" check --profile 'a b'
+has err "a profile name has only letters, digits"
+mkdir -p "$HOME/.config/landjail/profiles"
+printf 'allowlist:\n  - domain=mine.example\n' >"$HOME/.config/landjail/profiles/github.yaml"
+run "a user profile in ~/.config/landjail/profiles comes first" 0 "$LJ" check --profile github
+has out "domain=mine.example"
+lacks out "domain=githubusercontent.com"
+rm "$HOME/.config/landjail/profiles/github.yaml"
+printf 'allowlist:\n  - domain=path.example\ndenylist:\n  - domain=path.example path=/admin/*\n' >"$T/p.yaml"
+run "a profile given by path, with a denylist" 1 "$LJ" explain GET https://path.example/admin/x --profile "$T/p.yaml"
+has out "reason:   deny_rule_matched"
+printf 'log_dir: /tmp/x\nallowlist:\n  - domain=a.example\n' >"$T/settings-profile.yaml"
+run "a profile may set only rules" 2 "$LJ" check --profile "$T/settings-profile.yaml"
+has err "sets 'log_dir': a profile may only set allowlist and denylist"
+printf 'allowlist:\n  - domain=ok.example\n  - "domain=https://bad.example"\n' >"$T/bad-profile.yaml"
+run "a bad rule in a profile is located" 2 "$LJ" check --profile "$T/bad-profile.yaml"
+has err "--profile $T/bad-profile.yaml: $T/bad-profile.yaml:3:5: allowlist: rule 'domain=https://bad.example'"
+if [ -n "${LANDJAIL_PROXY:-}" ]; then
+    run "landjail-proxy: unknown profile" 1 "$LANDJAIL_PROXY" --profile nope
+    has err "unknown profile 'nope'"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

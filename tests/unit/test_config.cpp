@@ -195,6 +195,41 @@ Test(config, boundary_example_parses) {
     cr_expect_eq(c.allowlist[3].origin, std::string("bad.yaml:10:5"));
 }
 
+// The keys newer boundary releases write (upstream_proxy, log_proxy_socket_path, session
+// correlation) load with their values and origins; empty strings are boundary's defaults.
+Test(config, newer_boundary_keys_load) {
+    const FileConfig c = must_parse(
+        "upstream_proxy: http://proxy.corp:3128\n"                 // 1
+        "log_proxy_socket_path: \"\"\n"                            // 2
+        "session_correlation_enabled: true\n"                      // 3
+        "session_id_inject_targets:\n"                             // 4
+        "  - \"domain=prod.coder.com path=/api/v2/aibridge/*\"\n"  // 5
+        "session_id_header_name: X-Coder-Session\n"                // 6
+        "sequence_number_header_name: X-Coder-Seq\n"               // 7
+        "allowlist:\n"                                             // 8
+        "  - domain=github.com\n");                                // 9
+    const auto& b = c.boundary_only;
+    cr_expect(is<std::string>(b.upstream_proxy, "http://proxy.corp:3128", "bad.yaml:1:17"),
+              "upstream_proxy %s", show(b.upstream_proxy).c_str());
+    cr_expect(is<std::string>(b.log_proxy_socket_path, "", "bad.yaml:2:24"),
+              "log_proxy_socket_path %s", show(b.log_proxy_socket_path).c_str());
+    cr_expect(is(b.session_correlation_enabled, true, "bad.yaml:3:30"), "correlation %s",
+              show(b.session_correlation_enabled).c_str());
+    cr_assert_eq(b.session_id_inject_targets.size(), 1U);
+    cr_expect_eq(b.session_id_inject_targets[0].origin, std::string("bad.yaml:5:5"));
+    cr_expect(is<std::string>(b.session_id_header_name, "X-Coder-Session", "bad.yaml:6:25"),
+              "session_id_header_name %s", show(b.session_id_header_name).c_str());
+    cr_expect(is<std::string>(b.sequence_number_header_name, "X-Coder-Seq", "bad.yaml:7:30"),
+              "sequence_number_header_name %s", show(b.sequence_number_header_name).c_str());
+    cr_expect_eq(c.allowlist.size(), 1U);
+
+    auto bad = parse_config("session_id_inject_targets: prod.coder.com\n", "bad.yaml");
+    cr_expect(!bad.ok() && contains_any(bad.error().what(), "bad.yaml:1:28") &&
+                  contains_any(bad.error().what(), "expected a list"),
+              "a scalar where a list belongs: %s",
+              bad.ok() ? "accepted" : bad.error().what().c_str());
+}
+
 Test(config, log_levels_and_flow_style) {
     for (const char* level : {"error", "warn", "info", "debug"}) {
         const std::string text = std::string("log_level: ") + level + "\n";

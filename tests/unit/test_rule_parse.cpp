@@ -73,6 +73,7 @@ const RuleRow kRows[] = {
     LJ_RULE("domain=a.com method=GET,POST,PUT,DELETE,PATCH", "name:a.com", "a.com",
             "GET,POST,PUT,DELETE,PATCH", 0, ""),
     LJ_RULE("domain=a.com method=m-search", "name:a.com", "a.com", "M-SEARCH", 0, ""),
+    LJ_RULE("domain=a.com method=PURGE,FETCH", "name:a.com", "a.com", "PURGE,FETCH", 0, ""),
     // path=
     LJ_RULE("domain=a.com path=/api/*", "name:a.com", "a.com", "", 1, ""),
     LJ_RULE("domain=a.com path=/api/*,/v1/users", "name:a.com", "a.com", "", 2, ""),
@@ -156,6 +157,18 @@ const RuleRow kRows[] = {
     LJ_BAD("domain=a.com method=GET,", "empty|,"),
     LJ_BAD("domain=a.com method=,GET", "empty|,"),
     LJ_BAD("domain=a.com method=*,G(T", "G(T"),
+    // one typo away from a registered method: a deny rule with it would deny nothing
+    LJ_BAD("domain=a.com method=GTE", "did you mean GET?"),
+    LJ_BAD("domain=a.com method=delte", "did you mean DELETE?"),
+    LJ_BAD("domain=a.com method=GET,PSOT", "did you mean POST?"),
+    LJ_BAD("domain=a.com method=HAED", "did you mean HEAD?"),
+    LJ_BAD("domain=a.com method=PUTS", "did you mean PUT?"),
+    // the messages name the rule the user meant
+    LJ_BAD("domain=github.com:8443", "write domain=github.com port=8443"),
+    LJ_BAD("domain=[::1]:8080", "write domain=[::1] port=8080"),
+    LJ_BAD("domain=https://api.github.com/repos", "domain=api.github.com)"),
+    LJ_BAD("domain=a.com,b.com", "one rule for each host"),
+    LJ_BAD("domain=a.com path=api", "write /api"),
     // port= values
     LJ_BAD("domain=a.com port=0", "0"),
     LJ_BAD("domain=a.com port=70000", "70000"),
