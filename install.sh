@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# install.sh: installs landjail's build and test dependencies (Debian 12 packages, nothing
-# else is downloaded), builds it with make and installs it under PREFIX (default /usr/local).
-# Idempotent: a second run skips apt when every package is already installed, so it is fast
-# and works offline. Run ./install.sh --help for the options.
+# install.sh: installs landjail's build and test dependencies (Debian 12 packages, and Claude
+# Code from npm into tests/e2e/node_modules for the e2e tests; nothing else is downloaded),
+# builds it with make and installs it under PREFIX (default /usr/local).
+# Idempotent: a second run skips apt when every package is already installed and npm when the
+# pinned Claude Code is, so it is fast and works offline. Run ./install.sh --help for the
+# options.
 set -eu
 
 PROG=install.sh
@@ -32,7 +34,7 @@ installs it under PREFIX (binaries in PREFIX/bin, man pages in PREFIX/share/man)
 
 Options:
   --prefix DIR    install under DIR (default: \$PREFIX, else /usr/local)
-  --no-deps       do not install Debian packages (apt-get is not run)
+  --no-deps       do not install dependencies (neither apt-get nor npm is run)
   --uninstall     remove what 'make install' installed under the same PREFIX and DESTDIR
   -h, --help      show this help and exit
 
@@ -42,6 +44,9 @@ Environment:
 
 Packages installed when missing (apt-get, --no-install-recommends):
 $(one_line $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES | fold -s -w 90 | sed 's/^/  /; s/ *$//')
+
+For the e2e tests, when missing (needs npm): @anthropic-ai/claude-code, the version pinned in
+tests/e2e/package.json, by npm ci into tests/e2e/node_modules.
 
 Needs root for apt-get and for a system PREFIX; uses sudo when not root and sudo exists.
 EOF
@@ -107,6 +112,38 @@ install_packages() {
         apt-get -q install -y --no-install-recommends $missing
 }
 
+# Claude Code, which tests/e2e/test_claude.py runs in the jail: an npm package pinned in
+# tests/e2e/package.json and package-lock.json, installed into tests/e2e/node_modules (not
+# globally) by `npm ci`, which installs exactly what the lock file names.
+E2E_NPM_DIR=tests/e2e
+E2E_CLAUDE=$E2E_NPM_DIR/node_modules/.bin/claude
+
+# Prints the version of @anthropic-ai/claude-code that tests/e2e/package.json pins.
+pinned_claude_version() {
+    sed -n 's/^ *"@anthropic-ai\/claude-code": *"\([^"]*\)".*/\1/p' "$E2E_NPM_DIR/package.json"
+}
+
+# Succeeds when tests/e2e's claude runs and reports version $1 ("2.1.330 (Claude Code)").
+claude_is() {
+    reported=$("$E2E_CLAUDE" --version 2>/dev/null) || return 1
+    [ "${reported%% *}" = "$1" ]
+}
+
+install_npm_packages() {
+    want=$(pinned_claude_version)
+    [ -n "$want" ] || die "no @anthropic-ai/claude-code version in $E2E_NPM_DIR/package.json"
+    if claude_is "$want"; then
+        say "npm packages (e2e tests): Claude Code $want installed"
+        return
+    fi
+    command -v npm >/dev/null 2>&1 ||
+        die "npm not found: it installs Claude Code $want for the e2e tests (npm ci in $E2E_NPM_DIR). NodeSource's nodejs includes npm; with Debian's nodejs, install Debian's npm package (apt-get install npm). Or rerun with --no-deps"
+    say "installing Claude Code $want for the e2e tests (npm ci in $E2E_NPM_DIR)"
+    npm ci --prefix "$E2E_NPM_DIR" --no-audit --no-fund
+    claude_is "$want" ||
+        die "$E2E_CLAUDE --version does not report $want after npm ci (its postinstall script puts the native binary in place: were install scripts disabled?)"
+}
+
 # Sets SUDO for writing under $1: "" when this user can write its nearest existing ancestor.
 install_sudo() {
     dir=$1
@@ -162,6 +199,7 @@ fi
 
 if [ "$DEPS" -eq 1 ]; then
     install_packages
+    install_npm_packages
 fi
 command -v make >/dev/null 2>&1 || die "make not found; rerun without --no-deps"
 
