@@ -212,7 +212,7 @@ Result<std::string> find_proxy_binary() {
 }
 
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 int event_fd, int clients_fd) {
+                                 int event_fd, int clients_fd, int stderr_fd) {
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) {
         return make_error(std::string("pipe: ") + std::strerror(errno));
@@ -248,6 +248,9 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
+        if (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0) {
+            _exit(125);
+        }
         // fd 3 is the ready pipe, fd 4 the jail's events, fd 5 the client table; dup2 clears
         // close-on-exec. All are first moved above 5, so that none overwrites another.
         const int ready_fd = fcntl(ready_write.get(), F_DUPFD_CLOEXEC, 10);
@@ -262,6 +265,7 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
         }
+
         execv(binary.c_str(), argv.data());
         _exit(127);
     }

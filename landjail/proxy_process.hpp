@@ -41,9 +41,10 @@ Result<std::string> find_proxy_binary();
 /// Starts `binary` with `args` plus --ready-fd, without waiting (the caller prepares the
 /// jail meanwhile). Its stdout goes to /dev/null (the command owns ours); its stderr is ours.
 /// Optional: `event_fd` is passed as fd 4 with --event-fd 4 (the supervisor's audit events),
-/// `clients_fd` as fd 5 with --clients-fd 5 (who is behind each client port).
+/// `clients_fd` as fd 5 with --clients-fd 5 (who is behind each client port), `stderr_fd` as
+/// its stderr instead of ours.
 Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 int event_fd = -1, int clients_fd = -1);
+                                 int event_fd = -1, int clients_fd = -1, int stderr_fd = -1);
 
 /// Waits up to `timeout` for the address the proxy reports when it listens. When the proxy
 /// stops first, the error says how (and sets `explained`, see above).

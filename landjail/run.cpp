@@ -68,6 +68,56 @@ int status_to_exit(int status) {
     return kExitFailed;
 }
 
+/// How many held-back denial lines are shown after the command has exited.
+constexpr std::size_t kDenialLinesShown = 20;
+
+/// Copies what the proxy wrote to its stderr file since `*offset` to our stderr. While the
+/// command runs on our terminal the proxy's denial lines (logfmt, "landjail_…") would be drawn
+/// over its screen, so they are held back; `after_exit` shows them, with a count.
+void relay_proxy_log(int fd, off_t* offset, bool after_exit) {
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = pread(fd, buf, sizeof buf, *offset);
+        if (n <= 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        *offset += n;
+    }
+    std::string others;
+    std::vector<std::string> denials;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        end = end == std::string::npos ? text.size() : end + 1;
+        std::string line = text.substr(start, end - start);
+        start = end;
+        if (line.rfind("landjail_", 0) == 0) {
+            denials.push_back(std::move(line));
+        } else {
+            others += line;
+        }
+    }
+    std::cerr << others;
+    if (!after_exit || denials.empty()) {
+        return;
+    }
+    std::cerr << "landjail: " << denials.size()
+              << (denials.size() == 1 ? " request was" : " requests were")
+              << " denied while the command ran on this terminal"
+              << (denials.size() > kDenialLinesShown
+                      ? " (the last " + std::to_string(kDenialLinesShown) +
+                            " below; all in the audit trail)"
+                      : "")
+              << ":\n";
+    const std::size_t first =
+        denials.size() > kDenialLinesShown ? denials.size() - kDenialLinesShown : 0;
+    for (std::size_t i = first; i < denials.size(); ++i) {
+        std::cerr << "  " << denials[i];
+    }
+}
+
 /// Removes the session directory on every way out of run_command.
 struct SessionDir {
     std::string path;
@@ -155,6 +205,8 @@ class Jail {
         std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<Supervisor> supervisor_;
     UniqueFd signals_;
+    UniqueFd proxy_log_;  ///< the proxy's stderr while the command has our terminal
+    off_t proxy_log_shown_ = 0;
 };
 
 int Jail::run() {
@@ -299,8 +351,17 @@ int Jail::launch_proxy() {
                 clients_table_ = table;  // mapped until we exit
             }
         }
+        // An interactive command (a TUI agent) owns the terminal: the proxy's denial lines are
+        // shown after it exits, unless the user asked for them (audit.stderr) or for logs.
+        const policy::Settings& s = *settings_;
+        if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !s.audit.stderr_denials &&
+            s.log_level.value == "warn" && !s.disable_audit_logs.value) {
+            const std::string path = session_.path + "/proxy.stderr";
+            proxy_log_.reset(
+                open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+        }
         auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir_, session_id_),
-                                   event_read.get(), clients.get());
+                                   event_read.get(), clients.get(), proxy_log_.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -319,7 +380,11 @@ int Jail::prepare(ChildSpec& spec) {
     }
 
     if (proxy_.pid > 0) {
-        if (auto ready = wait_ready(proxy_, kProxyReadyTimeout); !ready) {
+        auto ready = wait_ready(proxy_, kProxyReadyTimeout);
+        if (proxy_log_.valid()) {
+            relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, false);  // start-up messages
+        }
+        if (!ready) {
             if (!proxy_.explained) {  // else its own message says what is wrong
                 error("cannot start the proxy: " + ready.error().message);
             }
@@ -492,6 +557,9 @@ int Jail::supervise() {
 int Jail::finish(int exit_status) {
     if (proxy_.pid > 0) {
         stop_proxy(proxy_, kProxyStopGrace);
+    }
+    if (proxy_log_.valid()) {
+        relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, true);
     }
     if (auditor_) {
         auditor_->stop();

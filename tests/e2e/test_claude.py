@@ -426,10 +426,9 @@ def test_interactive(setup, claude, fake, user, ending, tmp_path):
     away (tmux kill-session: SIGHUP); either way no process of the run is left."""
     workdir = new_workdir(setup, user, "interactive")
     seed_claude_json(workdir, user)
-    # --log-level error: the proxy's stderr denial lines (at warn) would be drawn over the
-    # TUI; the audit log has them all.
-    argv = jail_argv(setup, fake, user, workdir, [], allow_api=True,
-                     extra=["--log-level", "error"])
+    # At the default log level: landjail holds the proxy's stderr denial lines back while
+    # the command has the terminal, and shows them after it exits.
+    argv = jail_argv(setup, fake, user, workdir, [], allow_api=True)
     tmux = Tmux(workdir, claude_env(workdir))
     log = []
 
@@ -460,6 +459,8 @@ def test_interactive(setup, claude, fake, user, ending, tmp_path):
         s = tmux.wait_for(lambda s: re.search(r"^●\s+%s\s*$" % re.escape(REPLY), s, re.M)
                           and "esc to interrupt" not in s, "the fake's reply, turn ended")
         keep("replied", s)
+        for screen in log:
+            assert "landjail_" not in screen, ("a denial line was drawn over the UI", out())
         if ending == "hangup":
             tmux.cmd("kill-session", "-t", "jail")  # the terminal goes away: SIGHUP
             left = wait_gone(workdir, 15)
@@ -476,6 +477,12 @@ def test_interactive(setup, claude, fake, user, ending, tmp_path):
             assert status == 0, ("landjail's exit status: %r" % status, processes_in(workdir),
                                  out())
             assert "claude --resume " in s, out()  # Claude Code's own goodbye
+            # The held-back denial lines, after the UI is gone: one per deny event.
+            denied = [x for x in read_audit(workdir / "audit.jsonl")
+                      if x.get("decision") == "deny"]
+            if denied:
+                assert re.search(r"^landjail: %d requests? (was|were) denied while the command "
+                                 r"ran on this terminal" % len(denied), s, re.M), out()
             left = wait_gone(workdir, 10)
             assert left == {}, ("processes left after the jail exited", left, out())
     finally:

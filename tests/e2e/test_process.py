@@ -354,6 +354,29 @@ def test_interactive_program_keeps_the_terminal(jail, env, terminal, user):
 
 
 @pytest.mark.parametrize("user", USERS)
+def test_denial_lines_wait_until_the_terminal_is_free(jail, terminal, user):
+    """While the command has the terminal (a TUI agent), the proxy's logfmt denial lines
+    would be drawn over its screen: landjail holds them back and prints them, counted, after
+    the command exits. The request itself is still refused at once (the command sees 403)."""
+    script = ("import os, socket; port = int(os.environ['HTTP_PROXY'].rsplit(':', 1)[1]); "
+              "s = socket.create_connection(('127.0.0.1', port)); "
+              "s.sendall(b'GET http://held.test/x HTTP/1.1\\r\\nHost: held.test\\r\\n"
+              "Connection: close\\r\\n\\r\\n'); "
+              "print('status', s.recv(64).split()[1].decode()); print('command done')")
+    command = [PYTHON, "-c", script]
+    argv, e, workdir = jail.prepare(command, user=user, allow=("domain=allowed.test",))
+    t = terminal(argv, e, workdir)
+    running = t.expect(rb"status 403\r\n[\s\S]*?command done\r\n")
+    assert b"landjail_request" not in t.transcript[:running.end()], t.transcript
+    assert t.wait() == 0, t.transcript
+    after = t.transcript.decode(errors="replace")
+    assert re.search(r"landjail: 1 request was denied while the command ran on this terminal:"
+                     r"\r\n  landjail_request decision=deny http_method=GET "
+                     r"http_url=http://held.test/x ", after), after
+    assert after.index("command done") < after.index("landjail_request"), after
+
+
+@pytest.mark.parametrize("user", USERS)
 def test_bash_interactive_job_control(jail, terminal, user):
     """`bash -i` in the jail gets job control (no "no job control" warning), runs typed
     commands, Ctrl-C interrupts a foreground job and returns to the prompt, and `exit 5`
