@@ -272,7 +272,7 @@ fi
 # build tree mirrors the installed layout).
 run "check --profile claude-code lists its domains" 0 "$LJ" check --profile claude-code
 has out "profile: claude-code ["
-for d in 'api\.anthropic\.com' 'statsig\.anthropic\.com' 'claude\.ai' '\*\.sentry\.io'; do
+for d in 'api\.anthropic\.com' 'statsig\.anthropic\.com' 'claude\.ai' 'platform\.claude\.com' '\*\.sentry\.io'; do
     matches out "^  [0-9]+ +domain=$d +\[profile claude-code: .*claude-code.yaml:[0-9]+:[0-9]+\]"
 done
 run "explain: the Messages API is allowed by claude-code" 0 "$LJ" explain POST https://api.anthropic.com/v1/messages --profile claude-code
@@ -292,7 +292,7 @@ run "profiles are repeatable and merge after the config, before --allow" 0 "$LJ"
 matches out "^  1 +domain=github.com +\[.*base.yaml:2:5\]"
 matches out "^  3 +domain=github.com +\[profile github:"
 matches out "^  6 +domain=api.anthropic.com +\[profile claude-code:"
-matches out "^  10 +domain=last.example +\[--allow\]"
+matches out "^  11 +domain=last.example +\[--allow\]"
 has out "profile: github ["
 run "a profile given twice is read once" 0 "$LJ" check --profile github --profile github
 has out "allow rules (3):"

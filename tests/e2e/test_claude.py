@@ -66,7 +66,7 @@ REPLY = "Hello from the fake Messages API, through landjail (e2e 5b1e)"
 # Names the claude-code profile allows that Claude Code calls (or might): pinned to a refusing
 # port so that an allowed request never goes to DNS and the internet.
 PINNED = ("api.anthropic.com", "statsig.anthropic.com", "claude.ai", "downloads.claude.ai",
-          "sentry.io")
+          "platform.claude.com", "sentry.io")
 RUN_TIMEOUT = 90.0
 UI_TIMEOUT = 45.0
 COLUMNS, LINES = 120, 40
