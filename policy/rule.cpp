@@ -437,8 +437,13 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
         }
         const auto index = static_cast<std::size_t>(k - std::begin(kKeys));
         if (seen[index]) {
-            return fail("key '" + std::string(key) + "' given twice (use a comma list, e.g. " +
-                        std::string(key) + "=a,b)");
+            static const char* const kHint[] = {
+                "write one rule for each host",            // domain
+                "list the methods once: method=GET,POST",  // method
+                "list the paths once: path=/a/*,/b",       // path
+                "list the ports once: port=443,8443",      // port
+            };
+            return fail("key '" + std::string(key) + "' given twice (" + kHint[index] + ")");
         }
         seen[index] = true;
         if (value.empty()) {

@@ -179,7 +179,7 @@ one_line
 run "rule: key in upper case" 125 "$LJ" --allow 'Domain=a.com' -- true
 has err "keys are lower-case: domain="
 run "rule: repeated key" 125 "$LJ" --allow 'domain=a.com domain=b.com' -- true
-has err "key 'domain' given twice (use a comma list"
+has err "key 'domain' given twice (write one rule for each host)"
 one_line
 run "rule: empty" 125 "$LJ" --allow '' -- true
 has err "--allow: empty rule"
