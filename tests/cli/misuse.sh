@@ -10,34 +10,11 @@ LJP=${LANDJAIL_PROXY:?set LANDJAIL_PROXY to the landjail-proxy binary}
 T=$(mktemp -d)
 BG=
 trap 'if [ -n "$BG" ]; then kill "$BG" 2>/dev/null; wait "$BG" 2>/dev/null; fi; rm -rf "$T"' EXIT
-# A clean environment: no config discovered from the developer's home or variables.
+# No config discovered from the developer's home (tap.sh clears the variables).
 export HOME="$T/home" TMPDIR="$T/tmp"
 mkdir -p "$HOME" "$TMPDIR"
-unset LANDJAIL_CONFIG BOUNDARY_CONFIG LANDJAIL_ALLOW BOUNDARY_ALLOW LANDJAIL_DENY \
-      LANDJAIL_LOG_LEVEL BOUNDARY_LOG_LEVEL LANDJAIL_LOG_DIR BOUNDARY_LOG_DIR \
-      LANDJAIL_PROXY_PORT PROXY_PORT BOUNDARY_JAIL_TYPE DISABLE_AUDIT_LOGS 2>/dev/null || true
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok $((pass + fail)) - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok $((pass + fail)) - $1"; sed 's/^/#   /' "$T/out" "$T/err"; }
-
-# run NAME EXPECTED_STATUS CMD...: runs CMD with stdout in $T/out and stderr in $T/err.
-run() {
-    name=$1 want=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else not_ok "$name: exit $got, want $want"; fi
-}
-# has FILE TEXT: the file contains TEXT literally.
-has() {
-    if grep -qF -- "$2" "$T/$1"; then ok "  $1 has: $2"; else not_ok "  $1 lacks: $2"; fi
-}
-# lacks FILE REGEX: no line of the file matches the extended regular expression.
-lacks() {
-    if grep -qE -- "$2" "$T/$1"; then not_ok "  $1 has a line matching: $2"; else ok "  $1 has no line matching: $2"; fi
-}
+# shellcheck source=tests/cli/tap.sh
+. "$(dirname "$0")/tap.sh"
 # one_line: stderr is exactly one line (one message, no stack of them, no exception text).
 one_line() {
     n=$(wc -l <"$T/err")
@@ -475,5 +452,4 @@ one_line
 
 # No output on stderr anywhere above may come from C++ exceptions or internal errors.
 clean
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
