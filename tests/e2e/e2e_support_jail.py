@@ -18,6 +18,7 @@ Only loopback is used: the origins listen on 127.0.0.1 and every name is mapped 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -199,6 +200,22 @@ class Origins:
         self.state.stop()
         if self.git is not None:
             self.git.stop()
+
+
+@contextlib.contextmanager
+def origin_world(prefix: str):
+    """(shared, pki, origins): a SharedDir, the test PKI in it and the HTTPS origins, all
+    stopped and removed at the end (a module fixture's body)."""
+    shared = SharedDir(prefix)
+    origins = None
+    try:
+        pki = make_pki(shared.subdir("pki"))
+        origins = Origins(pki)
+        yield shared, pki, origins
+    finally:
+        if origins is not None:
+            origins.stop()
+        shared.cleanup()
 
 
 # ---- audit ---------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (Jail, Origins, SharedDir, check_decision, http_events,  # noqa: E402
-                              landjail_path, make_pki)
+from e2e_support_jail import (Jail, check_decision, http_events,  # noqa: E402
+                              landjail_path, origin_world)
 
 ALLOWED = "https://origin.test/path-echo/allowed/socket"
 DENIED = "https://origin.test/path-echo/denied"
@@ -73,12 +73,8 @@ class Collector:
 
 @pytest.fixture(scope="module")
 def world():
-    shared = SharedDir("lj-auditsock-")
-    pki = make_pki(shared.subdir("pki"))
-    origins = Origins(pki)
-    yield shared, pki, origins
-    origins.stop()
-    shared.cleanup()
+    with origin_world("lj-auditsock-") as w:
+        yield w
 
 
 def wait_for(pred, timeout=5.0):

@@ -29,8 +29,8 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (Jail, Origins, SharedDir, check_decision, http_events,  # noqa: E402
-                              landjail_path, make_pki, read_audit)
+from e2e_support_jail import (Jail, check_decision, http_events,  # noqa: E402
+                              landjail_path, origin_world, read_audit)
 
 USERS = ("root", "nobody")
 ALLOWED = "https://origin.test/path-echo/allowed/boundary"
@@ -51,12 +51,8 @@ done
 
 @pytest.fixture(scope="module")
 def world():
-    shared = SharedDir("lj-boundary-")
-    pki = make_pki(shared.subdir("pki"))
-    origins = Origins(pki)
-    yield shared, pki, origins
-    origins.stop()
-    shared.cleanup()
+    with origin_world("lj-boundary-") as w:
+        yield w
 
 
 def free_port() -> int:
