@@ -16,6 +16,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
 
 #include "landjail/child.hpp"
 #include "proxy/audit.hpp"
@@ -342,6 +345,55 @@ int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace) {
     }
     proxy.pid = -1;
     return status;
+}
+
+namespace {
+/// How many held-back denial lines are shown after the command has exited.
+constexpr std::size_t kDenialLinesShown = 20;
+}  // namespace
+
+void relay_proxy_log(int fd, off_t* offset, bool after_exit) {
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = pread(fd, buf, sizeof buf, *offset);
+        if (n <= 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        *offset += n;
+    }
+    std::string others;
+    std::vector<std::string> denials;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        end = end == std::string::npos ? text.size() : end + 1;
+        std::string line = text.substr(start, end - start);
+        start = end;
+        if (line.rfind("landjail_", 0) == 0) {
+            denials.push_back(std::move(line));
+        } else {
+            others += line;
+        }
+    }
+    std::cerr << others;
+    if (!after_exit || denials.empty()) {
+        return;
+    }
+    std::cerr << "landjail: " << denials.size()
+              << (denials.size() == 1 ? " request was" : " requests were")
+              << " denied while the command ran on this terminal"
+              << (denials.size() > kDenialLinesShown
+                      ? " (the last " + std::to_string(kDenialLinesShown) +
+                            " below; all in the audit trail)"
+                      : "")
+              << ":\n";
+    const std::size_t first =
+        denials.size() > kDenialLinesShown ? denials.size() - kDenialLinesShown : 0;
+    for (std::size_t i = first; i < denials.size(); ++i) {
+        std::cerr << "  " << denials[i];
+    }
 }
 
 }  // namespace lj::jail

@@ -61,6 +61,12 @@ Result<bool> check_proxy_inputs(const policy::Settings& settings, const CliOptio
 /// the error says how to start one.
 Result<bool> probe_proxy(const InetAddr& addr);
 
+/// Copies what the proxy wrote to its stderr file `fd` since `*offset` to our stderr and
+/// advances it. While the command runs on our terminal the proxy's denial lines (logfmt,
+/// "landjail_…") would be drawn over its screen, so they are held back; `after_exit` shows
+/// them, counted (the last 20).
+void relay_proxy_log(int fd, off_t* offset, bool after_exit);
+
 /// SIGTERM, then SIGKILL after `grace`; returns the wait status (or -1 if already reaped).
 int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace);
 

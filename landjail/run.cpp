@@ -68,56 +68,6 @@ int status_to_exit(int status) {
     return kExitFailed;
 }
 
-/// How many held-back denial lines are shown after the command has exited.
-constexpr std::size_t kDenialLinesShown = 20;
-
-/// Copies what the proxy wrote to its stderr file since `*offset` to our stderr. While the
-/// command runs on our terminal the proxy's denial lines (logfmt, "landjail_…") would be drawn
-/// over its screen, so they are held back; `after_exit` shows them, with a count.
-void relay_proxy_log(int fd, off_t* offset, bool after_exit) {
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = pread(fd, buf, sizeof buf, *offset);
-        if (n <= 0) {
-            break;
-        }
-        text.append(buf, static_cast<std::size_t>(n));
-        *offset += n;
-    }
-    std::string others;
-    std::vector<std::string> denials;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        std::size_t end = text.find('\n', start);
-        end = end == std::string::npos ? text.size() : end + 1;
-        std::string line = text.substr(start, end - start);
-        start = end;
-        if (line.rfind("landjail_", 0) == 0) {
-            denials.push_back(std::move(line));
-        } else {
-            others += line;
-        }
-    }
-    std::cerr << others;
-    if (!after_exit || denials.empty()) {
-        return;
-    }
-    std::cerr << "landjail: " << denials.size()
-              << (denials.size() == 1 ? " request was" : " requests were")
-              << " denied while the command ran on this terminal"
-              << (denials.size() > kDenialLinesShown
-                      ? " (the last " + std::to_string(kDenialLinesShown) +
-                            " below; all in the audit trail)"
-                      : "")
-              << ":\n";
-    const std::size_t first =
-        denials.size() > kDenialLinesShown ? denials.size() - kDenialLinesShown : 0;
-    for (std::size_t i = first; i < denials.size(); ++i) {
-        std::cerr << "  " << denials[i];
-    }
-}
-
 /// Removes the session directory on every way out of run_command.
 struct SessionDir {
     std::string path;
@@ -179,6 +129,8 @@ class Jail {
     int check_inputs();
     int make_session_dir();
     int launch_proxy();
+    UniqueFd client_table();
+    void hold_proxy_log();
     int prepare(ChildSpec& spec);
     int spawn(const ChildSpec& spec);
     void start_supervisor();
@@ -301,6 +253,34 @@ int Jail::make_session_dir() {
 }
 
 /// Starts our landjail-proxy (unless --proxy-addr), without waiting for it.
+/// Who is behind each client port, for the proxy's audit events: a shared memory table,
+/// mapped here until we exit. Invalid when it cannot be made (events then lack pid/exe).
+UniqueFd Jail::client_table() {
+    UniqueFd fd(memfd_create("landjail-clients", MFD_CLOEXEC));
+    void* table = fd.valid() && ftruncate(fd.get(), proxy::ClientMap::kBytes) == 0
+                      ? mmap(nullptr, proxy::ClientMap::kBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                             fd.get(), 0)
+                      : MAP_FAILED;
+    if (table == MAP_FAILED) {
+        return UniqueFd();
+    }
+    clients_table_ = table;
+    return fd;
+}
+
+/// An interactive command (a TUI agent) owns the terminal: the proxy's stderr goes to a file
+/// and its denial lines are shown after the command exits, unless the user asked for them
+/// (audit.stderr) or for logs (a log level other than warn).
+void Jail::hold_proxy_log() {
+    const policy::Settings& s = *settings_;
+    if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !s.audit.stderr_denials &&
+        s.log_level.value == "warn" && !s.disable_audit_logs.value) {
+        const std::string path = session_.path + "/proxy.stderr";
+        proxy_log_.reset(
+            open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+    }
+}
+
 int Jail::launch_proxy() {
     auto session_id = proxy::new_session_id();
     if (!session_id) {
@@ -337,29 +317,8 @@ int Jail::launch_proxy() {
             event_pipe_.reset(events[1]);
         }
         UniqueFd event_read(events[0]);
-        // Who is behind each client port, for the proxy's audit events: shared memory.
-        UniqueFd clients;
-        if (event_pipe_.valid()) {
-            clients.reset(memfd_create("landjail-clients", MFD_CLOEXEC));
-            void* table = clients.valid() && ftruncate(clients.get(), proxy::ClientMap::kBytes) == 0
-                              ? mmap(nullptr, proxy::ClientMap::kBytes, PROT_READ | PROT_WRITE,
-                                     MAP_SHARED, clients.get(), 0)
-                              : MAP_FAILED;
-            if (table == MAP_FAILED) {
-                clients.reset();
-            } else {
-                clients_table_ = table;  // mapped until we exit
-            }
-        }
-        // An interactive command (a TUI agent) owns the terminal: the proxy's denial lines are
-        // shown after it exits, unless the user asked for them (audit.stderr) or for logs.
-        const policy::Settings& s = *settings_;
-        if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !s.audit.stderr_denials &&
-            s.log_level.value == "warn" && !s.disable_audit_logs.value) {
-            const std::string path = session_.path + "/proxy.stderr";
-            proxy_log_.reset(
-                open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
-        }
+        UniqueFd clients = event_pipe_.valid() ? client_table() : UniqueFd();
+        hold_proxy_log();
         auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir_, session_id_),
                                    event_read.get(), clients.get(), proxy_log_.get());
         if (!started) {
