@@ -39,7 +39,7 @@ namespace lj::jail {
 namespace {
 
 constexpr auto kProxyReadyTimeout = std::chrono::seconds(30);
-constexpr auto kProxyStopGrace = std::chrono::seconds(10);
+constexpr auto kProxyStopGrace = std::chrono::seconds(20);  // drain 10 s + audit.http 5 s
 
 /// Signals we pass on to the command. A signal the terminal sent (SI_KERNEL) already reached
 /// the command, which shares our foreground process group: only others are forwarded.

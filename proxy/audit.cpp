@@ -335,6 +335,9 @@ Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
         self->socket_fd_ = *fd;
         self->next_connect_ = std::chrono::steady_clock::now() + kReconnectInterval;
     }
+    if (auto http = self->start_http(); !http) {
+        return http.error();
+    }
     try {
         self->writer_ = std::thread(&Auditor::run, self.get());
     } catch (const std::system_error& e) {
@@ -344,6 +347,22 @@ Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
 }
 
 Auditor::Auditor(Options options) : options_(std::move(options)) {}
+
+Result<bool> Auditor::start_http() {
+    if (!options_.http) {
+        return true;
+    }
+    HttpSink::Options o = *options_.http;
+    if (o.spool.run_name.empty()) {
+        o.spool.run_name = options_.session_id + "-" + std::to_string(::getpid());
+    }
+    auto sink = HttpSink::start(std::move(o));
+    if (!sink) {
+        return sink.error();
+    }
+    http_ = std::move(*sink);
+    return true;
+}
 
 Auditor::~Auditor() {
     stop();
@@ -403,6 +422,9 @@ void Auditor::stop() {
         ::close(socket_fd_);
         socket_fd_ = -1;
     }
+    if (http_) {
+        http_->stop();  // delivers within its grace period; the rest stays in the spool
+    }
     if (const std::uint64_t n = dropped_.load(); n > 0) {
         report(std::to_string(n) + " events were dropped because the audit queue was full");
     }
@@ -441,6 +463,9 @@ void Auditor::write_batch(std::vector<Queued>& batch) {
         }
         const bool in_file = write_file(lines);
         write_socket(lines);
+        if (http_) {
+            http_->push(lines);  // only queued: the sink's thread posts
+        }
         write_denials(batch);
         if (in_file) {
             written_.fetch_add(batch.size());
@@ -571,7 +596,8 @@ Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
 }
 
 Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
-                                               const std::string& session_id) {
+                                               const std::string& session_id,
+                                               const std::optional<std::string>& extra_ca) {
     if (s.disable_audit_logs.value) {
         return std::unique_ptr<Auditor>();
     }
@@ -591,6 +617,9 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
         s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
     o.labels = s.labels;
     o.session_id = session_id;
+    if (s.audit.http) {
+        o.http = http_sink_options(s, extra_ca);
+    }
     return Auditor::start(std::move(o));
 }
 

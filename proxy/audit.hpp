@@ -24,6 +24,7 @@
 #include "policy/config.hpp"
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
+#include "proxy/audit_http.hpp"
 
 namespace lj::proxy {
 
@@ -50,6 +51,9 @@ class Auditor {
         std::optional<std::string>
             socket;                  ///< unix stream socket: one JSON line per event, reconnects
         bool stderr_denials = true;  ///< logfmt `landjail_request decision=deny …` line per denial
+        /// HTTP collector: the same lines, posted in batches by the sink's own thread
+        /// (spool.run_name empty: SESSION_ID-PID).
+        std::optional<HttpSink::Options> http;
         std::size_t queue_capacity = 65536;
         std::string session_id;  ///< empty: a random UUIDv4
         policy::Labels labels;   ///< workspace_id, … added to every event when set
@@ -75,6 +79,8 @@ class Auditor {
     std::uint64_t recorded() const { return seq_.load(); }     ///< events accepted
     std::uint64_t written() const { return written_.load(); }  ///< events written to every sink
     std::uint64_t dropped() const { return dropped_.load(); }
+    /// The HTTP collector sink (its counters), or null without one.
+    const HttpSink* http() const { return http_.get(); }
 
     /// The JSON line for an event (no trailing newline), as written to the file. Pure.
     static std::string to_json(const AuditEvent& event, const std::string& session_id,
@@ -90,6 +96,7 @@ class Auditor {
         std::chrono::system_clock::time_point time;
     };
     explicit Auditor(Options options);
+    Result<bool> start_http();  ///< the HTTP sink, when options_.http asks for one
     void run();
     void write_batch(std::vector<Queued>& batch);
     // Writer-thread helpers, called from write_batch() only.
@@ -101,6 +108,7 @@ class Auditor {
     Options options_;
     int file_fd_ = -1;
     int socket_fd_ = -1;
+    std::unique_ptr<HttpSink> http_;  ///< fed by the writer thread; stopped after it
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Queued> queue_;
@@ -123,11 +131,14 @@ Result<bool> make_log_dir(const policy::Settings& s);
 /// `missing_dir_ok` (a log_dir that will be created). The message does not repeat `path`.
 Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok = false);
 
-/// The auditor the settings ask for (file, socket, stderr denials, labels), or none (null)
-/// when audit logs are disabled. `session_id` empty: a new random one. Shared by the proxy
-/// and the jail's supervisor, so both write the same session to the same sinks.
-Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& settings,
-                                               const std::string& session_id);
+/// The auditor the settings ask for (file, socket, stderr denials, HTTP collector, labels),
+/// or none (null) when audit logs are disabled. `session_id` empty: a new random one. Shared
+/// by the proxy and the jail's supervisor, so both write the same session to the same sinks.
+/// An https collector is verified with the system store and `extra_ca` (default: the
+/// settings' tls.upstream_ca), as the proxy's upstream connections are.
+Result<std::unique_ptr<Auditor>> start_auditor(
+    const policy::Settings& settings, const std::string& session_id,
+    const std::optional<std::string>& extra_ca = std::nullopt);
 
 /// A random UUIDv4 for a new audit session.
 Result<std::string> new_session_id();

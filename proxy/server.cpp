@@ -95,11 +95,6 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     for (const std::string& w : srv->settings_.warnings) {
         spdlog::warn("{}", w);
     }
-    if (srv->settings_.audit.http) {
-        spdlog::warn(
-            "audit.http: the HTTP collector sink is not available in this release; "
-            "events go to the file, socket and stderr sinks");
-    }
     auto endpoint = parse_listen(opt.listen);
     if (!endpoint) {
         return endpoint.error();
@@ -124,7 +119,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         upstream_ca = srv->settings_.tls.upstream_ca->value;
         upstream_ca_label = srv->settings_.tls.upstream_ca->origin + ": tls.upstream_ca";
     }
-    auto auditor = start_auditor(srv->settings_, opt.session_id);
+    auto auditor = start_auditor(srv->settings_, opt.session_id, upstream_ca);
     if (!auditor) {
         return auditor.error();
     }
