@@ -12,8 +12,10 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -96,6 +98,16 @@ inline std::string printable(std::string_view s) {
 template <class R>
 std::string describe(const R& r) {
     return r.ok() ? std::string("ok") : "error: " + r.error().what();
+}
+
+/// The lines of `data`, without their newlines.
+inline std::vector<std::string> split_lines(const std::string& data) {
+    std::vector<std::string> out;
+    std::istringstream in(data);
+    for (std::string line; std::getline(in, line);) {
+        out.push_back(line);
+    }
+    return out;
 }
 
 /// True when `what` starts with "file:LINE:COL: " (LINE and COL positive integers).

@@ -41,6 +41,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using lj::test::split_lines;
+
 // 2026-11-23T10:00:00.123456Z
 const std::chrono::system_clock::time_point kTime =
     std::chrono::sys_days{std::chrono::year{2026} / 11 / 23} + 10h + 123456us;
@@ -120,15 +122,6 @@ std::string temp_dir() {
 std::vector<std::string> read_lines(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
-    }
-    return out;
-}
-
-std::vector<std::string> split_lines(const std::string& data) {
-    std::vector<std::string> out;
-    std::istringstream in(data);
     for (std::string line; std::getline(in, line);) {
         out.push_back(line);
     }

@@ -41,16 +41,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Steady = std::chrono::steady_clock;
+using lj::test::split_lines;
 
-std::vector<std::string> split_lines(const std::string& data) {
-    std::vector<std::string> out;
-    std::istringstream in(data);
-    for (std::string line; std::getline(in, line);) {
-        out.push_back(line);
-    }
-    return out;
-}
+using Steady = std::chrono::steady_clock;
 
 int bound_socket(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
