@@ -167,17 +167,10 @@ std::string join_path(std::string dir, std::string_view file) {
 
 }  // namespace
 
-Result<Settings> build_settings(const Inputs& in) {
-    if (auto ok = check_flag_values(in.flags); !ok) {
-        return ok.error();
-    }
-    Settings s;
-    const FileConfig empty;
-    const FileConfig& file = in.file ? *in.file : empty;
-    if (in.file) {
-        s.config_file = in.file->file;
-    }
+namespace {
 
+/// log_level, log_dir, proxy_port and jail_type: flag > environment > file > default.
+Result<bool> apply_scalars(const Inputs& in, const FileConfig& file, Settings& s) {
     if (auto v = from_flag_or_env(in, in.flags.log_level, "--log-level",
                                   {"LANDJAIL_LOG_LEVEL", "BOUNDARY_LOG_LEVEL"})) {
         if (v->value != "error" && v->value != "warn" && v->value != "info" &&
@@ -222,7 +215,12 @@ Result<Settings> build_settings(const Inputs& in) {
             "jail_type nsjail (from " + s.jail_type.origin +
             ") is not available: landjail runs its own unprivileged jail instead");
     }
+    return true;
+}
 
+/// disable_audit_logs, the audit sinks (the file: --audit-log, audit.file, LOG_DIR/
+/// audit.jsonl), tls and the labels.
+Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
     if (in.flags.disable_audit_logs) {
         s.disable_audit_logs = {true, "--disable-audit-logs"};
     } else if (const std::string* v = env_get(in, "DISABLE_AUDIT_LOGS")) {
@@ -250,15 +248,15 @@ Result<Settings> build_settings(const Inputs& in) {
         s.audit_file = Setting<std::string>{join_path(s.log_dir->value, "audit.jsonl"),
                                             "log_dir (" + s.log_dir->origin + ")"};
     }
-    warn_boundary_only(file.boundary_only, s.warnings);
-    if (file.pprof_enabled && file.pprof_enabled->value) {
-        s.warnings.push_back("pprof_enabled (" + file.pprof_enabled->origin +
-                             ") has no effect: landjail has no pprof server");
-    }
+    return true;
+}
 
+/// The policy engine from every source's rules, in their documented order.
+Result<std::shared_ptr<const Engine>> build_engine(const Inputs& in,
+                                                   std::vector<std::string>& warnings) {
     std::vector<RuleSource> allow_src;
     std::vector<RuleSource> deny_src;
-    collect_rules(in, allow_src, deny_src, s.warnings);
+    collect_rules(in, allow_src, deny_src, warnings);
     auto allow = parse_rules(allow_src);
     if (!allow) {
         return allow.error();
@@ -267,7 +265,37 @@ Result<Settings> build_settings(const Inputs& in) {
     if (!deny) {
         return deny.error();
     }
-    s.engine = std::make_shared<const Engine>(std::move(*allow), std::move(*deny));
+    return std::make_shared<const Engine>(std::move(*allow), std::move(*deny));
+}
+
+}  // namespace
+
+Result<Settings> build_settings(const Inputs& in) {
+    if (auto ok = check_flag_values(in.flags); !ok) {
+        return ok.error();
+    }
+    Settings s;
+    const FileConfig empty;
+    const FileConfig& file = in.file ? *in.file : empty;
+    if (in.file) {
+        s.config_file = in.file->file;
+    }
+    if (auto ok = apply_scalars(in, file, s); !ok) {
+        return ok.error();
+    }
+    if (auto ok = apply_audit(in, file, s); !ok) {
+        return ok.error();
+    }
+    warn_boundary_only(file.boundary_only, s.warnings);
+    if (file.pprof_enabled && file.pprof_enabled->value) {
+        s.warnings.push_back("pprof_enabled (" + file.pprof_enabled->origin +
+                             ") has no effect: landjail has no pprof server");
+    }
+    auto engine = build_engine(in, s.warnings);
+    if (!engine) {
+        return engine.error();
+    }
+    s.engine = std::move(*engine);
     return s;
 }
 

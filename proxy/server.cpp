@@ -111,8 +111,6 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     if (!passthrough) {
         return passthrough.error();
     }
-    CertAuthority::Options ca_opts;
-    ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
     std::optional<std::string> upstream_ca = opt.upstream_ca;
     std::string upstream_ca_label = "--upstream-ca";
     if (!upstream_ca && srv->settings_.tls.upstream_ca) {
@@ -124,18 +122,8 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return auditor.error();
     }
     srv->auditor_ = std::move(*auditor);
-    if (opt.event_fd) {
-        srv->event_fd_ = *opt.event_fd;
-        ::fcntl(srv->event_fd_, F_SETFD, FD_CLOEXEC);
-        ::fcntl(srv->event_fd_, F_SETFL, ::fcntl(srv->event_fd_, F_GETFL) | O_NONBLOCK);
-    }
-    if (opt.clients_fd) {
-        auto clients = ClientMap::map(*opt.clients_fd);
-        if (!clients) {
-            return make_error("--clients-fd: " + clients.error().message);
-        }
-        srv->clients_ = std::move(*clients);
-        ::close(*opt.clients_fd);
+    if (auto ok = srv->attach_jail(opt); !ok) {
+        return ok.error();
     }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
                     srv->auditor_.get(),   srv->clients_.get(),     {}};
@@ -143,6 +131,38 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         Server* self = srv.get();
         srv->shared_.sync_events = [self] { (void)self->drain_events(); };
     }
+    if (auto ok = srv->build_workers(opt, resolves, upstream_ca, upstream_ca_label); !ok) {
+        return ok.error();
+    }
+    if (auto ok = srv->listen(*endpoint); !ok) {
+        return ok.error();
+    }
+    return srv;
+}
+
+Result<bool> Server::attach_jail(const ProxyOptions& opt) {
+    if (opt.event_fd) {
+        event_fd_ = *opt.event_fd;
+        ::fcntl(event_fd_, F_SETFD, FD_CLOEXEC);
+        ::fcntl(event_fd_, F_SETFL, ::fcntl(event_fd_, F_GETFL) | O_NONBLOCK);
+    }
+    if (opt.clients_fd) {
+        auto clients = ClientMap::map(*opt.clients_fd);
+        if (!clients) {
+            return make_error("--clients-fd: " + clients.error().message);
+        }
+        clients_ = std::move(*clients);
+        ::close(*opt.clients_fd);
+    }
+    return true;
+}
+
+Result<bool> Server::build_workers(const ProxyOptions& opt,
+                                   const std::vector<ResolveOverride>& resolves,
+                                   const std::optional<std::string>& upstream_ca,
+                                   const std::string& upstream_ca_label) {
+    CertAuthority::Options ca_opts;
+    ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
     const unsigned threads =
         opt.threads ? opt.threads
                     : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
@@ -152,7 +172,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     // directory is locked (flock), so concurrent opens create at most one CA.
     auto make_worker = [&]() -> Result<std::unique_ptr<Worker>> {
         auto w = std::make_unique<Worker>();
-        w->shared = &srv->shared_;
+        w->shared = &shared_;
         auto ca = CertAuthority::open(ca_opts);
         if (!ca) {
             return make_error("interception CA: " + ca.error().message);
@@ -190,12 +210,9 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         if (!*b) {
             return b->error();
         }
-        srv->workers_.push_back(std::move(**b));
+        workers_.push_back(std::move(**b));
     }
-    if (auto ok = srv->listen(*endpoint); !ok) {
-        return ok.error();
-    }
-    return srv;
+    return true;
 }
 
 Server::~Server() = default;

@@ -15,6 +15,7 @@
 #include "proxy/ca.hpp"
 #include "proxy/options.hpp"
 #include "proxy/session.hpp"
+#include "proxy/upstream.hpp"
 
 namespace lj::proxy {
 
@@ -33,6 +34,13 @@ class Server {
 
   private:
     Server() = default;
+    /// --event-fd and --clients-fd: the jail's events and its table of clients.
+    Result<bool> attach_jail(const ProxyOptions& opt);
+    /// One worker per thread, each with its own CA instance, trust store and upstream.
+    Result<bool> build_workers(const ProxyOptions& opt,
+                               const std::vector<ResolveOverride>& resolves,
+                               const std::optional<std::string>& upstream_ca,
+                               const std::string& upstream_ca_label);
     Result<bool> listen(const tcp::endpoint& endpoint);
     awaitable<void> accept_loop();
     void shutdown();
