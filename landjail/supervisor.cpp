@@ -259,30 +259,8 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
     sockaddr_storage sa{};
     // Opened before ID_VALID below, so that the pidfd perform() uses names the caller.
     Caller* c = caller(n.pid());
-    // Read the address exactly once; everything below uses this copy.
-    if (len > 0) {
-        if (!c || !c->mem.valid()) {
-            const int err = c ? c->mem_errno : errno;
-            if (valid(n.req.id)) {
-                deny_connect(n, "(unreadable: " + std::string(std::strerror(err)) + ")", EPERM,
-                             "address_unreadable");
-            }
-            return;
-        }
-        const auto want = static_cast<std::size_t>(len);
-        ssize_t got = pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1)));
-        if (got != len) {
-            // The cached file may name the memory the thread had before an execve.
-            c->mem.reset(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
-            got =
-                c->mem.valid() ? pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1))) : -1;
-        }
-        if (got != len) {
-            if (valid(n.req.id)) {
-                respond(n.req.id, EFAULT);
-            }
-            return;
-        }
+    if (!read_address(n, c, len, sa)) {
+        return;
     }
     // A fresh entry was opened by thread id after the notification: the id may name another
     // task by now, unless the caller is still waiting. A cached entry's task was alive before
@@ -319,29 +297,64 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
         return;
     }
     if (family == AF_UNIX) {
-        const auto& un = reinterpret_cast<const sockaddr_un&>(sa);
-        if (slen > sizeof(sa_family_t) && un.sun_path[0] == '\0') {
-            // Without the Landlock scope we cannot tell an abstract socket of the jail from
-            // one outside it.
-            deny_connect(n, unix_text(sa, slen), EPERM, "abstract_unix_socket");
+        connect_unix(n, c, fd, sa, slen);
+        return;
+    }
+    perform(n, c, fd, sa, slen);
+}
+
+bool Supervisor::read_address(const Notification& n, Caller* c, int len, sockaddr_storage& sa) {
+    if (len == 0) {
+        return true;
+    }
+    // Read the address exactly once; everything after uses this copy.
+    if (!c || !c->mem.valid()) {
+        const int err = c ? c->mem_errno : errno;
+        if (valid(n.req.id)) {
+            deny_connect(n, "(unreadable: " + std::string(std::strerror(err)) + ")", EPERM,
+                         "address_unreadable");
+        }
+        return false;
+    }
+    const auto want = static_cast<std::size_t>(len);
+    ssize_t got = pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1)));
+    if (got != len) {
+        // The cached file may name the memory the thread had before an execve.
+        c->mem.reset(open(proc_path(n.pid(), "mem").c_str(), O_RDONLY | O_CLOEXEC));
+        got = c->mem.valid() ? pread(c->mem.get(), &sa, want, static_cast<off_t>(n.arg(1))) : -1;
+    }
+    if (got != len) {
+        if (valid(n.req.id)) {
+            respond(n.req.id, EFAULT);
+        }
+        return false;
+    }
+    return true;
+}
+
+void Supervisor::connect_unix(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
+                              socklen_t slen) {
+    const auto& un = reinterpret_cast<const sockaddr_un&>(sa);
+    if (slen > sizeof(sa_family_t) && un.sun_path[0] == '\0') {
+        // Without the Landlock scope we cannot tell an abstract socket of the jail from one
+        // outside it.
+        deny_connect(n, unix_text(sa, slen), EPERM, "abstract_unix_socket");
+        return;
+    }
+    if (slen > sizeof(sa_family_t) && un.sun_path[0] != '/') {
+        // We connect from our own working directory: make the path the caller's.
+        const std::size_t n_path = strnlen(un.sun_path, slen - sizeof(sa_family_t));
+        const std::string abs = proc_path(n.pid(), "cwd") + "/" + std::string(un.sun_path, n_path);
+        if (abs.size() >= sizeof(un.sun_path)) {
+            respond(n.req.id, ENAMETOOLONG);
             return;
         }
-        if (slen > sizeof(sa_family_t) && un.sun_path[0] != '/') {
-            // We connect from our own working directory: make the path the caller's.
-            const std::size_t n_path = strnlen(un.sun_path, slen - sizeof(sa_family_t));
-            const std::string abs =
-                proc_path(n.pid(), "cwd") + "/" + std::string(un.sun_path, n_path);
-            if (abs.size() >= sizeof(un.sun_path)) {
-                respond(n.req.id, ENAMETOOLONG);
-                return;
-            }
-            sockaddr_storage copy{};
-            auto& cu = reinterpret_cast<sockaddr_un&>(copy);
-            cu.sun_family = AF_UNIX;
-            std::memcpy(cu.sun_path, abs.c_str(), abs.size() + 1);
-            perform(n, c, fd, copy, static_cast<socklen_t>(sizeof(sa_family_t) + abs.size() + 1));
-            return;
-        }
+        sockaddr_storage copy{};
+        auto& cu = reinterpret_cast<sockaddr_un&>(copy);
+        cu.sun_family = AF_UNIX;
+        std::memcpy(cu.sun_path, abs.c_str(), abs.size() + 1);
+        perform(n, c, fd, copy, static_cast<socklen_t>(sizeof(sa_family_t) + abs.size() + 1));
+        return;
     }
     perform(n, c, fd, sa, slen);
 }

@@ -67,6 +67,12 @@ class Supervisor {
     static constexpr std::size_t kMaxCallers = 128;  ///< two fds each
     Caller* caller(pid_t tid);  ///< cached or opened; nullptr when the thread is gone
     void on_connect(const Notification& n, bool retried = false);
+    /// Reads the caller's address into `sa`, once; false when it answered the call instead.
+    bool read_address(const Notification& n, Caller* c, int len, sockaddr_storage& sa);
+    /// A unix connect without Landlock scopes (ABI < 6): abstract names are refused,
+    /// relative paths made the caller's.
+    void connect_unix(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
+                      socklen_t len);
     void on_socket(const Notification& n);
     void on_signal(const Notification& n);
     void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,

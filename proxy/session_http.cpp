@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: Apache-2.0
+// Plain HTTP requests (absolute-form on the listener, origin-form inside a tunnel): the
+// checks that turn them into a policy::Request, the decision, and forwarding to the origin
+// with the response (1xx, 101 upgrades, bodies) relayed back.
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "policy/request.hpp"
+#include "policy/text.hpp"
+#include "proxy/http_rules.hpp"
+#include "proxy/session_impl.hpp"
+
+namespace lj::proxy {
+namespace {
+
+/// The request as forwarded: origin-form target (the normalized path that was matched),
+/// canonical Host, no hop-by-hop fields, keep-alive towards the origin.
+void rewrite_for_origin(http::request<http::buffer_body>& req, const policy::Request& preq,
+                        bool websocket) {
+    req.target(preq.path + (preq.has_query ? "?" + preq.query : std::string()));
+    strip_hop_by_hop(req, websocket);
+    req.set(http::field::host, preq.port == policy::default_port(preq.scheme)
+                                   ? preq.host.authority()
+                                   : preq.host.authority() + ":" + std::to_string(preq.port));
+    if (websocket) {
+        req.set(http::field::connection, "Upgrade");
+    } else {
+        req.keep_alive(true);
+    }
+}
+
+}  // namespace
+
+Result<policy::Request> Session::to_policy_request(const Request& req, const Origin* origin,
+                                                   int& status) {
+    const std::string method(req.method_string());
+    const std::string target(req.target());
+    status = 400;
+    Result<policy::Request> r = make_error("");
+    if (!target.empty() && target.front() == '/') {
+        if (!origin) {
+            return make_error(
+                "landjail-proxy is a forward proxy: send the absolute URL "
+                "(http://host/path) or use CONNECT");
+        }
+        r = policy::parse_origin_request(method, origin->scheme, origin->host, origin->port,
+                                         target);
+    } else {
+        r = policy::parse_request(method, target);
+    }
+    if (!r) {
+        return r;
+    }
+    const std::uint16_t dport = policy::default_port(r->scheme);
+    if (origin && (r->host != origin->host || r->port != origin->port)) {
+        status = 421;
+        return make_error("the request names " + r->host.authority() + " inside a tunnel to " +
+                          origin->host.authority());
+    }
+    auto host_field = req.find(http::field::host);
+    if (host_field == req.end()) {
+        if (origin) {
+            return make_error("missing Host header");
+        }
+        return r;
+    }
+    auto hp = policy::parse_host_port(policy::trim(host_field->value()), dport);
+    if (!hp || hp->host != r->host || hp->port != r->port) {
+        status = origin ? 421 : 400;
+        return make_error("Host header '" + policy::printable(host_field->value()) +
+                          "' does not match " + r->host.authority());
+    }
+    if (origin && origin->misdirected) {
+        status = 421;
+        return make_error("the TLS server name (SNI) does not match the CONNECT host " +
+                          origin->host.authority());
+    }
+    return r;
+}
+
+awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>& parser,
+                                         const Origin* origin) {
+    const Request& req = parser.get();
+    const bool has_body = !parser.is_done();
+    const bool keep = req.keep_alive() && !has_body && !worker_.draining;
+    if (std::string why = framing_problem(req); !why.empty()) {
+        audit(std::string(req.method_string()), std::string(req.target()), "", {}, "bad_request",
+              400);
+        const std::string body = "landjail: bad request: " + why + "\n";
+        co_await respond(http::status::bad_request, body, false);
+        co_return Next::Close;
+    }
+    int status = 400;
+    auto preq = to_policy_request(req, origin, status);
+    if (!preq) {
+        const bool misdirected = status == 421;
+        audit(std::string(req.method_string()), std::string(req.target()), "", {},
+              misdirected ? "misdirected" : "bad_request", status);
+        const std::string body = "landjail: " + preq.error().message + "\n";
+        const auto st = misdirected ? http::status::misdirected_request : http::status::bad_request;
+        co_await respond(st, body, keep);
+        co_return keep ? Next::KeepAlive : Next::Close;
+    }
+    const policy::Decision d = shared_.engine->evaluate(*preq);
+    if (!d.allowed) {
+        audit(preq->method, preq->url(), preq->host.text, d, {}, 403);
+        const std::string body = deny_body(*preq, d);
+        co_await respond(http::status::forbidden, body, keep, true);
+        co_return keep ? Next::KeepAlive : Next::Close;
+    }
+    co_return co_await forward(parser, *preq, d);
+}
+
+awaitable<Session::Next> Session::forward(http::request_parser<http::buffer_body>& parser,
+                                          const policy::Request& preq, const policy::Decision& d) {
+    Request& req = parser.get();
+    const bool client_keep = req.keep_alive() && !worker_.draining;
+    const bool websocket = is_websocket_upgrade(req);
+    if (iequals(req[http::field::expect], "100-continue") && !parser.is_done()) {
+        // Answer the client ourselves: the upstream never sees Expect, so no one waits.
+        req.erase(http::field::expect);
+        const std::string none;
+        co_await respond(http::status::continue_, none, true);
+    }
+    UpstreamFailure failure;
+    bool reused = false;
+    arm(Phase::Upstream, shared_.timeouts.upstream);
+    std::unique_ptr<Stream> up =
+        co_await worker_.upstream->acquire(preq.scheme, preq.host, preq.port, failure, reused);
+    if (!up) {
+        const bool keep = client_keep && parser.is_done();
+        const std::string target = preq.host.authority() + ":" + std::to_string(preq.port);
+        co_await respond_upstream_failure(preq, d, target, failure, keep);
+        co_return keep ? Next::KeepAlive : Next::Close;
+    }
+    upstream_ = up.get();
+    rewrite_for_origin(req, preq, websocket);
+    arm(Phase::Relay, shared_.timeouts.idle);
+    error_code ec = co_await relay<true>(client_, client_buf_, parser, *up);
+    if (ec) {
+        upstream_ = nullptr;
+        const bool client_side = !parser.is_done();
+        if (!client_side) {
+            const UpstreamFailure f{"send", ec.message()};
+            co_await respond_upstream_failure(preq, d, preq.host.authority(), f, false);
+        }
+        co_return Next::Close;
+    }
+
+    beast::flat_buffer up_buf;
+    auto rp = co_await read_response(*up, up_buf, req.method() == http::verb::head, ec);
+    if (!rp) {
+        upstream_ = nullptr;
+        if (ec == asio::error::shut_down) {
+            co_return Next::Close;  // the client went away while 1xx responses were relayed
+        }
+        const bool timeout = timed_out_;
+        const UpstreamFailure f{
+            "response", timeout ? "timed out waiting for the response headers" : ec.message(),
+            timeout};
+        co_await respond_upstream_failure(preq, d, preq.host.authority(), f, false);
+        co_return Next::Close;
+    }
+    Response& res = rp->get();
+    const int code = static_cast<int>(res.result_int());
+    audit(preq.method, preq.url(), preq.host.text, d, {}, code);
+    if (code == 101 && websocket) {
+        co_await relay_upgrade(res, *up, up_buf);
+        co_return Next::Close;
+    }
+    co_return co_await relay_response(preq, *rp, up, up_buf, client_keep);
+}
+
+awaitable<void> Session::relay_upgrade(Response& res, Stream& up, beast::flat_buffer& up_buf) {
+    strip_hop_by_hop(res, true);
+    res.set(http::field::connection, "Upgrade");
+    http::response<http::empty_body> head{res.result(), 11};
+    for (const auto& f : res) {
+        head.set(f.name_string(), f.value());
+    }
+    error_code ec;
+    co_await http::async_write(client_, head, asio::redirect_error(use_awaitable, ec));
+    if (!ec) {
+        co_await splice(client_, client_buf_, up, up_buf);
+    }
+    upstream_ = nullptr;
+}
+
+awaitable<Session::Next> Session::relay_response(const policy::Request& preq,
+                                                 http::response_parser<http::buffer_body>& rp,
+                                                 std::unique_ptr<Stream>& up,
+                                                 beast::flat_buffer& up_buf, bool client_keep) {
+    Response& res = rp.get();
+    const bool upstream_keep = res.keep_alive();
+    strip_hop_by_hop(res, false);
+    const bool body_expected = !rp.is_done();
+    if (body_expected && !res.chunked() && !res.has_content_length()) {
+        res.chunked(true);  // the origin ends the body by closing: frame it for the client
+    }
+    res.keep_alive(client_keep);
+    arm(Phase::Relay, shared_.timeouts.idle);
+    error_code ec;
+    bool complete = false;
+    if (spliceable(*up, rp)) {
+        ec = co_await splice_body(*up, up_buf, rp, client_);
+        complete = !ec;
+    } else {
+        ec = co_await relay<false>(*up, up_buf, rp, client_);
+        complete = !ec && rp.is_done();
+    }
+    upstream_ = nullptr;
+    if (complete && upstream_keep && up_buf.size() == 0) {
+        worker_.upstream->release(preq.scheme, preq.host, preq.port, std::move(up));
+    }
+    co_return !ec && client_keep ? Next::KeepAlive : Next::Close;
+}
+
+/// Reads response headers from the origin, passing 1xx interim responses (other than 101) on
+/// to the client. Null with `ec` set on failure (asio::error::shut_down: the client is gone).
+awaitable<std::unique_ptr<http::response_parser<http::buffer_body>>> Session::read_response(
+    Stream& up, beast::flat_buffer& up_buf, bool head, error_code& ec) {
+    for (;;) {
+        auto rp = std::make_unique<http::response_parser<http::buffer_body>>();
+        rp->header_limit(kHeaderLimit);
+        rp->body_limit(std::numeric_limits<std::uint64_t>::max());
+        rp->skip(head);
+        arm(Phase::Upstream, shared_.timeouts.upstream);
+        co_await http::async_read_header(up, up_buf, *rp, asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            co_return nullptr;
+        }
+        const unsigned code = rp->get().result_int();
+        if (code < 100 || code >= 200 || code == 101) {
+            co_return rp;
+        }
+        http::response<http::empty_body> interim{rp->get().result(), 11};
+        for (const auto& f : rp->get()) {
+            interim.set(f.name_string(), f.value());
+        }
+        co_await http::async_write(client_, interim, asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            ec = asio::error::shut_down;
+            co_return nullptr;
+        }
+    }
+}
+
+}  // namespace lj::proxy
