@@ -88,6 +88,9 @@ class Auditor {
                                const policy::Labels& labels);
     /// The logfmt stderr line for a denial (no trailing newline). Pure.
     static std::string to_logfmt(const AuditEvent& event);
+    /// The "audit_dropped" line that says `count` events were lost (no trailing newline).
+    static std::string dropped_json(const std::string& session_id, std::uint64_t count,
+                                    const policy::Labels& labels);
 
   private:
     struct Queued {
