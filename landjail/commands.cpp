@@ -85,9 +85,8 @@ int run_check(const CliOptions& cli) {
     std::cout << "configuration is valid\n";
     std::cout << "config file: " << (choice.path ? *choice.path + " [" + choice.how + "]" : "none")
               << "\n";
-    for (const std::string& name : cli.flags.profiles) {
-        auto path = proxy::find_profile(name);
-        std::cout << "profile: " << name << " [" << (path ? *path : std::string("?")) << "]\n";
+    for (const auto& [name, path] : choice.profiles) {
+        std::cout << "profile: " << name << " [" << path << "]\n";
     }
     print_rules("allow rules", s.engine->allow_rules());
     if (s.engine->allow_rules().empty()) {

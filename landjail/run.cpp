@@ -80,16 +80,16 @@ struct SessionDir {
 };
 
 std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
+                                         const proxy::ConfigChoice& config,
                                          const std::string& ca_dir, const std::string& session_id) {
     std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
                                   "--session-id", session_id};
     if (cli.config) {
         a.insert(a.end(), {"--config", *cli.config});
     }
-    for (const auto& name : cli.flags.profiles) {
-        // The file landjail read (already found), so the proxy reads the same one.
-        auto path = proxy::find_profile(name);
-        a.insert(a.end(), {"--profile", path ? std::filesystem::absolute(*path).string() : name});
+    for (const auto& [name, path] : config.profiles) {
+        // The file landjail read, so that the proxy reads the same one.
+        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
     }
     for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
     for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
@@ -140,6 +140,7 @@ class Jail {
 
     const CliOptions& cli_;
     std::optional<policy::Settings> settings_;
+    proxy::ConfigChoice config_;  ///< where the settings came from (the profiles' files)
     std::string session_id_;
     std::string command_path_;
     std::string ca_dir_;
@@ -186,7 +187,7 @@ int Jail::start() {
 
 /// The settings, the protection plan (with its warnings) and the command's path.
 int Jail::decide() {
-    auto settings = proxy::load_settings(cli_.config, cli_.flags);
+    auto settings = proxy::load_settings(cli_.config, cli_.flags, &config_);
     if (!settings) {
         error(settings.error().what());
         return kExitFailed;
@@ -319,8 +320,9 @@ int Jail::launch_proxy() {
         UniqueFd event_read(events[0]);
         UniqueFd clients = event_pipe_.valid() ? client_table() : UniqueFd();
         hold_proxy_log();
-        auto started = start_proxy(*binary, proxy_arguments(cli_, *settings_, ca_dir_, session_id_),
-                                   event_read.get(), clients.get(), proxy_log_.get());
+        auto started =
+            start_proxy(*binary, proxy_arguments(cli_, *settings_, config_, ca_dir_, session_id_),
+                        event_read.get(), clients.get(), proxy_log_.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;

@@ -23,7 +23,8 @@ struct ConfigFailure {
 
 class Walker {
   public:
-    explicit Walker(std::string_view file) : file_(file) {}
+    /// `rules_only`: a profile, where the top level may only hold allowlist and denylist.
+    Walker(std::string_view file, bool rules_only) : file_(file), rules_only_(rules_only) {}
 
     [[noreturn]] void fail(const YAML::Node& node, const std::string& msg) const {
         throw ConfigFailure{located(node.Mark(), msg)};
@@ -169,6 +170,11 @@ class Walker {
             if (handler == handlers.end()) {
                 fail(key_node, unknown_key(key, where, handlers));
             }
+            if (rules_only_ && where == "config" && key != "allowlist" && key != "denylist") {
+                fail(key_node, "sets '" + key +
+                                   "': a profile may only set allowlist and denylist (put "
+                                   "other settings in the config file)");
+            }
             if (auto [pos, inserted] = seen.emplace(key, key_node.Mark().line + 1); !inserted) {
                 fail(key_node, "key '" + key + "' appears twice (first on line " +
                                    std::to_string(pos->second) + ")");
@@ -223,6 +229,7 @@ class Walker {
     }
 
     std::string file_;
+    bool rules_only_ = false;
 };
 
 void walk_audit(const Walker& w, const YAML::Node& node, AuditConfig& audit) {
@@ -362,10 +369,12 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
 
 }  // namespace
 
-Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
+namespace {
+
+Result<FileConfig> parse(std::string_view text, std::string_view file, bool rules_only) {
     FileConfig config;
     config.file = std::string(file);
-    const Walker walker(file);
+    const Walker walker(file, rules_only);
     try {
         const YAML::Node root = YAML::Load(std::string(text));
         if (root.IsNull()) {
@@ -381,6 +390,16 @@ Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
         return make_error(std::string(file) + ": " + e.what());
     }
     return config;
+}
+
+}  // namespace
+
+Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
+    return parse(text, file, false);
+}
+
+Result<FileConfig> parse_profile(std::string_view text, std::string_view file) {
+    return parse(text, file, true);
 }
 
 }  // namespace lj::policy

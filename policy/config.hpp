@@ -86,4 +86,8 @@ struct FileConfig {
 /// config. YAML syntax errors keep yaml-cpp's position.
 Result<FileConfig> parse_config(std::string_view text, std::string_view file);
 
+/// Parses a profile (--profile): the config format, with only allowlist and denylist allowed
+/// at the top level; any other key is an error at its location.
+Result<FileConfig> parse_profile(std::string_view text, std::string_view file);
+
 }  // namespace lj::policy

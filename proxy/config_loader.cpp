@@ -92,42 +92,10 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
     return out;
 }
 
-/// The first key of a profile file besides allowlist and denylist, or "".
-std::string non_rule_key(const policy::FileConfig& f) {
-    const std::pair<bool, const char*> keys[] = {
-        {f.jail_type.has_value(), "jail_type"},
-        {f.log_dir.has_value(), "log_dir"},
-        {f.proxy_port.has_value(), "proxy_port"},
-        {f.log_level.has_value(), "log_level"},
-        {f.no_user_namespace.has_value(), "no_user_namespace"},
-        {f.use_real_dns.has_value(), "use_real_dns"},
-        {f.pprof_enabled.has_value(), "pprof_enabled"},
-        {f.pprof_port.has_value(), "pprof_port"},
-        {f.disable_audit_logs.has_value(), "disable_audit_logs"},
-        {f.configure_dns_for_local_stub_resolver.has_value(),
-         "configure_dns_for_local_stub_resolver"},
-        {f.audit.file || f.audit.socket || f.audit.http || f.audit.stderr_denials, "audit"},
-        {!f.tls.passthrough.empty() || f.tls.upstream_ca, "tls"},
-        {f.labels.workspace_id || f.labels.workspace_name || f.labels.owner ||
-             f.labels.template_id || f.labels.template_version_id,
-         "labels"},
-        {f.boundary_only.upstream_proxy || f.boundary_only.log_proxy_socket_path ||
-             f.boundary_only.session_correlation_enabled ||
-             !f.boundary_only.session_id_inject_targets.empty() ||
-             f.boundary_only.session_id_header_name || f.boundary_only.sequence_number_header_name,
-         "a boundary setting"},
-    };
-    for (const auto& [present, key] : keys) {
-        if (present) {
-            return key;
-        }
-    }
-    return "";
-}
-
 /// Reads the --profile files in order; each rule's origin names the profile. A profile
-/// given twice (by name or path) is read once.
-Result<std::vector<policy::FileConfig>> load_profiles(const std::vector<std::string>& names) {
+/// given twice (by name or path) is read once. `read` gets each name and its file.
+Result<std::vector<policy::FileConfig>> load_profiles(
+    const std::vector<std::string>& names, std::vector<std::pair<std::string, std::string>>& read) {
     std::vector<policy::FileConfig> out;
     std::set<std::string> seen;
     for (const std::string& name : names) {
@@ -144,15 +112,11 @@ Result<std::vector<policy::FileConfig>> load_profiles(const std::vector<std::str
         if (!text) {
             return make_error("--profile " + name + ": " + text.error().what());
         }
-        auto file = policy::parse_config(*text, *path);
+        auto file = policy::parse_profile(*text, *path);
         if (!file) {
             return make_error("--profile " + name + ": " + file.error().what());
         }
-        if (const std::string extra = non_rule_key(*file); !extra.empty()) {
-            return make_error("--profile " + name + ": " + *path + " sets '" + extra +
-                              "': a profile may only set allowlist and denylist (put other "
-                              "settings in the config file)");
-        }
+        read.emplace_back(name, *path);
         for (auto* list : {&file->allowlist, &file->denylist}) {
             for (policy::RuleSource& rule : *list) {
                 rule.origin = "profile " + name + ": " + rule.origin;
@@ -226,7 +190,7 @@ Result<ConfigChoice> discover_config(const std::optional<std::string>& config_fl
         if (!exists(path)) {
             return make_error("config file '" + path + "' (from " + how + ") does not exist");
         }
-        return ConfigChoice{path, how};
+        return ConfigChoice{path, how, {}};
     };
     if (config_flag) {
         return explicit_path(*config_flag, "--config");
@@ -241,11 +205,11 @@ Result<ConfigChoice> discover_config(const std::optional<std::string>& config_fl
         for (const char* rel :
              {"/.config/landjail/config.yaml", "/.config/coder_boundary/config.yaml"}) {
             if (std::string path = home + rel; exists(path)) {
-                return ConfigChoice{path, "default location"};
+                return ConfigChoice{path, "default location", {}};
             }
         }
     }
-    return ConfigChoice{std::nullopt, "none found"};
+    return ConfigChoice{std::nullopt, "none found", {}};
 }
 
 Result<policy::Settings> load_settings(const std::optional<std::string>& config_flag,
@@ -266,7 +230,7 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
         }
         inputs.file = std::move(*file);
     }
-    auto profiles = load_profiles(flags.profiles);
+    auto profiles = load_profiles(flags.profiles, choice->profiles);
     if (!profiles) {
         return profiles.error();
     }

@@ -6,6 +6,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "policy/settings.hpp"
 
@@ -15,6 +17,8 @@ namespace lj::proxy {
 struct ConfigChoice {
     std::optional<std::string> path;  ///< none found (not an error when nothing was asked for)
     std::string how;                  ///< "--config", "LANDJAIL_CONFIG", "default location", …
+    /// Each --profile NAME and the file read for it, in order (set by load_settings).
+    std::vector<std::pair<std::string, std::string>> profiles;
 };
 
 /// Discovery: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, ~/.config/landjail/config.yaml,

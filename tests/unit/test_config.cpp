@@ -230,6 +230,25 @@ Test(config, newer_boundary_keys_load) {
               bad.ok() ? "accepted" : bad.error().what().c_str());
 }
 
+// A profile holds rules only: every other key, known or boundary's, is refused where it
+// stands; allowlist and denylist parse as in a config file.
+Test(config, profiles_hold_rules_only) {
+    for (const char* key : {"log_dir: /tmp/x\n", "audit:\n  file: /tmp/a\n",
+                            "upstream_proxy: http://p:3128\n", "labels:\n  owner: me\n"}) {
+        const std::string text = std::string("allowlist:\n  - domain=a.example\n") + key;
+        auto r = lj::policy::parse_profile(text, "p.yaml");
+        cr_expect(
+            !r.ok() && contains_any(r.error().what(), "p.yaml:3:1: sets '") &&
+                contains_any(r.error().what(), "a profile may only set allowlist and denylist"),
+            "%s: %s", key, r.ok() ? "accepted" : r.error().what().c_str());
+    }
+    auto ok = lj::policy::parse_profile(
+        "allowlist:\n  - domain=a.example\ndenylist:\n  - domain=b.example\n", "p.yaml");
+    cr_assert(ok.ok(), "%s", ok.ok() ? "" : ok.error().what().c_str());
+    cr_expect_eq(ok->allowlist.size(), 1U);
+    cr_expect_eq(ok->denylist.size(), 1U);
+}
+
 Test(config, log_levels_and_flow_style) {
     for (const char* level : {"error", "warn", "info", "debug"}) {
         const std::string text = std::string("log_level: ") + level + "\n";
