@@ -33,13 +33,16 @@ import time
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "proxy"))
-from fixtures import HarnessError, Procs, log, read_line  # noqa: E402
+from fixtures import (ROOT, HarnessError, Procs, fmt, identity, interrupted,  # noqa: E402
+                      log, read_line, run_main, write_report)
 
 RULE = "domain=bench.test"
 START_TARGET_MS = 30.0
 CONNECT_TARGET_US = 15.0
+
+# Where a change makes the measured binaries "uncommitted" (identity()).
+SOURCES = ("landjail", "proxy", "policy")
 
 
 # ---- running things -----------------------------------------------------------------------
@@ -190,10 +193,6 @@ def measure_connect(cfg, procs, res):
 # ---- the table ----------------------------------------------------------------------------
 
 
-def fmt(v, digits=1):
-    return "–" if v is None else f"{v:,.{digits}f}".replace(",", " ")
-
-
 def row(label, unit, plain, jail, target=None, digits=1):
     diff = None if plain is None or jail is None else jail - plain
     result = ""
@@ -244,21 +243,6 @@ CONNECT_VARIANTS = [
 ]
 
 
-def identity(binary):
-    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(binary).st_mtime))
-    try:
-        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "landjail",
-                                "proxy", "policy"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return f"{binary}, built {built}"
-    shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + os.sep) else binary
-    return f"{shown} at git {head}" + (" (+ uncommitted changes)" if dirty else "") + \
-        f", built {built}"
-
-
 def notes(cfg, seconds):
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -272,7 +256,7 @@ def notes(cfg, seconds):
              if cfg.outer_seccomp else "not measured: build/tests/e2e/outer-seccomp is not built")
     return [
         f"Run {time.strftime('%Y-%m-%d %H:%M')}, {seconds:.0f} s; {os.cpu_count()} CPUs ({cpu}); "
-        f"kernel {os.uname().release}; uid {os.getuid()}; {identity(cfg.landjail)}.",
+        f"kernel {os.uname().release}; uid {os.getuid()}; {identity(cfg.landjail, SOURCES)}.",
         "",
         f"Start-up: wall time of fork + exec + wait from Python, {cfg.runs} runs of each "
         f"variant interleaved after 3 warm-up runs; landjail with `--allow {RULE}`, an existing "
@@ -332,10 +316,6 @@ def parse_args():
     return a
 
 
-def interrupted(signum, frame):
-    raise KeyboardInterrupt()
-
-
 def main():
     args = parse_args()
     cfg = Config()
@@ -356,12 +336,8 @@ def main():
         measure_startup(cfg, procs, res)
         measure_connect(cfg, procs, res)
         lines, verdicts = table(res, cfg)
-        text = "\n".join(["# landjail jail benchmark", ""] + lines + [""] + notes(
-            cfg, time.monotonic() - started)) + "\n"
-        print(text)
-        with open(args.out, "w") as f:
-            f.write(text)
-        log(f"wrote {args.out}")
+        write_report("landjail jail benchmark",
+                     lines + [""] + notes(cfg, time.monotonic() - started), args.out)
         for label, result, diff in verdicts:
             if result != "PASS":
                 log(f"target missed: {label} ({fmt(diff, 2)})")
@@ -375,11 +351,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except HarnessError as e:
-        log(f"error: {e}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)

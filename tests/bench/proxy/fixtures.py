@@ -312,3 +312,58 @@ def cpu_seconds(proc):
     with open(f"/proc/{proc.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- shared by the benchmarks' run.py (proxy, jail, shim) ---------------------------------
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+
+
+def fmt(v, digits=1):
+    """A table cell: '–' for a missing value, text as it is, numbers grouped with spaces."""
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    return f"{v:,.{digits}f}".replace(",", " ")
+
+
+def identity(binary, paths):
+    """'build/bin/X at git abc1234 (+ uncommitted changes), built 2026-11-23 23:45': the
+    commit, and whether the sources under `paths` (relative to the repository) differ."""
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(binary).st_mtime))
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", *paths],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return f"{binary}, built {built}"
+    shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + os.sep) else binary
+    return f"{shown} at git {head}" + (" (+ uncommitted changes)" if dirty else "") + \
+        f", built {built}"
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def write_report(title, lines, path):
+    """The results as markdown: printed, and written to `path`."""
+    text = "\n".join([f"# {title}", ""] + lines) + "\n"
+    print(text)
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"wrote {path}")
+
+
+def run_main(main):
+    """Exits with main()'s status; 1 when the harness fails, 130 when interrupted."""
+    try:
+        sys.exit(main())
+    except HarnessError as e:
+        log(f"error: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)

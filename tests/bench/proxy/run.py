@@ -35,8 +35,9 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures import (BULK_BYTES, HOST, HarnessError, Procs, RssSampler, cpu_seconds,  # noqa: E402
-                      free_port, log, make_files, make_pki, rss_kib, run, start_landjail,
-                      start_mitmproxy, start_nginx, start_squid)
+                      fmt, free_port, identity, interrupted, log, make_files, make_pki, rss_kib,
+                      run, run_main, start_landjail, start_mitmproxy, start_nginx, start_squid,
+                      write_report)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -186,14 +187,6 @@ class Config:
     pass
 
 
-def fmt(v, digits=0):
-    if v is None:
-        return "–"
-    if isinstance(v, str):
-        return v
-    return f"{v:,.{digits}f}".replace(",", " ")
-
-
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -331,7 +324,7 @@ def table(res, primary, other, idle_conns):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     verdicts = []
     for key, label, unit, digits, _higher, base, goal in ROWS:
-        label = label.format(n=fmt(idle_conns))
+        label = label.format(n=fmt(idle_conns, 0))
         vals = [res.get((key, c)) for c in cols]
         ratios = [ratio(res.get((key, primary)), res.get((key, b)))
                   for b in ("direct", "squid", "mitmproxy")]
@@ -373,20 +366,6 @@ def environment():
         f"{name} {ver(argv, pat)}" for name, argv, pat in tools)
 
 
-def proxy_identity(binary):
-    """'git 766c6e1 (+ uncommitted changes), built 2026-11-23 23:45' when inside the repo."""
-    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(binary).st_mtime))
-    try:
-        head = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10).stdout.strip()
-        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--", "proxy", "policy",
-                     "Makefile"], 10).stdout.strip()
-    except (HarnessError, OSError, subprocess.TimeoutExpired):
-        return f"{binary}, built {built}"
-    shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + os.sep) else binary
-    return f"{shown} at git {head}" + (
-        " (+ uncommitted changes)" if dirty else "") + f", built {built}"
-
-
 def check_tools():
     missing = [t for t in ("nginx", "squid", "mitmdump", "wrk", "curl", "openssl", "cc")
                if shutil.which(t) is None]
@@ -394,10 +373,6 @@ def check_tools():
         raise HarnessError("missing " + ", ".join(missing) +
                            " (Debian packages: nginx-light squid mitmproxy wrk curl openssl "
                            "libssl-dev; ./install.sh installs them)")
-
-
-def interrupted(signum, frame):
-    raise KeyboardInterrupt()
 
 
 def parse_args():
@@ -463,7 +438,7 @@ def notes(cfg, args, res, targets, other, seconds_taken):
                      res.get(("tlserr", t.name), 0)) for t in targets}
     return [
         f"Run {time.strftime('%Y-%m-%d %H:%M')}, {seconds_taken:.0f} s; " + environment() +
-        f"; proxy {proxy_identity(args.proxy)}.",
+        f"; proxy {identity(args.proxy, ('proxy', 'policy', 'Makefile'))}.",
         "",
         f"★ = landjail-proxy `--threads {args.table_threads}`, used for the ratios and the "
         f"★ verdicts; the last column is the verdict {other} would get. All on 127.0.0.1, "
@@ -509,12 +484,8 @@ def main():
             if t.proc is not None and t.proc.poll() is not None:
                 raise HarnessError(f"{t.name} died during the run (status {t.proc.returncode})")
         lines, verdicts = table(res, primary, other, cfg.idle_conns)
-        text = "\n".join(["# landjail-proxy benchmark", ""] + lines + [""] + notes(
-            cfg, args, res, targets, other, time.monotonic() - started)) + "\n"
-        print(text)
-        with open(args.out, "w") as f:
-            f.write(text)
-        log(f"wrote {args.out}")
+        write_report("landjail-proxy benchmark", lines + [""] + notes(
+            cfg, args, res, targets, other, time.monotonic() - started), args.out)
         for label, v, shown in verdicts:
             if v != "PASS":
                 log(f"target missed: {label} ({shown})")
@@ -528,11 +499,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except HarnessError as e:
-        log(f"error: {e}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)

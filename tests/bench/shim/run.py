@@ -39,9 +39,9 @@ import time
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "proxy"))
-from fixtures import HarnessError, Procs, log, read_line  # noqa: E402
+from fixtures import (ROOT, HarnessError, Procs, fmt, identity, interrupted,  # noqa: E402
+                      log, read_line, run_main, write_report)
 
 HOST = "bench.test"
 RULE = "domain=" + HOST
@@ -59,6 +59,9 @@ STATS_RE = re.compile(r"^(setup_us|total_us) mean ([\d.]+) median ([\d.]+) p90 (
                       r"min ([\d.]+)$", re.M)
 OK_RE = re.compile(r"^ok (\d+) fail (\d+)$", re.M)
 RATE_RE = re.compile(r"^wall_s ([\d.]+) rate ([\d.]+)$", re.M)
+
+# Where a change makes the measured binaries "uncommitted" (identity()).
+SOURCES = ("landjail", "proxy", "policy", "shim")
 
 
 class Config:
@@ -158,10 +161,6 @@ def start_proxy(cfg, procs):
 # ---- the table ----------------------------------------------------------------------------
 
 
-def fmt(v, digits=1):
-    return "–" if v is None else f"{v:,.{digits}f}".replace(",", " ")
-
-
 def table(res):
     g = res.get
 
@@ -204,21 +203,6 @@ def table(res):
     return lines
 
 
-def identity(binary):
-    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(binary).st_mtime))
-    try:
-        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "landjail",
-                                "proxy", "policy", "shim"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return f"{binary}, built {built}"
-    shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + os.sep) else binary
-    return f"{shown} at git {head}" + (" (+ uncommitted changes)" if dirty else "") + \
-        f", built {built}"
-
-
 def notes(cfg, seconds):
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -228,7 +212,7 @@ def notes(cfg, seconds):
                 break
     return [
         f"Run {time.strftime('%Y-%m-%d %H:%M')}, {seconds:.0f} s; {os.cpu_count()} CPUs ({cpu}); "
-        f"kernel {os.uname().release}; uid {os.getuid()}; {identity(cfg.landjail)}.",
+        f"kernel {os.uname().release}; uid {os.getuid()}; {identity(cfg.landjail, SOURCES)}.",
         "",
         f"Client: threads_connect (tests/e2e/shim_clients), plain HTTP/1.1 GET with "
         f"Connection: close to {HOST}:80 = http_origin on {cfg.origin_addr} (C, 4 threads). "
@@ -284,10 +268,6 @@ def parse_args():
     return a
 
 
-def interrupted(signum, frame):
-    raise KeyboardInterrupt()
-
-
 def main():
     args = parse_args()
     cfg = Config()
@@ -321,12 +301,8 @@ def main():
                 r = res[(kind, key)]
                 log(f"  {key}: setup median {r['setup'][1]:.1f} µs, request median "
                     f"{r['total'][1]:.1f} µs, {r['rate']:.0f} conn/s")
-        text = "\n".join(["# landjail shim benchmark", ""] + table(res) + [""] + notes(
-            cfg, time.monotonic() - started)) + "\n"
-        print(text)
-        with open(args.out, "w") as f:
-            f.write(text)
-        log(f"wrote {args.out}")
+        write_report("landjail shim benchmark",
+                     table(res) + [""] + notes(cfg, time.monotonic() - started), args.out)
         return 0
     finally:
         procs.stop_all()
@@ -337,11 +313,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except HarnessError as e:
-        log(f"error: {e}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)
