@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import json
 import os
 import re
 import select
@@ -54,6 +53,8 @@ sys.path.insert(0, str(INTEGRATION))
 
 import origin as origin_mod  # noqa: E402  (tests/integration/origin.py)
 from clients import clean_env  # noqa: E402  (tests/integration/clients.py)
+sys.path.insert(0, str(HERE))
+from e2e_support_jail import read_audit  # noqa: E402
 
 
 def _load_integration_conftest():
@@ -210,15 +211,6 @@ def new_workdir(root: Path, user: str, name: str = "run") -> Path:
 
 
 # ---- running landjail ------------------------------------------------------------------------
-
-
-def read_audit(path: Path) -> list[dict]:
-    """The complete JSON lines of an audit file ([] when it does not exist)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
 
 class JailResult:

@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -216,6 +217,31 @@ def origin_world(prefix: str):
         if origins is not None:
             origins.stop()
         shared.cleanup()
+
+
+class AcceptCounter:
+    """A TCP listener on 127.0.0.1 that counts the connections it accepts (and closes them):
+    a place the jail must never reach, or a weak-mode control's target."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            c.close()
+
+    def close(self):
+        self.sock.close()
 
 
 # ---- audit ---------------------------------------------------------------------------------

@@ -9,10 +9,8 @@ and 6), on this fully capable host made to look degraded by tests/e2e/outer-secc
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from e2e_support_jail import (  # noqa: E402
-    SharedDir, as_user, base_env, e2e_bin_dir, landjail_path, require_binary)
+    AcceptCounter, SharedDir, as_user, base_env, e2e_bin_dir, landjail_path, require_binary)
 
 USERS = ["root", "nobody"]
 
@@ -33,25 +31,6 @@ def shared():
     s = SharedDir("lj-e2e-degrade.")
     yield s
     s.cleanup()
-
-
-class Listener:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            c.close()
 
 
 def run(shared, user, outer, args, command, timeout=60):
@@ -106,7 +85,7 @@ def test_weak_mode_needs_allow_weak(shared, user):
 def test_weak_mode_with_allow_weak(shared, user):
     """Level 5 says it is weak and what is lost, and still holds: another port is refused by
     Landlock (EACCES) and the listener receives nothing, UDP is refused, the proxy answers."""
-    listener = Listener()
+    listener = AcceptCounter()
     # --no-shim: the Landlock layer itself answers (the shim would tunnel the connect).
     rc, out, err = run(shared, user, ["--no-notify"], ["--allow-weak", "--no-shim"],
                        ["/usr/bin/python3", "-c", ATTACK, str(listener.port)])
@@ -168,7 +147,7 @@ print("forbidden:connected udp:created")
 def test_weak_mode_control_without_the_jail(user):
     """The control for test_weak_mode_with_allow_weak: the same user without landjail reaches
     the listener and creates a UDP socket, so the refusals above are the jail's."""
-    listener = Listener()
+    listener = AcceptCounter()
     p = subprocess.run(as_user(user, ["/usr/bin/python3", "-c", CONTROL, str(listener.port)]),
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0 and "forbidden:connected udp:created" in p.stdout, p

@@ -10,11 +10,9 @@ still works afterwards (the supervisor neither crashed nor hung)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -25,35 +23,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from e2e_support_jail import (  # noqa: E402
-    Jail, SharedDir, as_user, e2e_bin_dir, landjail_path, require_binary)
+    AcceptCounter, Jail, SharedDir, as_user, e2e_bin_dir, landjail_path, require_binary)
 
 USERS = ["root", "nobody"]
 MODES = {"full": (), "addfd": ("--pidfd-getfd-eperm",)}
-
-
-class Forbidden:
-    """A TCP listener the jail must never reach; counts connections it accepted."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +38,7 @@ def shared():
 
 @pytest.fixture
 def forbidden():
-    f = Forbidden()
+    f = AcceptCounter()  # the jail must never reach it
     yield f
     f.close()
 
