@@ -244,6 +244,16 @@ class AcceptCounter:
         self.sock.close()
 
 
+def write_scripts(d: Path, scripts: dict) -> dict:
+    """Writes each {name: text} into d, readable by uid 65534; returns {name: path}."""
+    paths = {}
+    for name, text in scripts.items():
+        (d / name).write_text(text)
+        os.chmod(d / name, 0o644)
+        paths[name] = str(d / name)
+    return paths
+
+
 # ---- audit ---------------------------------------------------------------------------------
 
 

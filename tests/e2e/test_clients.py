@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from e2e_support_jail import (PYTHON, Jail, Origins, SharedDir, StandaloneProxy,  # noqa: E402
                               ca_bundle, check_decision, e2e_bin_dir, http_events,
-                              landjail_path, make_pki, proxy_path, read_audit, require_binary)
+                              landjail_path, make_pki, proxy_path, read_audit, require_binary,
+                              write_scripts)
 from gitserver import GitServer, make_bare_repo  # noqa: E402
 
 # jail-addfd: root, under tests/e2e's outer-seccomp --pidfd-getfd-eperm (Docker's default profile
@@ -159,14 +160,12 @@ def env():
     make_bare_repo(str(git_root), "secret", {"secret.txt": "must not leave\n"})
     e.git = GitServer(str(git_root), str(e.pki.cert), str(e.pki.key))
     e.origins = Origins(e.pki, git=e.git)
-    scripts = shared.subdir("scripts")
-    e.scripts = {}
-    for name, text in (("client_urllib.py", URLLIB_SCRIPT),
-                       ("client_requests.py", REQUESTS_SCRIPT), ("https_get.js", NODE_SCRIPT),
-                       ("curl.sh", CURL_SCRIPT), ("git.sh", GIT_SCRIPT)):
-        (scripts / name).write_text(text)
-        os.chmod(scripts / name, 0o644)
-        e.scripts[name] = str(scripts / name)
+    e.scripts = write_scripts(shared.subdir("scripts"), {
+        "client_urllib.py": URLLIB_SCRIPT,
+        "client_requests.py": REQUESTS_SCRIPT,
+        "https_get.js": NODE_SCRIPT,
+        "curl.sh": CURL_SCRIPT,
+        "git.sh": GIT_SCRIPT})
     yield e
     e.origins.stop()
     shared.cleanup()

@@ -35,11 +35,11 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, USERS, Jail, Origins, SharedDir,  # noqa: E402
-                              StandaloneProxy, as_user, base_env, check_decision,
-                              connect_refused, e2e_bin_dir, exe_of, http_events, landjail_path,
-                              listener_pids, make_pki, process_alive, proxy_path,
-                              proxy_port_from_env_line, read_audit, require_binary)
+from e2e_support_jail import (PYTHON, USERS, Jail, StandaloneProxy,  # noqa: E402
+                              as_user, base_env, check_decision, connect_refused, e2e_bin_dir,
+                              exe_of, http_events, landjail_path, listener_pids, origin_world,
+                              process_alive, proxy_path, proxy_port_from_env_line, read_audit,
+                              require_binary, write_scripts)
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 TRAP_EXIT_BASE = 100  # the trapping script exits 100 + the signal number
@@ -105,21 +105,14 @@ class Env:
 def env():
     """Origins on loopback, the test PKI, the scripts, and a Jail factory (the jail binary is
     required by every test here)."""
-    shared = SharedDir("lj-e2e-process.")
-    e = Env()
-    e.shared = shared
-    e.pki = make_pki(shared.subdir("pki"))
-    e.origins = Origins(e.pki)
-    scripts = shared.subdir("scripts")
-    e.scripts = {}
-    for name, text in (("trap.py", TRAP_SCRIPT), ("fetch.py", FETCH_SCRIPT),
-                       ("tty.py", TTY_SCRIPT)):
-        (scripts / name).write_text(text)
-        os.chmod(scripts / name, 0o644)
-        e.scripts[name] = str(scripts / name)
-    yield e
-    e.origins.stop()
-    shared.cleanup()
+    with origin_world("lj-e2e-process.") as (shared, pki, origins):
+        e = Env()
+        e.shared, e.pki, e.origins = shared, pki, origins
+        e.scripts = write_scripts(shared.subdir("scripts"), {
+            "trap.py": TRAP_SCRIPT,
+            "fetch.py": FETCH_SCRIPT,
+            "tty.py": TTY_SCRIPT})
+        yield e
 
 
 @pytest.fixture

@@ -47,8 +47,8 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, SETPRIV, Jail, Origins, SharedDir,  # noqa: E402
-                              base_env, e2e_bin_dir, landjail_path, make_pki, require_binary)
+from e2e_support_jail import (PYTHON, SETPRIV, Jail, base_env, e2e_bin_dir,  # noqa: E402
+                              landjail_path, origin_world, require_binary, write_scripts)
 
 HELLO = "hello from origin"  # tests/integration/origin.py answers GET / with it
 ALLOW = ("domain=origin.test", "domain=other.test")
@@ -330,23 +330,18 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env():
-    shared = SharedDir("lj-e2e-shim.")
-    e = Env()
-    e.shared = shared
-    e.pki = make_pki(shared.subdir("pki"))
-    e.origins = Origins(e.pki)
-    scripts = shared.subdir("scripts")
-    e.scripts = {}
-    for name, text in (("node_net_tls.js", NODE_NET_TLS), ("http_client.py", PY_HTTP_CLIENT),
-                       ("sockets.py", PY_SOCKETS), ("denied.py", PY_DENIED),
-                       ("fork.py", PY_FORK), ("udp.py", PY_UDP),
-                       ("bad_names.py", PY_BAD_NAMES)):
-        (scripts / name).write_text(text)
-        os.chmod(scripts / name, 0o644)
-        e.scripts[name] = str(scripts / name)
-    yield e
-    e.origins.stop()
-    shared.cleanup()
+    with origin_world("lj-e2e-shim.") as (shared, pki, origins):
+        e = Env()
+        e.shared, e.pki, e.origins = shared, pki, origins
+        e.scripts = write_scripts(shared.subdir("scripts"), {
+            "node_net_tls.js": NODE_NET_TLS,
+            "http_client.py": PY_HTTP_CLIENT,
+            "sockets.py": PY_SOCKETS,
+            "denied.py": PY_DENIED,
+            "fork.py": PY_FORK,
+            "udp.py": PY_UDP,
+            "bad_names.py": PY_BAD_NAMES})
+        yield e
 
 
 def run(e: Env, runner: str, command: list[str], allow=ALLOW, args=(), **kw):
