@@ -37,12 +37,8 @@ int common_setup(mbedtls_ssl_config* conf, int endpoint, mbedtls_ctr_drbg_contex
     return mbedtls_ssl_conf_alpn_protocols(conf, kAlpn);
 }
 
-/// Parses the certificates of `path` into `chain`; the number parsed, or an mbedTLS error.
-int parse_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
-    const int r = mbedtls_x509_crt_parse_file(chain, path.c_str());
-    if (r < 0) {
-        return r;
-    }
+/// The certificates in `chain`.
+int count_certs(const mbedtls_x509_crt* chain) {
     int n = 0;
     for (const mbedtls_x509_crt* c = chain; c && c->raw.len; c = c->next) {
         ++n;
@@ -50,9 +46,9 @@ int parse_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
     return n;
 }
 
-}  // namespace
-
-Result<bool> check_ca_file(const std::string& path) {
+/// Adds the certificates of the file `path` to `chain`; the error says what is wrong with the
+/// file and what it should hold.
+Result<bool> add_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
         const int err = errno;
@@ -61,10 +57,9 @@ Result<bool> check_ca_file(const std::string& path) {
     if (S_ISDIR(st.st_mode)) {
         return make_error("is a directory: give a file of CA certificates (PEM)");
     }
-    mbedtls_x509_crt chain;
-    mbedtls_x509_crt_init(&chain);
-    const int n = parse_ca_file(&chain, path);
-    mbedtls_x509_crt_free(&chain);
+    const int before = count_certs(chain);
+    const int r = mbedtls_x509_crt_parse_file(chain, path.c_str());
+    const int n = r < 0 ? r : count_certs(chain) - before;
     if (n <= 0) {
         return make_error(
             "holds no certificate" +
@@ -72,6 +67,16 @@ Result<bool> check_ca_file(const std::string& path) {
             ": give a file of CA certificates in PEM form (-----BEGIN CERTIFICATE-----)");
     }
     return true;
+}
+
+}  // namespace
+
+Result<bool> check_ca_file(const std::string& path) {
+    mbedtls_x509_crt chain;
+    mbedtls_x509_crt_init(&chain);
+    auto ok = add_ca_file(&chain, path);
+    mbedtls_x509_crt_free(&chain);
+    return ok;
 }
 
 TrustStore::TrustStore() {
@@ -93,16 +98,11 @@ Result<std::shared_ptr<const TrustStore>> TrustStore::load(const std::string& sy
         }
     }
     if (extra) {
-        if (auto ok = check_ca_file(*extra); !ok) {
+        if (auto ok = add_ca_file(&store->chain_, *extra); !ok) {
             return make_error(extra_label + " " + *extra + ": " + ok.error().message);
         }
-        if (const int r = mbedtls_x509_crt_parse_file(&store->chain_, extra->c_str()); r < 0) {
-            return mbed_fail(extra_label + " " + *extra, r);
-        }
     }
-    for (const mbedtls_x509_crt* c = &store->chain_; c && c->raw.len; c = c->next) {
-        ++store->count_;
-    }
+    store->count_ = count_certs(&store->chain_);
     if (store->count_ == 0) {
         return make_error("no CA certificates to verify upstream servers with (" + system_bundle +
                           " is missing and no --upstream-ca was given)");
