@@ -334,6 +334,10 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
             {"configure_dns_for_local_stub_resolver",
              flag(c.configure_dns_for_local_stub_resolver,
                   "configure_dns_for_local_stub_resolver")},
+            {"ambiguous_paths",
+             [&](const YAML::Node& n) {
+                 c.ambiguous_paths = w.one_of(n, "ambiguous_paths", {"refuse", "literal"});
+             }},
             {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
             {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
             {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},

@@ -74,6 +74,9 @@ struct FileConfig {
     std::optional<Setting<bool>> no_user_namespace, use_real_dns, pprof_enabled, disable_audit_logs,
         configure_dns_for_local_stub_resolver;
     std::optional<Setting<std::uint16_t>> pprof_port;
+    /// "refuse" (default) | "literal": what to do with a request path whose meaning depends on
+    /// the origin's decoder when rules constrain paths (policy::path_ambiguity).
+    std::optional<Setting<std::string>> ambiguous_paths;
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;

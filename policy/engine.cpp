@@ -13,6 +13,8 @@ std::string_view to_string(Reason reason) {
             return "deny_rule_matched";
         case Reason::NoRuleMatched:
             return "no_rule_matched";
+        case Reason::AmbiguousPath:
+            return "ambiguous_path";
     }
     return "no_rule_matched";
 }
@@ -77,17 +79,24 @@ std::uint32_t Engine::Set::first_match(std::string_view host, HostKind kind, Pre
     return best;
 }
 
-Engine::Engine(std::vector<Rule> allow, std::vector<Rule> deny) {
+Engine::Engine(std::vector<Rule> allow, std::vector<Rule> deny, bool literal_paths)
+    : literal_paths_(literal_paths) {
     allow_.rules = std::move(allow);
     deny_.rules = std::move(deny);
     allow_.build();
     deny_.build();
+    const auto has_paths = [](const Rule& r) { return !r.paths.empty(); };
+    constrains_paths_ = std::any_of(allow_.rules.begin(), allow_.rules.end(), has_paths) ||
+                        std::any_of(deny_.rules.begin(), deny_.rules.end(), has_paths);
 }
 
 Decision Engine::evaluate(const RequestView& r) const {
+    if (constrains_paths_ && !literal_paths_ && !r.ambiguity.empty()) {
+        return {false, Reason::AmbiguousPath, nullptr};
+    }
     auto full = [&](const Rule& rule) {
         return rule.matches_port(r.port) && rule.matches_method(r.method) &&
-               rule.matches_path(r.path);
+               rule.matches_path(r.path) && rule.matches_upgrade(r.upgrade);
     };
     const std::uint32_t a = allow_.first_match(r.host, r.host_kind, full);
     if (a == allow_.rules.size()) {
@@ -102,7 +111,8 @@ Decision Engine::evaluate(const RequestView& r) const {
 
 Decision Engine::decide_connect(std::string_view host, HostKind kind, std::uint16_t port) const {
     const std::uint32_t d = deny_.first_match(host, kind, [&](const Rule& rule) {
-        return rule.methods.empty() && rule.paths.empty() && rule.matches_port(port);
+        return rule.methods.empty() && rule.paths.empty() && rule.upgrades.empty() &&
+               rule.matches_port(port);
     });
     if (d != deny_.rules.size()) {
         return {false, Reason::DenyRule, &deny_.rules[d]};
@@ -118,7 +128,8 @@ Decision Engine::decide_connect(std::string_view host, HostKind kind, std::uint1
 const Rule* linear_first_match(const std::vector<Rule>& rules, const RequestView& r) {
     for (const Rule& rule : rules) {
         if (rule.matches_host(r.host, r.host_kind) && rule.matches_port(r.port) &&
-            rule.matches_method(r.method) && rule.matches_path(r.path)) {
+            rule.matches_method(r.method) && rule.matches_path(r.path) &&
+            rule.matches_upgrade(r.upgrade)) {
             return &rule;
         }
     }

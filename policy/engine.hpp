@@ -21,8 +21,10 @@ enum class Reason : std::uint8_t {
     AllowRule,      ///< allowed by `rule`
     DenyRule,       ///< an allow rule matched but deny rule `rule` overrides it
     NoRuleMatched,  ///< no allow rule matched (default deny)
+    AmbiguousPath,  ///< rules constrain paths and this path reads differently to some origins
 };
-/// "allow_rule_matched", "deny_rule_matched", "no_rule_matched" (audit `reason` values).
+/// "allow_rule_matched", "deny_rule_matched", "no_rule_matched", "ambiguous_path" (audit
+/// `reason` values).
 std::string_view to_string(Reason reason);
 
 /// The canonical request fields the engine looks at; all views must outlive the call.
@@ -31,10 +33,12 @@ struct RequestView {
     std::string_view host;    ///< canonical (Host::text)
     HostKind host_kind = HostKind::Name;
     std::uint16_t port = 0;
-    std::string_view path;  ///< normalized
+    std::string_view path;       ///< normalized
+    std::string_view upgrade;    ///< lower-case protocol asked for with Upgrade, "" for none
+    std::string_view ambiguity;  ///< Request::ambiguity ("" when the path is unambiguous)
 
     static RequestView of(const Request& r) {
-        return {r.method, r.host.text, r.host.kind, r.port, r.path};
+        return {r.method, r.host.text, r.host.kind, r.port, r.path, r.upgrade, r.ambiguity};
     }
 };
 
@@ -52,12 +56,17 @@ struct Decision {
 class Engine {
   public:
     Engine() = default;  ///< no rules: denies everything
-    Engine(std::vector<Rule> allow, std::vector<Rule> deny);
+    /// `literal_paths` (config `ambiguous_paths: literal`): match ambiguous paths as written
+    /// instead of refusing them.
+    Engine(std::vector<Rule> allow, std::vector<Rule> deny, bool literal_paths = false);
     Engine(const Engine&) = delete;  // Decision::rule points into the engine
     Engine& operator=(const Engine&) = delete;
     Engine(Engine&&) noexcept = default;
     Engine& operator=(Engine&&) noexcept = default;
 
+    /// Refuses (AmbiguousPath) a request whose path is ambiguous when any rule has path= and
+    /// paths are not literal; otherwise the first matching allow rule unless a deny rule
+    /// matches.
     Decision evaluate(const RequestView& request) const;
     Decision evaluate(const Request& request) const { return evaluate(RequestView::of(request)); }
 
@@ -74,6 +83,9 @@ class Engine {
 
     const std::vector<Rule>& allow_rules() const { return allow_.rules; }
     const std::vector<Rule>& deny_rules() const { return deny_.rules; }
+    /// Whether some allow or deny rule has path= (ambiguous paths are then refused).
+    bool constrains_paths() const { return constrains_paths_; }
+    bool literal_paths() const { return literal_paths_; }
 
   private:
     // Not noexcept on purpose: libstdc++ then caches each node's hash code, so a lookup does
@@ -105,6 +117,8 @@ class Engine {
     };
     Set allow_;
     Set deny_;
+    bool constrains_paths_ = false;
+    bool literal_paths_ = false;
 };
 
 /// The first rule matching the request in a plain scan of `rules` (no index): the reference

@@ -287,6 +287,108 @@ Result<std::string> canonical_escapes(std::string_view path) {
     return out;
 }
 
+namespace {
+
+/// The length of the shortest-form UTF-8 sequence that starts with `lead`, 0 when `lead`
+/// cannot start one (continuation bytes, C0/C1 overlong leads, F5..FF).
+int utf8_length(unsigned lead) {
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        return 2;
+    }
+    if (lead >= 0xE0 && lead <= 0xEF) {
+        return 3;
+    }
+    if (lead >= 0xF0 && lead <= 0xF4) {
+        return 4;
+    }
+    return 0;
+}
+
+/// Whether bytes[0..n) are one shortest-form UTF-8 character (no overlong form, surrogate or
+/// code point above U+10FFFF).
+bool valid_utf8(const unsigned* bytes, int n) {
+    for (int i = 1; i < n; ++i) {
+        if ((bytes[i] & 0xC0U) != 0x80U) {
+            return false;
+        }
+    }
+    const unsigned lead = bytes[0], second = bytes[1];
+    if (lead == 0xE0 && second < 0xA0) {
+        return false;  // overlong 3-byte form
+    }
+    if (lead == 0xED && second >= 0xA0) {
+        return false;  // UTF-16 surrogate
+    }
+    if (lead == 0xF0 && second < 0x90) {
+        return false;  // overlong 4-byte form
+    }
+    return !(lead == 0xF4 && second >= 0x90);  // above U+10FFFF
+}
+
+/// The escape at path[i] ('%' and two hex digits) as a byte value, or -1.
+int escape_at(std::string_view path, std::size_t i) {
+    if (i + 2 >= path.size() || path[i] != '%' || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) {
+        return -1;
+    }
+    return hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]);
+}
+
+/// Percent-encoded non-ASCII starting at path[i]: "" when it is one valid character (and
+/// `i` moves past it), else why not.
+std::string check_encoded_utf8(std::string_view path, std::size_t& i) {
+    unsigned bytes[4] = {};
+    const int lead = escape_at(path, i);
+    const int n = utf8_length(static_cast<unsigned>(lead));
+    if (n == 0) {
+        return "a percent-encoded byte that is not UTF-8 (an overlong form such as %C0%AE "
+               "reads as '.' to some servers)";
+    }
+    for (int k = 0; k < n; ++k) {
+        const int b = escape_at(path, i + 3 * static_cast<std::size_t>(k));
+        if (b < 0) {
+            return "a truncated percent-encoded UTF-8 character";
+        }
+        bytes[k] = static_cast<unsigned>(b);
+    }
+    if (!valid_utf8(bytes, n)) {
+        return "a percent-encoded UTF-8 character in an overlong or invalid form";
+    }
+    i += 3 * static_cast<std::size_t>(n) - 1;
+    return {};
+}
+
+}  // namespace
+
+std::string path_ambiguity(std::string_view path) {
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        const char c = path[i];
+        if (c == ';') {
+            return "a ';' parameter (some servers drop it: '..;' reads as '..')";
+        }
+        if (c == '/' && i + 1 < path.size() && path[i + 1] == '/') {
+            return "an empty segment '//' (some servers merge slashes)";
+        }
+        const int v = escape_at(path, i);
+        if (v < 0) {
+            continue;
+        }
+        if (v == '/' || v == '\\') {
+            return v == '/' ? "an encoded '/' (%2F)" : "an encoded '\\' (%5C)";
+        }
+        if (v == '%' && i + 4 < path.size() && is_hex(path[i + 3]) && is_hex(path[i + 4])) {
+            return "double percent-encoding (%25 followed by an escape)";
+        }
+        if (v >= 0x80) {
+            if (std::string why = check_encoded_utf8(path, i); !why.empty()) {
+                return why;
+            }
+            continue;
+        }
+        i += 2;
+    }
+    return {};
+}
+
 Result<std::string> normalize_path(std::string_view path) {
     if (path.empty()) {
         return std::string("/");
@@ -381,6 +483,7 @@ Result<Request> parse_origin_request(std::string_view method, std::string_view s
         return p.error();
     }
     req.path = std::move(*p);
+    req.ambiguity = path_ambiguity(target);
     return req;
 }
 

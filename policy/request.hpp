@@ -51,6 +51,15 @@ Result<HostPort> parse_host_port(std::string_view authority, std::uint16_t defau
 /// that does not start with '/'.
 Result<std::string> normalize_path(std::string_view path);
 
+/// Why the meaning of a raw request path (as sent, before normalize_path) depends on how the
+/// origin decodes it, or "" when it does not. Origins differ on: an encoded '/' or '\' (%2F,
+/// %5C: one segment to us, two to a decoding origin), ';' parameters (Tomcat and Spring drop
+/// them, so `..;` is `..` and `secret;x` is `secret`), double encoding (`%25` and two hex
+/// digits: `%252e` is '.' to an origin that decodes twice), percent-encoded bytes that are not
+/// shortest-form UTF-8 (`%C0%AE` is '.' to IIS) and empty segments (`//`, which nginx merges).
+/// The proxy refuses such paths when any rule constrains paths (Engine::evaluate).
+std::string path_ambiguity(std::string_view raw_path);
+
 /// The first step of normalize_path alone (no dot-segment removal): unreserved escapes
 /// decoded, others upper-cased, invalid bytes rejected. Used for path patterns in rules.
 Result<std::string> canonical_escapes(std::string_view path);
@@ -67,6 +76,8 @@ struct Request {
     std::string path;        ///< normalized; what is matched and forwarded
     std::string query;       ///< as sent, without '?'; never matched
     bool has_query = false;
+    std::string upgrade;    ///< lower-case protocol the request upgrades to ("websocket"), or ""
+    std::string ambiguity;  ///< path_ambiguity() of the path as sent, "" when none
 
     /// The normalized URL: scheme://authority[:port]path[?query] (default port omitted).
     std::string url() const;

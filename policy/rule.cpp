@@ -9,7 +9,7 @@
 namespace lj::policy {
 namespace {
 
-constexpr std::string_view kKeys[] = {"domain", "method", "path", "port"};
+constexpr std::string_view kKeys[] = {"domain", "method", "path", "port", "upgrade"};
 
 /// "a port does not belong in domain= (write domain=HOST port=PORT)" for HOST:PORT, with
 /// the rule the user most likely meant when the port is a number.
@@ -280,6 +280,33 @@ std::string parse_ports(std::string_view value, std::vector<std::uint16_t>& out)
     return {};
 }
 
+/// upgrade=: "none" (no Upgrade), protocol tokens (websocket) or "*" (any, as when absent).
+std::string parse_upgrades(std::string_view value, std::vector<std::string>& out) {
+    bool any = false;
+    for (std::string_view item : split(value, ',')) {
+        if (item.empty()) {
+            return "empty value in the list";
+        }
+        if (item == "*") {
+            any = true;  // any; later items are still checked
+            continue;
+        }
+        for (char c : item) {
+            if (!is_tchar(c)) {
+                return "'" + printable(item) + "' is not a protocol name (none, websocket or *)";
+            }
+        }
+        std::string token = to_lower(item);
+        if (std::find(out.begin(), out.end(), token) == out.end()) {
+            out.push_back(std::move(token));
+        }
+    }
+    if (any) {
+        out.clear();
+    }
+    return {};
+}
+
 std::string closest_key(std::string_view key) {
     for (std::string_view k : kKeys) {
         if (to_lower(key) == k) {
@@ -297,6 +324,9 @@ std::string closest_key(std::string_view key) {
     }
     if (key == "ports") {
         return " (did you mean port=?)";
+    }
+    if (key == "upgrades" || key == "websocket") {
+        return " (did you mean upgrade=?)";
     }
     return {};
 }
@@ -384,6 +414,14 @@ bool Rule::matches_method(std::string_view upper_method) const {
            std::find(methods.begin(), methods.end(), upper_method) != methods.end();
 }
 
+bool Rule::matches_upgrade(std::string_view upgrade) const {
+    if (upgrades.empty()) {
+        return true;
+    }
+    const std::string_view want = upgrade.empty() ? std::string_view("none") : upgrade;
+    return std::find(upgrades.begin(), upgrades.end(), want) != upgrades.end();
+}
+
 bool Rule::matches_path(std::string_view path) const {
     return paths.empty() || std::any_of(paths.begin(), paths.end(),
                                         [&](const PathPattern& p) { return p.matches(path); });
@@ -433,15 +471,16 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
         const auto* k = std::find(std::begin(kKeys), std::end(kKeys), key);
         if (k == std::end(kKeys)) {
             return fail("unknown key '" + printable(key) + "'" + closest_key(key) +
-                        "; the keys are domain, method, path and port");
+                        "; the keys are domain, method, path, port and upgrade");
         }
         const auto index = static_cast<std::size_t>(k - std::begin(kKeys));
         if (seen[index]) {
             static const char* const kHint[] = {
-                "write one rule for each host",            // domain
-                "list the methods once: method=GET,POST",  // method
-                "list the paths once: path=/a/*,/b",       // path
-                "list the ports once: port=443,8443",      // port
+                "write one rule for each host",                  // domain
+                "list the methods once: method=GET,POST",        // method
+                "list the paths once: path=/a/*,/b",             // path
+                "list the ports once: port=443,8443",            // port
+                "list the values once: upgrade=none,websocket",  // upgrade
             };
             return fail("key '" + std::string(key) + "' given twice (" + kHint[index] + ")");
         }
@@ -456,8 +495,10 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
             why = parse_methods(value, rule.methods);
         } else if (key == "path") {
             why = parse_paths(value, rule.paths);
-        } else {
+        } else if (key == "port") {
             why = parse_ports(value, rule.ports);
+        } else {
+            why = parse_upgrades(value, rule.upgrades);
         }
         if (!why.empty()) {
             return fail(std::string(key) + "=" + printable(value) + ": " + why);

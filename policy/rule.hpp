@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Rules: the boundary-compatible grammar `key=value [key=value …]` with the keys domain,
-// method, path and (landjail's extension) port, parsed into a matcher that needs no further
-// allocation. See DESIGN §4 and man/landjail.yaml.5 for the semantics.
+// method, path and (landjail's extensions) port and upgrade, parsed into a matcher that needs no
+// further allocation. See DESIGN §4 and man/landjail.yaml.5 for the semantics.
 #pragma once
 
 #include <cstdint>
@@ -45,18 +45,25 @@ struct Rule {
     std::vector<std::string> methods;  ///< upper-case; empty = any
     std::vector<PathPattern> paths;    ///< empty = any
     std::vector<std::uint16_t> ports;  ///< empty = any
+    /// upgrade=: lower-case protocol tokens ("websocket") and "none" (a request without an
+    /// upgrade); empty = any. A request that asks to upgrade turns into an opaque tunnel
+    /// after the origin's 101, so a rule can allow a path without allowing that.
+    std::vector<std::string> upgrades;
 
     bool matches_host(std::string_view host, HostKind kind) const;
     bool matches_port(std::uint16_t port) const;
     bool matches_method(std::string_view upper_method) const;
     bool matches_path(std::string_view normalized_path) const;
+    /// `upgrade`: the lower-case protocol the request asks to upgrade to, "" for none.
+    bool matches_upgrade(std::string_view upgrade) const;
 };
 
 /// Parses one rule. Errors quote the rule and say what is wrong: empty rule, no domain= key
 /// (every host must be named, `domain=*` written out), a token without '=', an unknown or
 /// repeated key, an empty or malformed value (a scheme, port or path inside
 /// `domain=`, a host pattern ending in `*`, a `*` that is not a whole label or segment, a
-/// non-ASCII name, a bad method token, a port outside 1..65535, `.`/`..` in a path pattern).
+/// non-ASCII name, a bad method token, a port outside 1..65535, `.`/`..` in a path pattern, an
+/// upgrade= value that is not a token).
 Result<Rule> parse_rule(std::string_view text, std::string origin = {});
 
 /// The narrowest rule that would allow `request` (domain, method, path and a non-default

@@ -252,7 +252,7 @@ Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) 
 }
 
 /// The policy engine from every source's rules, in their documented order.
-Result<std::shared_ptr<const Engine>> build_engine(const Inputs& in,
+Result<std::shared_ptr<const Engine>> build_engine(const Inputs& in, bool literal_paths,
                                                    std::vector<std::string>& warnings) {
     std::vector<RuleSource> allow_src;
     std::vector<RuleSource> deny_src;
@@ -265,7 +265,7 @@ Result<std::shared_ptr<const Engine>> build_engine(const Inputs& in,
     if (!deny) {
         return deny.error();
     }
-    return std::make_shared<const Engine>(std::move(*allow), std::move(*deny));
+    return std::make_shared<const Engine>(std::move(*allow), std::move(*deny), literal_paths);
 }
 
 }  // namespace
@@ -291,7 +291,10 @@ Result<Settings> build_settings(const Inputs& in) {
         s.warnings.push_back("pprof_enabled (" + file.pprof_enabled->origin +
                              ") has no effect: landjail has no pprof server");
     }
-    auto engine = build_engine(in, s.warnings);
+    if (file.ambiguous_paths) {
+        s.ambiguous_paths = *file.ambiguous_paths;
+    }
+    auto engine = build_engine(in, s.ambiguous_paths.value == "literal", s.warnings);
     if (!engine) {
         return engine.error();
     }

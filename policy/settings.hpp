@@ -44,6 +44,7 @@ struct Settings {
     Setting<std::uint16_t> proxy_port{0};  ///< 0: a free ephemeral port
     Setting<std::string> jail_type{"landjail"};
     Setting<bool> disable_audit_logs{false};
+    Setting<std::string> ambiguous_paths{"refuse"};  ///< refuse | literal (FileConfig)
     std::optional<Setting<std::string>>
         audit_file;  ///< --audit-log, audit.file, LOG_DIR/audit.jsonl
     AuditConfig audit;

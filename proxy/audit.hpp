@@ -42,6 +42,9 @@ struct AuditEvent {
     std::optional<std::string> exe;
     std::optional<std::string> destination;  ///< supervisor events: "addr:port"
     std::optional<int> status;               ///< HTTP status sent to the client, when known
+    /// How the exchange ended when it did not end normally: client_aborted, client_timeout,
+    /// bad_chunk, upstream_failed, upstream_timeout, upstream_bad_response, idle_timeout.
+    std::optional<std::string> outcome;
 };
 
 class Auditor {

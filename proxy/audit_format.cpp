@@ -128,8 +128,11 @@ std::string Auditor::to_json(const AuditEvent& event, const std::string& session
     if (event.destination) {
         j["destination"] = *event.destination;
     }
-    if (event.status) {
+    if (event.status) {  // absent: no response reached the client (see outcome)
         j["status"] = *event.status;
+    }
+    if (event.outcome) {
+        j["outcome"] = *event.outcome;
     }
     add_labels(j, labels);
     return dump_line(j);
@@ -146,6 +149,9 @@ std::string Auditor::to_logfmt(const AuditEvent& event) {
     append_field(out, "matched_rule", event.matched_rule.value_or(""));
     append_field(out, "destination", event.destination.value_or(""));
     append_field(out, "status", event.status ? std::to_string(*event.status) : "");
+    if (event.outcome) {
+        append_field(out, "outcome", *event.outcome);
+    }
     append_field(out, "pid", event.pid ? std::to_string(*event.pid) : "");
     append_field(out, "exe", event.exe.value_or(""));
     return out;

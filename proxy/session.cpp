@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "proxy/http_rules.hpp"
 #include "proxy/session_impl.hpp"
 
 namespace lj::proxy {
@@ -118,6 +119,16 @@ awaitable<void> Session::serve(const Origin* origin) {
             co_return;
         }
         head_request_ = parser.get().method() == http::verb::head;
+        if (std::string why = framing_problem(parser.get()); !why.empty()) {
+            // Where this request ends (or goes) is ambiguous: whoever reads it next might
+            // read another request out of its body.
+            const auto& req = parser.get();
+            audit(std::string(req.method_string()), std::string(req.target()), "", {},
+                  "bad_request", 400, "ambiguous_framing");
+            co_await respond(http::status::bad_request, "landjail: bad request: " + why + "\n",
+                             false);
+            co_return;
+        }
         if (!origin && parser.get().method() == http::verb::connect) {
             co_await handle_connect(parser.get());
             co_return;

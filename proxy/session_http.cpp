@@ -15,11 +15,14 @@ namespace lj::proxy {
 namespace {
 
 /// The request as forwarded: origin-form target (the normalized path that was matched),
-/// canonical Host, no hop-by-hop fields, keep-alive towards the origin.
+/// canonical Host, no hop-by-hop fields, framed by the proxy itself, keep-alive towards the
+/// origin.
 void rewrite_for_origin(http::request<http::buffer_body>& req, const policy::Request& preq,
-                        bool websocket) {
+                        const Framing& framing) {
+    const bool websocket = !preq.upgrade.empty();
     req.target(preq.path + (preq.has_query ? "?" + preq.query : std::string()));
     strip_hop_by_hop(req, websocket);
+    frame(req, framing);
     req.set(http::field::host, preq.port == policy::default_port(preq.scheme)
                                    ? preq.host.authority()
                                    : preq.host.authority() + ":" + std::to_string(preq.port));
@@ -28,6 +31,12 @@ void rewrite_for_origin(http::request<http::buffer_body>& req, const policy::Req
     } else {
         req.keep_alive(true);
     }
+}
+
+/// A Beast parse error (as opposed to a closed, reset or timed-out stream).
+bool is_parse_error(const error_code& ec) {
+    return ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
+           ec != http::error::partial_message && ec != http::error::end_of_stream;
 }
 
 }  // namespace
@@ -84,13 +93,6 @@ awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>
     const Request& req = parser.get();
     const bool has_body = !parser.is_done();
     const bool keep = req.keep_alive() && !has_body && !worker_.draining;
-    if (std::string why = framing_problem(req); !why.empty()) {
-        audit(std::string(req.method_string()), std::string(req.target()), "", {}, "bad_request",
-              400);
-        const std::string body = "landjail: bad request: " + why + "\n";
-        co_await respond(http::status::bad_request, body, false);
-        co_return Next::Close;
-    }
     int status = 400;
     auto preq = to_policy_request(req, origin, status);
     if (!preq) {
@@ -102,7 +104,20 @@ awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>
         co_await respond(st, body, keep);
         co_return keep ? Next::KeepAlive : Next::Close;
     }
+    if (is_websocket_upgrade(req)) {
+        preq->upgrade = "websocket";  // the only upgrade the proxy relays; others are dropped
+    }
     const policy::Decision d = shared_.engine->evaluate(*preq);
+    if (d.reason == policy::Reason::AmbiguousPath) {
+        audit(preq->method, preq->url(), preq->host.text, d, {}, 400);
+        const std::string body = "landjail: refused: the path of " + preq->method + " " +
+                                 preq->url() + " holds " + preq->ambiguity +
+                                 ".\nServers decode such paths differently, and the rules "
+                                 "constrain paths. Send the path in its plain form (or set "
+                                 "ambiguous_paths: literal in the config).\n";
+        co_await respond(http::status::bad_request, body, false);
+        co_return Next::Close;
+    }
     if (!d.allowed) {
         audit(preq->method, preq->url(), preq->host.text, d, {}, 403);
         const std::string body = deny_body(*preq, d);
@@ -115,13 +130,16 @@ awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>
 awaitable<Session::Next> Session::forward(http::request_parser<http::buffer_body>& parser,
                                           const policy::Request& preq, const policy::Decision& d) {
     Request& req = parser.get();
+    Exchange x(*this, preq, d);
     const bool client_keep = req.keep_alive() && !worker_.draining;
-    const bool websocket = is_websocket_upgrade(req);
     if (iequals(req[http::field::expect], "100-continue") && !parser.is_done()) {
         // Answer the client ourselves: the upstream never sees Expect, so no one waits.
         req.erase(http::field::expect);
         const std::string none;
-        co_await respond(http::status::continue_, none, true);
+        if (!co_await respond(http::status::continue_, none, true)) {
+            x.end("client_aborted");
+            co_return Next::Close;
+        }
     }
     UpstreamFailure failure;
     bool reused = false;
@@ -131,45 +149,89 @@ awaitable<Session::Next> Session::forward(http::request_parser<http::buffer_body
     if (!up) {
         const bool keep = client_keep && parser.is_done();
         const std::string target = preq.host.authority() + ":" + std::to_string(preq.port);
-        co_await respond_upstream_failure(preq, d, target, failure, keep);
+        co_await respond_upstream_failure(x, target, failure, keep);
         co_return keep ? Next::KeepAlive : Next::Close;
     }
     upstream_ = up.get();
-    rewrite_for_origin(req, preq, websocket);
+    rewrite_for_origin(req, preq, framing_of(parser));
     arm(Phase::Relay, shared_.timeouts.idle);
-    error_code ec = co_await relay<true>(client_, client_buf_, parser, *up);
-    if (ec) {
+    if (const RelayEnd r = co_await relay<true>(client_, client_buf_, parser, *up); r.ec) {
         upstream_ = nullptr;
-        const bool client_side = !parser.is_done();
-        if (!client_side) {
-            const UpstreamFailure f{"send", ec.message()};
-            co_await respond_upstream_failure(preq, d, preq.host.authority(), f, false);
-        }
+        co_await request_body_failed(x, r, preq);
         co_return Next::Close;
     }
-
     beast::flat_buffer up_buf;
+    error_code ec;
     auto rp = co_await read_response(*up, up_buf, req.method() == http::verb::head, ec);
     if (!rp) {
         upstream_ = nullptr;
-        if (ec == asio::error::shut_down) {
-            co_return Next::Close;  // the client went away while 1xx responses were relayed
-        }
-        const bool timeout = timed_out_;
-        const UpstreamFailure f{
-            "response", timeout ? "timed out waiting for the response headers" : ec.message(),
-            timeout};
-        co_await respond_upstream_failure(preq, d, preq.host.authority(), f, false);
+        co_await response_failed(x, ec, preq);
         co_return Next::Close;
     }
     Response& res = rp->get();
     const int code = static_cast<int>(res.result_int());
-    audit(preq.method, preq.url(), preq.host.text, d, {}, code);
-    if (code == 101 && websocket) {
+    if (code == 101 && preq.upgrade.empty()) {
+        // An upgrade nobody asked for: the connection now speaks something else.
+        upstream_ = nullptr;
+        co_await response_failed(x, http::error::bad_status, preq);
+        co_return Next::Close;
+    }
+    x.status(code);
+    if (code == 101) {
+        x.record();  // the exchange ends here; the tunnel that follows is opaque
         co_await relay_upgrade(res, *up, up_buf);
         co_return Next::Close;
     }
-    co_return co_await relay_response(preq, *rp, up, up_buf, client_keep);
+    co_return co_await relay_response(x, preq, *rp, up, up_buf, client_keep);
+}
+
+std::string_view Session::outcome_of(const RelayEnd& r, bool client_read) const {
+    if (timed_out_) {
+        return "idle_timeout";
+    }
+    const bool client_side = r.read_side == client_read;
+    if (client_side) {
+        return r.read_side && is_parse_error(r.ec) ? "bad_chunk" : "client_aborted";
+    }
+    return r.read_side && is_parse_error(r.ec) ? "upstream_bad_response" : "upstream_failed";
+}
+
+awaitable<void> Session::request_body_failed(Exchange& x, const RelayEnd& r,
+                                             const policy::Request& preq) {
+    x.end(outcome_of(r, true));
+    if (timed_out_) {
+        co_return;  // both streams are closed
+    }
+    if (r.read_side && is_parse_error(r.ec)) {
+        x.status(400);
+        x.record();
+        const std::string body = "landjail: malformed request body: " + r.ec.message() + "\n";
+        co_await respond(http::status::bad_request, body, false);
+    } else if (!r.read_side) {
+        const UpstreamFailure f{"send", r.ec.message()};
+        co_await respond_upstream_failure(x, preq.host.authority(), f, false);
+    }
+}
+
+awaitable<void> Session::response_failed(Exchange& x, const error_code& ec,
+                                         const policy::Request& preq) {
+    if (ec == asio::error::shut_down) {
+        x.end("client_aborted");  // the client went away while 1xx responses were relayed
+        co_return;
+    }
+    if (is_parse_error(ec)) {
+        x.status(502);
+        x.end("upstream_bad_response");
+        x.record();
+        const UpstreamFailure f{"response", "invalid response from the origin: " + ec.message()};
+        co_await respond(http::status::bad_gateway, status_step_body(preq.host.authority(), f),
+                         false);
+        co_return;
+    }
+    const bool timeout = timed_out_;
+    const UpstreamFailure f{
+        "response", timeout ? "timed out waiting for the response headers" : ec.message(), timeout};
+    co_await respond_upstream_failure(x, preq.host.authority(), f, false);
 }
 
 awaitable<void> Session::relay_upgrade(Response& res, Stream& up, beast::flat_buffer& up_buf) {
@@ -187,33 +249,40 @@ awaitable<void> Session::relay_upgrade(Response& res, Stream& up, beast::flat_bu
     upstream_ = nullptr;
 }
 
-awaitable<Session::Next> Session::relay_response(const policy::Request& preq,
+awaitable<Session::Next> Session::relay_response(Exchange& x, const policy::Request& preq,
                                                  http::response_parser<http::buffer_body>& rp,
                                                  std::unique_ptr<Stream>& up,
                                                  beast::flat_buffer& up_buf, bool client_keep) {
     Response& res = rp.get();
     const bool upstream_keep = res.keep_alive();
     strip_hop_by_hop(res, false);
-    const bool body_expected = !rp.is_done();
-    if (body_expected && !res.chunked() && !res.has_content_length()) {
-        res.chunked(true);  // the origin ends the body by closing: frame it for the client
-    }
+    frame(res, framing_of(rp));  // a body the origin ends by closing goes on chunked
+    res.version(11);
     res.keep_alive(client_keep);
     arm(Phase::Relay, shared_.timeouts.idle);
-    error_code ec;
-    bool complete = false;
-    if (spliceable(*up, rp)) {
-        ec = co_await splice_body(*up, up_buf, rp, client_);
-        complete = !ec;
-    } else {
-        ec = co_await relay<false>(*up, up_buf, rp, client_);
-        complete = !ec && rp.is_done();
-    }
+    const RelayEnd r = spliceable(*up, rp) ? co_await splice_body(*up, up_buf, rp, client_)
+                                           : co_await relay<false>(*up, up_buf, rp, client_);
     upstream_ = nullptr;
-    if (complete && upstream_keep && up_buf.size() == 0) {
-        worker_.upstream->release(preq.scheme, preq.host, preq.port, std::move(up));
+    if (r.complete) {
+        if (upstream_keep && up_buf.size() == 0) {
+            worker_.upstream->release(preq.scheme, preq.host, preq.port, std::move(up));
+        }
+        co_return client_keep ? Next::KeepAlive : Next::Close;
     }
-    co_return !ec && client_keep ? Next::KeepAlive : Next::Close;
+    x.end(outcome_of(r, false));
+    if (!r.header_sent && r.read_side && !timed_out_) {
+        // Nothing reached the client yet: it gets a 502 instead of an empty reply.
+        x.status(502);
+        x.record();
+        const UpstreamFailure f{"response",
+                                "invalid response body from the origin: " +
+                                    (r.ec ? r.ec.message() : std::string("incomplete"))};
+        co_await respond(http::status::bad_gateway, status_step_body(preq.host.authority(), f),
+                         false);
+    } else if (!r.header_sent) {
+        x.status(std::nullopt);
+    }
+    co_return Next::Close;
 }
 
 /// Reads response headers from the origin, passing 1xx interim responses (other than 101) on
@@ -234,7 +303,12 @@ awaitable<std::unique_ptr<http::response_parser<http::buffer_body>>> Session::re
         if (code < 100 || code >= 200 || code == 101) {
             co_return rp;
         }
-        http::response<http::empty_body> interim{rp->get().result(), 11};
+        // result_int(): Beast's status enum has no name for 103 (and any other 1xx it does
+        // not know), which would be written as "000".
+        http::response<http::empty_body> interim;
+        interim.version(11);
+        interim.result(code);
+        interim.reason(rp->get().reason());
         for (const auto& f : rp->get()) {
             interim.set(f.name_string(), f.value());
         }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy/engine.hpp"
 #include "policy/request.hpp"
@@ -76,6 +77,43 @@ class Session {
 
     enum class Phase { Request, Upstream, Relay };
 
+    /// How a relay of one message ended: `ec` is empty when the message moved whole.
+    struct RelayEnd {
+        error_code ec;
+        bool complete = false;     ///< the whole message moved
+        bool read_side = false;    ///< the error came from the stream read (else: written)
+        bool header_sent = false;  ///< the head reached the stream written
+    };
+
+    /// The audit record of one forwarded request, written exactly once, when the exchange
+    /// ends, on whatever path it ends (the destructor writes it if nothing did before):
+    /// `status` is what the client got (unset: no response reached it), `outcome` how the
+    /// exchange ended when it did not end normally (the first cause is kept).
+    class Exchange {
+      public:
+        Exchange(Session& session, const policy::Request& request, const policy::Decision& decision)
+            : session_(session), request_(request), decision_(decision) {}
+        ~Exchange() { record(); }
+        Exchange(const Exchange&) = delete;
+        Exchange& operator=(const Exchange&) = delete;
+
+        void status(std::optional<int> code) { status_ = code; }
+        void end(std::string_view outcome) {
+            if (outcome_.empty()) {
+                outcome_ = std::string(outcome);
+            }
+        }
+        void record();
+
+      private:
+        Session& session_;
+        const policy::Request& request_;
+        const policy::Decision& decision_;
+        std::optional<int> status_;
+        std::string outcome_;
+        bool recorded_ = false;
+    };
+
     // ---- watchdog: one timer per session, re-armed by moving a deadline (no syscall) ----
     /// Shared with the watchdog coroutine, which may run once more after the session ends.
     struct Watch {
@@ -107,15 +145,24 @@ class Session {
                                               int& status);
     awaitable<Next> forward(http::request_parser<http::buffer_body>& parser,
                             const policy::Request& preq, const policy::Decision& decision);
+    /// The request's body failed to reach the origin (`r`): the exchange's outcome, and a
+    /// 400 (bad chunk) or 502 (the origin went away) when the client can still read one.
+    awaitable<void> request_body_failed(Exchange& x, const RelayEnd& r,
+                                        const policy::Request& preq);
+    /// The response's head did not arrive: 504 on timeout, else 502; the client gone while
+    /// 1xx responses were relayed (asio::error::shut_down) ends the exchange without one.
+    awaitable<void> response_failed(Exchange& x, const error_code& ec, const policy::Request& preq);
     awaitable<std::unique_ptr<http::response_parser<http::buffer_body>>> read_response(
         Stream& up, beast::flat_buffer& up_buf, bool head, error_code& ec);
     /// After a 101 to a WebSocket upgrade: the head to the client, then bytes both ways.
     awaitable<void> relay_upgrade(Response& res, Stream& up, beast::flat_buffer& up_buf);
     /// The response's head and body to the client; `up` goes back to the pool when reusable.
-    awaitable<Next> relay_response(const policy::Request& preq,
+    awaitable<Next> relay_response(Exchange& x, const policy::Request& preq,
                                    http::response_parser<http::buffer_body>& rp,
                                    std::unique_ptr<Stream>& up, beast::flat_buffer& up_buf,
                                    bool client_keep);
+    /// The outcome name for a relay that failed (`client`: the client was the side read).
+    std::string_view outcome_of(const RelayEnd& r, bool client_read) const;
 
     // ---- CONNECT (session_connect.cpp) ----
     awaitable<void> handle_connect(const Request& req);
@@ -124,8 +171,8 @@ class Session {
 
     // ---- moving bytes (session_relay.cpp) ----
     bool spliceable(Stream& up, const http::response_parser<http::buffer_body>& rp);
-    awaitable<error_code> splice_body(Stream& up, beast::flat_buffer& up_buf,
-                                      http::response_parser<http::buffer_body>& rp, Stream& to);
+    awaitable<RelayEnd> splice_body(Stream& up, beast::flat_buffer& up_buf,
+                                    http::response_parser<http::buffer_body>& rp, Stream& to);
     awaitable<error_code> drain_pipe(int pipe_r, std::size_t n, Stream& to);
     template <bool isRequest>
     awaitable<error_code> write_header(Stream& to,
@@ -133,22 +180,26 @@ class Session {
                                        http::message<isRequest, http::buffer_body>& msg);
     /// Instantiated for both directions in session_relay.cpp.
     template <bool isRequest>
-    awaitable<error_code> relay(Stream& from, beast::flat_buffer& from_buf,
-                                http::parser<isRequest, http::buffer_body>& parser, Stream& to);
+    awaitable<RelayEnd> relay(Stream& from, beast::flat_buffer& from_buf,
+                              http::parser<isRequest, http::buffer_body>& parser, Stream& to);
     awaitable<void> splice(Stream& a, beast::flat_buffer& a_buf, Stream& b,
                            beast::flat_buffer& b_buf);
     awaitable<void> pump(Stream& from, Stream& to, bool& done);
 
     // ---- responses and audit (session_respond.cpp) ----
-    /// A response of our own (errors, 403, 100 Continue); no body for a HEAD request.
-    awaitable<void> respond(http::status status, const std::string& body, bool keep_alive,
+    /// A response of our own (errors, 403, 100 Continue); no body for a HEAD request. False
+    /// when it could not be written (the client is gone).
+    awaitable<bool> respond(http::status status, const std::string& body, bool keep_alive,
                             bool deny = false);
-    /// The 504 (`f.timed_out`) or 502 for an upstream that failed at `f.step`, audited first.
-    awaitable<void> respond_upstream_failure(const policy::Request& preq, const policy::Decision& d,
-                                             const std::string& target, const UpstreamFailure& f,
-                                             bool keep_alive);
+    /// The 504 (`f.timed_out`) or 502 for an upstream that failed at `f.step`; the status
+    /// and outcome go to the exchange's audit record.
+    awaitable<void> respond_upstream_failure(Exchange& x, const std::string& target,
+                                             const UpstreamFailure& f, bool keep_alive);
+    /// Records one audit event now. `status`: what the client got (unset: nothing);
+    /// `outcome`: how the exchange ended when not normally ("" otherwise).
     void audit(const std::string& method, const std::string& url, const std::string& host,
-               const policy::Decision& d, std::string reason, int status);
+               const policy::Decision& d, std::string reason, std::optional<int> status,
+               std::string outcome = {});
     std::string deny_body(const policy::Request& r, const policy::Decision& d) const;
     static std::string connect_deny_body(const std::string& target, const policy::Host& host,
                                          const policy::Decision& d);

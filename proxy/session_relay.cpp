@@ -28,12 +28,13 @@ awaitable<error_code> Session::write_header(Stream& to,
 }
 
 template <bool isRequest>
-awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
-                                     http::parser<isRequest, http::buffer_body>& parser,
-                                     Stream& to) {
+awaitable<Session::RelayEnd> Session::relay(Stream& from, beast::flat_buffer& from_buf,
+                                            http::parser<isRequest, http::buffer_body>& parser,
+                                            Stream& to) {
     auto& msg = parser.get();
     http::serializer<isRequest, http::buffer_body> sr{msg};
-    error_code ec;
+    RelayEnd end;
+    error_code& ec = end.ec;
     // Buffers sized for bulk transfer, held only while a body moves: an idle keep-alive
     // connection keeps none (Beast reads max(512, free capacity) bytes at a time).
     std::unique_ptr<char[]> chunk;
@@ -54,8 +55,12 @@ awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
             ec = {};
         }
         const std::size_t n = kRelayChunk - msg.body().size;
-        if (ec || (n == 0 && !parser.is_done())) {
-            if (!ec && !sr.is_header_done()) {
+        if (ec) {
+            end.read_side = true;
+            break;
+        }
+        if (n == 0 && !parser.is_done()) {
+            if (!sr.is_header_done()) {
                 ec = co_await write_header(to, sr, msg);
             }
             continue;
@@ -81,15 +86,17 @@ awaitable<error_code> Session::relay(Stream& from, beast::flat_buffer& from_buf,
     if (chunk) {
         from_buf.shrink_to_fit();  // keeps what is buffered (a pipelined request), frees the rest
     }
-    co_return ec;
+    end.header_sent = sr.is_header_done();
+    end.complete = !ec && parser.is_done();
+    co_return end;
 }
 
-template awaitable<error_code> Session::relay<true>(Stream&, beast::flat_buffer&,
-                                                    http::parser<true, http::buffer_body>&,
-                                                    Stream&);
-template awaitable<error_code> Session::relay<false>(Stream&, beast::flat_buffer&,
-                                                     http::parser<false, http::buffer_body>&,
-                                                     Stream&);
+template awaitable<Session::RelayEnd> Session::relay<true>(Stream&, beast::flat_buffer&,
+                                                           http::parser<true, http::buffer_body>&,
+                                                           Stream&);
+template awaitable<Session::RelayEnd> Session::relay<false>(Stream&, beast::flat_buffer&,
+                                                            http::parser<false, http::buffer_body>&,
+                                                            Stream&);
 
 /// A large plain-HTTP body of known length between two plain sockets moves with splice(2)
 /// through a pipe, without being copied through user space.
@@ -99,13 +106,16 @@ bool Session::spliceable(Stream& up, const http::response_parser<http::buffer_bo
            rp.content_length_remaining() && *rp.content_length_remaining() >= kSpliceMin;
 }
 
-awaitable<error_code> Session::splice_body(Stream& up, beast::flat_buffer& up_buf,
-                                           http::response_parser<http::buffer_body>& rp,
-                                           Stream& to) {
+awaitable<Session::RelayEnd> Session::splice_body(Stream& up, beast::flat_buffer& up_buf,
+                                                  http::response_parser<http::buffer_body>& rp,
+                                                  Stream& to) {
     auto& res = rp.get();
     std::uint64_t remaining = *rp.content_length_remaining();
     http::serializer<false, http::buffer_body> sr{res};
-    error_code ec = co_await write_header(to, sr, res);
+    RelayEnd end;
+    error_code& ec = end.ec;
+    ec = co_await write_header(to, sr, res);
+    end.header_sent = !ec;
     const std::size_t buffered =
         static_cast<std::size_t>(std::min<std::uint64_t>(up_buf.size(), remaining));
     if (!ec && buffered) {  // body bytes read together with the headers
@@ -116,7 +126,10 @@ awaitable<error_code> Session::splice_body(Stream& up, beast::flat_buffer& up_bu
     }
     int fds[2];
     if (ec || ::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-        co_return ec ? ec : error_code(errno, boost::system::system_category());
+        if (!ec) {
+            ec = error_code(errno, boost::system::system_category());
+        }
+        co_return end;
     }
     const UniqueFd pipe_r(fds[0]), pipe_w(fds[1]);
     ::fcntl(pipe_w.get(), F_SETPIPE_SZ, static_cast<int>(kSpliceMin));  // best effort
@@ -129,18 +142,22 @@ awaitable<error_code> Session::splice_body(Stream& up, beast::flat_buffer& up_bu
                                    want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n == 0) {
             ec = http::error::partial_message;  // the origin closed early
+            end.read_side = true;
         } else if (n < 0 && errno == EAGAIN) {
             co_await up.socket().async_wait(tcp::socket::wait_read,
                                             asio::redirect_error(use_awaitable, ec));
+            end.read_side = static_cast<bool>(ec);
         } else if (n < 0) {
             ec = error_code(errno, boost::system::system_category());
+            end.read_side = true;
         } else {
             remaining -= static_cast<std::uint64_t>(n);
             ec = co_await drain_pipe(pipe_r.get(), static_cast<std::size_t>(n), to);
             extend(shared_.timeouts.idle);
         }
     }
-    co_return ec;
+    end.complete = !ec;
+    co_return end;
 }
 
 /// Moves `n` bytes from the pipe to the socket.

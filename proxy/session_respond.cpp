@@ -16,7 +16,7 @@ std::string Session::status_step_body(const std::string& target, const UpstreamF
            "\nerror:  " + f.detail + "\n";
 }
 
-awaitable<void> Session::respond(http::status status, const std::string& body, bool keep_alive,
+awaitable<bool> Session::respond(http::status status, const std::string& body, bool keep_alive,
                                  bool deny) {
     http::response<http::string_body> res{status, 11};
     if (status != http::status::continue_) {
@@ -33,16 +33,26 @@ awaitable<void> Session::respond(http::status status, const std::string& body, b
     }
     error_code ec;
     co_await http::async_write(client_, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec;
 }
 
-awaitable<void> Session::respond_upstream_failure(const policy::Request& preq,
-                                                  const policy::Decision& d,
-                                                  const std::string& target,
+awaitable<void> Session::respond_upstream_failure(Exchange& x, const std::string& target,
                                                   const UpstreamFailure& f, bool keep_alive) {
     const auto st = f.timed_out ? http::status::gateway_timeout : http::status::bad_gateway;
-    audit(preq.method, preq.url(), preq.host.text, d, {}, static_cast<int>(st));
+    x.status(static_cast<int>(st));
+    x.end(f.timed_out ? "upstream_timeout" : "upstream_failed");
+    x.record();  // before the answer: the client may send its next request at once
     const std::string body = status_step_body(target, f);
     co_await respond(st, body, keep_alive);
+}
+
+void Session::Exchange::record() {
+    if (recorded_) {
+        return;
+    }
+    recorded_ = true;
+    session_.audit(request_.method, request_.url(), request_.host.text, decision_, {}, status_,
+                   outcome_);
 }
 
 std::string Session::deny_body(const policy::Request& r, const policy::Decision& d) const {
@@ -73,7 +83,8 @@ std::string Session::connect_deny_body(const std::string& target, const policy::
 }
 
 void Session::audit(const std::string& method, const std::string& url, const std::string& host,
-                    const policy::Decision& d, std::string reason, int status) {
+                    const policy::Decision& d, std::string reason, std::optional<int> status,
+                    std::string outcome) {
     if (!shared_.auditor) {
         return;
     }
@@ -87,6 +98,9 @@ void Session::audit(const std::string& method, const std::string& url, const std
     }
     e.reason = reason.empty() ? std::string(policy::to_string(d.reason)) : std::move(reason);
     e.status = status;
+    if (!outcome.empty()) {
+        e.outcome = std::move(outcome);
+    }
     if (!who_ && shared_.clients && client_port_ != 0) {
         who_ = shared_.clients->take(client_port_);
     }

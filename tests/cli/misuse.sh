@@ -152,7 +152,7 @@ clean
 
 # --- rules ---------------------------------------------------------------------------------
 run "rule: unknown key" 125 "$LJ" --allow 'domain=a.com colour=red' -- true
-has err "--allow: rule 'domain=a.com colour=red': unknown key 'colour'; the keys are domain, method, path and port"
+has err "--allow: rule 'domain=a.com colour=red': unknown key 'colour'; the keys are domain, method, path, port and upgrade"
 one_line
 run "rule: key in upper case" 125 "$LJ" --allow 'Domain=a.com' -- true
 has err "keys are lower-case: domain="

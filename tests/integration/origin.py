@@ -32,6 +32,13 @@ Endpoints (any listener):
                              X-End: kept
   GET /close-delimited       HTTP/1.1 response with neither Content-Length nor chunked: the
                              body ends when the origin closes the connection
+  GET /bad-chunked[?late=1]  Transfer-Encoding: chunked with an invalid chunk size line at
+                             once (or, with late=1, after one valid 5-byte chunk "hello")
+  GET /early-hints?delay=S   waits S seconds (default 0.5), sends 103 Early Hints, waits S
+                             again, then answers "hinted"
+  GET /nominate-framing      a response whose Connection header names Content-Length and
+                             Transfer-Encoding (they must not be dropped as hop-by-hop), body
+                             "framed"
 
 Run on its own for manual checks:
   /usr/bin/python3 tests/integration/origin.py --http 8080 --https 8443 --cert C --key K
@@ -523,6 +530,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"line %03d of a close-delimited body\n" % i)
             self.close_connection = True
             return
+        if path == "/bad-chunked":
+            self._read_body(keep=False)
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            bad = b"ZZ-not-a-size\r\nxxxx\r\n"
+            if q.get("late") == "1":
+                self.wfile.write(head + b"5\r\nhello\r\n")
+                self.wfile.flush()
+                time.sleep(0.1)
+                self.wfile.write(bad)
+            else:
+                self.wfile.write(head + bad)  # one write: one TLS record
+            self.close_connection = True
+            return
+        if path == "/early-hints":
+            self._read_body(keep=False)
+            delay = float(q.get("delay", "0.5"))
+            self.origin.stopping.wait(delay)
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            self.wfile.flush()
+            self.origin.stopping.wait(delay)
+            return self._send(200, b"hinted")
+        if path == "/nominate-framing":
+            self._read_body(keep=False)
+            return self._send(200, b"framed", extra=[
+                ("Connection", "Content-Length, Transfer-Encoding, X-Gone"), ("X-Gone", "1")])
         self._read_body(keep=False)
         return self._send(404, b"no such endpoint: " + path.encode())
 

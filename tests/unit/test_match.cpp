@@ -202,7 +202,9 @@ ParameterizedTest(MatchCase* c, match, one_rule) {
     cr_assert(req.ok(), "[%s] %s %s: %s", c->rule, c->method, c->url, describe(req).c_str());
 
     std::vector<Rule> allow{*rule};
-    const Engine engine(std::move(allow), {});
+    // literal paths: the table checks the matcher; refusing ambiguous paths (%2F, ';', …)
+    // before matching is Engine policy, tested in test_ambiguity.cpp.
+    const Engine engine(std::move(allow), {}, true);
     const auto d = engine.evaluate(*req);
     cr_expect(d.allowed == c->allowed, "[%s] %s %s: %s, expected %s", c->rule, c->method, c->url,
               d.allowed ? "allowed" : "denied", c->allowed ? "allowed" : "denied");
@@ -236,7 +238,7 @@ Test(match, name_patterns_never_match_addresses) {
             cr_expect(!rule.error().what().empty(), "%s: empty error message", text);
             continue;
         }
-        const Engine engine({*rule}, {});
+        const Engine engine({*rule}, {}, true);  // literal paths, as above
         auto req = parse_request("GET", "http://1.2.3.4/");
         cr_assert(req.ok());
         cr_expect(!engine.evaluate(*req).allowed, "%s must not allow http://1.2.3.4/", text);
