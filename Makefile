@@ -221,16 +221,30 @@ bench: $(BENCH_BIN) $(PROXY_BIN) $(LANDJAIL_BIN) $(JAIL_BENCH_BIN) $(SHIM_LIB) \
 	$(PYTHON) tests/bench/shim/run.py --landjail $(abspath $(LANDJAIL_BIN)) \
 	    --clients $(abspath $(E2E_DIR))
 
-# ---- fuzz: libFuzzer (clang) over the policy sources, with ASan + UBSan ------------------
-FUZZ_BIN     := build/fuzz/fuzz_policy
-FUZZ_SECONDS ?= 60
+# ---- fuzz: libFuzzer (clang) with ASan + UBSan -------------------------------------------
+# fuzz_policy: the policy sources; fuzz_request_head: the proxy's request head handling (Beast's
+# parser, framing_problem, request_from_head, the decision, rewrite_for_origin). Each runs
+# FUZZ_SECONDS (the acceptance runs use FUZZ_SECONDS=600).
+FUZZ_BIN      := build/fuzz/fuzz_policy
+FUZZ_HEAD_BIN := build/fuzz/fuzz_request_head
+FUZZ_SECONDS  ?= 60
+FUZZ_FLAGS    := -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined
+FUZZ_HEAD_SRC := tests/fuzz/fuzz_request_head.cpp proxy/request_head.cpp proxy/http_rules.cpp \
+                 proxy/asio_impl.cpp
 $(FUZZ_BIN): tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(wildcard policy/*.hpp)
 	@mkdir -p $(@D) build/fuzz/corpus
-	clang++ -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined -o $@ \
-	    tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(YAML_LIBS)
+	clang++ $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(YAML_LIBS)
 
-fuzz: $(FUZZ_BIN)
+$(FUZZ_HEAD_BIN): $(FUZZ_HEAD_SRC) $(POLICY_SRC) $(wildcard policy/*.hpp proxy/*.hpp)
+	@mkdir -p $(@D) build/fuzz/corpus-head
+	clang++ $(FUZZ_FLAGS) -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
+	    -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -o $@ \
+	    $(FUZZ_HEAD_SRC) $(POLICY_SRC) $(YAML_LIBS) -pthread
+
+fuzz: $(FUZZ_BIN) $(FUZZ_HEAD_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus tests/fuzz/corpus
+	$(FUZZ_HEAD_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	    -dict=tests/fuzz/request_head.dict build/fuzz/corpus-head tests/fuzz/corpus-head
 
 # ---- format ------------------------------------------------------------------------------
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp' '*.c' '*.h' 2>/dev/null)

@@ -22,8 +22,10 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using error_code = boost::system::error_code;
+#if defined(BOOST_ASIO_HAS_CO_AWAIT)  // not with clang 14 + libstdc++ (the fuzz targets)
 template <class T>
 using awaitable = boost::asio::awaitable<T>;
 using boost::asio::use_awaitable;
+#endif
 
 }  // namespace lj::proxy

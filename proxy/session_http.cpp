@@ -9,29 +9,11 @@
 #include "policy/request.hpp"
 #include "policy/text.hpp"
 #include "proxy/http_rules.hpp"
+#include "proxy/request_head.hpp"
 #include "proxy/session_impl.hpp"
 
 namespace lj::proxy {
 namespace {
-
-/// The request as forwarded: origin-form target (the normalized path that was matched),
-/// canonical Host, no hop-by-hop fields, framed by the proxy itself, keep-alive towards the
-/// origin.
-void rewrite_for_origin(http::request<http::buffer_body>& req, const policy::Request& preq,
-                        const Framing& framing) {
-    const bool websocket = !preq.upgrade.empty();
-    req.target(preq.path + (preq.has_query ? "?" + preq.query : std::string()));
-    strip_hop_by_hop(req, websocket);
-    frame(req, framing);
-    req.set(http::field::host, preq.port == policy::default_port(preq.scheme)
-                                   ? preq.host.authority()
-                                   : preq.host.authority() + ":" + std::to_string(preq.port));
-    if (websocket) {
-        req.set(http::field::connection, "Upgrade");
-    } else {
-        req.keep_alive(true);
-    }
-}
 
 /// A Beast parse error (as opposed to a closed, reset or timed-out stream).
 bool is_parse_error(const error_code& ec) {
@@ -41,60 +23,13 @@ bool is_parse_error(const error_code& ec) {
 
 }  // namespace
 
-Result<policy::Request> Session::to_policy_request(const Request& req, const Origin* origin,
-                                                   int& status) {
-    const std::string method(req.method_string());
-    const std::string target(req.target());
-    status = 400;
-    Result<policy::Request> r = make_error("");
-    if (!target.empty() && target.front() == '/') {
-        if (!origin) {
-            return make_error(
-                "landjail-proxy is a forward proxy: send the absolute URL "
-                "(http://host/path) or use CONNECT");
-        }
-        r = policy::parse_origin_request(method, origin->scheme, origin->host, origin->port,
-                                         target);
-    } else {
-        r = policy::parse_request(method, target);
-    }
-    if (!r) {
-        return r;
-    }
-    const std::uint16_t dport = policy::default_port(r->scheme);
-    if (origin && (r->host != origin->host || r->port != origin->port)) {
-        status = 421;
-        return make_error("the request names " + r->host.authority() + " inside a tunnel to " +
-                          origin->host.authority());
-    }
-    auto host_field = req.find(http::field::host);
-    if (host_field == req.end()) {
-        if (origin) {
-            return make_error("missing Host header");
-        }
-        return r;
-    }
-    auto hp = policy::parse_host_port(policy::trim(host_field->value()), dport);
-    if (!hp || hp->host != r->host || hp->port != r->port) {
-        status = origin ? 421 : 400;
-        return make_error("Host header '" + policy::printable(host_field->value()) +
-                          "' does not match " + r->host.authority());
-    }
-    if (origin && origin->misdirected) {
-        status = 421;
-        return make_error("the TLS server name (SNI) does not match the CONNECT host " +
-                          origin->host.authority());
-    }
-    return r;
-}
-
 awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>& parser,
                                          const Origin* origin) {
     const Request& req = parser.get();
     const bool has_body = !parser.is_done();
     const bool keep = req.keep_alive() && !has_body && !worker_.draining;
     int status = 400;
-    auto preq = to_policy_request(req, origin, status);
+    auto preq = request_from_head(req, origin, status);
     if (!preq) {
         const bool misdirected = status == 421;
         audit(std::string(req.method_string()), std::string(req.target()), "", {},
@@ -103,9 +38,6 @@ awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>
         const auto st = misdirected ? http::status::misdirected_request : http::status::bad_request;
         co_await respond(st, body, keep);
         co_return keep ? Next::KeepAlive : Next::Close;
-    }
-    if (is_websocket_upgrade(req)) {
-        preq->upgrade = "websocket";  // the only upgrade the proxy relays; others are dropped
     }
     const policy::Decision d = shared_.engine->evaluate(*preq);
     if (d.reason == policy::Reason::AmbiguousPath) {

@@ -22,6 +22,7 @@
 #include "policy/result.hpp"
 #include "proxy/audit.hpp"
 #include "proxy/net.hpp"
+#include "proxy/request_head.hpp"
 #include "proxy/session.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/upstream.hpp"
@@ -64,13 +65,7 @@ class Session {
     using Request = http::request<http::buffer_body>;
     using Response = http::response<http::buffer_body>;
 
-    /// Where requests inside a CONNECT tunnel must go.
-    struct Origin {
-        std::string scheme;  ///< "https" (intercepted) or "http" (plain HTTP in the tunnel)
-        policy::Host host;
-        std::uint16_t port = 0;
-        bool misdirected = false;  ///< the TLS SNI named another host
-    };
+    using Origin = TunnelOrigin;
 
     /// What a request handler tells the connection loop.
     enum class Next { KeepAlive, Close };
@@ -141,8 +136,6 @@ class Session {
 
     // ---- plain requests (session_http.cpp) ----
     awaitable<Next> handle(http::request_parser<http::buffer_body>& parser, const Origin* origin);
-    Result<policy::Request> to_policy_request(const Request& req, const Origin* origin,
-                                              int& status);
     awaitable<Next> forward(http::request_parser<http::buffer_body>& parser,
                             const policy::Request& preq, const policy::Decision& decision);
     /// The request's body failed to reach the origin (`r`): the exchange's outcome, and a
