@@ -3,7 +3,8 @@
 // report", it checks the invariants the proxy relies on:
 //  - normalize_path is idempotent and its output has no "." or ".." segment;
 //  - canonical_host is idempotent;
-//  - the indexed Engine decides exactly like a linear scan of the same rules;
+//  - the indexed Engine decides exactly like a linear scan of the same rules, and refuses
+//    an ambiguous path exactly when some rule constrains paths;
 //  - parse_config never throws and reports errors with a location.
 #include <cstddef>
 #include <cstdint>
@@ -90,13 +91,22 @@ void check_engine(std::string_view input) {
         start = end + 1;
     }
     const std::vector<Rule> copy = rules;
+    const Engine literal(std::vector<Rule>(rules), {}, true);
     const Engine engine(std::move(rules), {});
     for (const Request& req : requests) {
-        const Decision d = engine.evaluate(req);
+        const Decision d = literal.evaluate(req);
         const Rule* linear = linear_first_match(copy, RequestView::of(req));
         const std::string_view want = linear ? std::string_view(linear->text) : std::string_view();
         if (d.allowed != (linear != nullptr) || d.rule_text() != want) {
             violated("engine and linear scan disagree", input);
+        }
+        // The default engine refuses an ambiguous path when rules constrain paths, and
+        // otherwise decides as the literal one.
+        const Decision strict = engine.evaluate(req);
+        const bool refuse = engine.constrains_paths() && !req.ambiguity.empty();
+        const bool same = strict.allowed == d.allowed && strict.rule_text() == d.rule_text();
+        if (refuse ? strict.allowed || strict.reason != Reason::AmbiguousPath : !same) {
+            violated("ambiguous paths are not refused exactly when rules constrain paths", input);
         }
     }
 }
