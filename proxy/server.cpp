@@ -240,6 +240,10 @@ Result<bool> Server::listen(const tcp::endpoint& endpoint) {
     if (!ec) {
         acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     }
+    if (!ec) {
+        // shed_backlog() calls accept4() on it directly, which must never block.
+        acceptor_->native_non_blocking(true, ec);
+    }
     if (ec) {
         const bool taken = ec == asio::error::address_in_use;
         return make_error("cannot listen on " + endpoint.address().to_string() + ":" +
