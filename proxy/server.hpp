@@ -79,6 +79,7 @@ class Server {
     std::chrono::milliseconds backoff_{0};
     IntervalCounter over_cap_{std::chrono::seconds(10)};
     IntervalCounter accept_failures_{std::chrono::seconds(10)};
+    std::uint64_t shed_unreported_ = 0;  ///< taken off the backlog since the last warning
     tcp::endpoint endpoint_;
     asio::signal_set* signals_ = nullptr;  ///< lives in run()
     bool shutting_down_ = false;

@@ -83,14 +83,15 @@ std::chrono::milliseconds Server::on_accept_error(const error_code& ec) {
     const std::size_t shed =
         no_fds ? shed_backlog(acceptor_->native_handle(), spare_, kShedPerRound) : 0;
     backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
-    const auto now = IntervalCounter::Clock::now();
-    const std::uint64_t n = accept_failures_.note(now, std::max<std::size_t>(shed, 1));
+    shed_unreported_ += shed;
+    const std::uint64_t n = accept_failures_.note(IntervalCounter::Clock::now());
     if (n && no_fds) {
         spdlog::warn(
             "accept: {}: out of file descriptors ({}) with {} connections open; "
             "{} connection(s) answered 503 since the last warning: lower "
             "max_connections or raise the limit",
-            ec.message(), describe_limit(fd_limit_), connections_.live(), n);
+            ec.message(), describe_limit(fd_limit_), connections_.live(),
+            std::exchange(shed_unreported_, 0));
     } else if (n) {
         spdlog::warn("accept: {} ({} time(s) since the last warning); retrying in {} ms",
                      ec.message(), n, backoff_.count());
