@@ -65,6 +65,12 @@ def sockets_to_port(pid: int, port: int) -> list[str]:
     return states
 
 
+def has_ubsan(pid: int) -> bool:
+    """Whether the process runs with UBSan (make SAN=asan)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libubsan" in f.read()
+
+
 def stderr_lines(p, needle: str) -> list[str]:
     return [x for x in p.stderr.splitlines() if needle in x]
 
@@ -320,6 +326,10 @@ def test_out_of_descriptors_no_spin(proxy, origins, cap):
     bounded number of warnings, and new connections are served once the others close."""
     args = ["--max-connections", "1000"] if cap == "above-the-limit" else []
     p = proxy(args=args, wrap=("prlimit", "--nofile=64:64"))
+    if cap == "above-the-limit" and has_ubsan(p.pid):
+        # UBSan's vptr check probes memory through a pipe; out of descriptors it reports a
+        # false "invalid vptr" (in Boost's error_category) and stops the process.
+        pytest.skip("UBSan cannot run out of file descriptors (make SAN=asan)")
     before_lines = len(p.stderr.splitlines())
     clients = open_clients(p.port, 200, None)
     try:
