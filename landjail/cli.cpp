@@ -36,6 +36,10 @@ constexpr std::array kTable = {
             true},
     OptSpec{"upstream-ca", 0, "FILE",
             "the proxy also trusts the CA certificates in FILE for upstream servers", false},
+    OptSpec{"max-connections", 0, "N",
+            "the proxy serves at most N client connections at once and answers more with 503 "
+            "(default: what its file descriptor limit allows, at most 4096)",
+            false},
     OptSpec{"ca-dir", 0, "DIR",
             "directory of the interception CA (ca.pem, ca-key.pem; default ~/.config/landjail)",
             false},
@@ -88,6 +92,8 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.resolve.push_back(value);
     } else if (name == "upstream-ca") {
         out.upstream_ca = value;
+    } else if (name == "max-connections") {
+        out.flags.max_connections = value;
     } else if (name == "ca-dir") {
         out.ca_dir = value;
     } else if (name == "require") {

@@ -102,6 +102,10 @@ int run_check(const CliOptions& cli) {
                   s.proxy_port.origin);
     print_setting("jail_type", s.jail_type.value, s.jail_type.origin);
     print_optional("audit_file", s.audit_file);
+    print_setting("max_connections",
+                  s.max_connections ? std::to_string(s.max_connections->value)
+                                    : std::string("(from the fd limit)"),
+                  s.max_connections ? s.max_connections->origin : std::string("default"));
     print_setting("disable_audit_logs", std::string(s.disable_audit_logs.value ? "true" : "false"),
                   s.disable_audit_logs.origin);
     print_setting("ambiguous_paths", s.ambiguous_paths.value, s.ambiguous_paths.origin);

@@ -110,6 +110,9 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     if (cli.upstream_ca) {
         a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
     }
+    if (cli.flags.max_connections) {
+        a.insert(a.end(), {"--max-connections", *cli.flags.max_connections});
+    }
     a.insert(a.end(), {"--ca-dir", ca_dir});
     return a;
 }

@@ -331,6 +331,13 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
             {"pprof_port",
              [&](const YAML::Node& n) { c.pprof_port = w.port(n, "pprof_port", false); }},
             {"disable_audit_logs", flag(c.disable_audit_logs, "disable_audit_logs")},
+            {"max_connections",
+             [&](const YAML::Node& n) {
+                 const int max = static_cast<int>(kMaxConnectionsLimit);
+                 c.max_connections = Setting<std::uint32_t>{
+                     static_cast<std::uint32_t>(w.integer(n, "max_connections", 1, max)),
+                     w.origin(n)};
+             }},
             {"configure_dns_for_local_stub_resolver",
              flag(c.configure_dns_for_local_stub_resolver,
                   "configure_dns_for_local_stub_resolver")},

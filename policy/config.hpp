@@ -62,6 +62,9 @@ struct BoundaryOnly {
     std::optional<Setting<std::string>> session_id_header_name, sequence_number_header_name;
 };
 
+/// The largest max_connections accepted (the proxy's descriptor limit is at most 2^20).
+inline constexpr std::uint32_t kMaxConnectionsLimit = 1U << 20;
+
 /// The contents of one config file. Only what the file sets is present.
 struct FileConfig {
     std::string file;  ///< the name used in error messages and origins
@@ -77,6 +80,8 @@ struct FileConfig {
     /// "refuse" (default) | "literal": what to do with a request path whose meaning depends on
     /// the origin's decoder when rules constrain paths (policy::path_ambiguity).
     std::optional<Setting<std::string>> ambiguous_paths;
+    /// Client connections the proxy serves at once (1 .. kMaxConnectionsLimit).
+    std::optional<Setting<std::uint32_t>> max_connections;
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;

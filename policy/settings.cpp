@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy/settings.hpp"
 
+#include <charconv>
+
 #include "policy/request.hpp"
 #include "policy/rule.hpp"
 #include "policy/text.hpp"
@@ -125,9 +127,13 @@ namespace {
 /// Flags whose value is a name or path: an empty value is a mistake, never "the default".
 Result<bool> check_flag_values(const FlagInputs& f) {
     const std::pair<const std::optional<std::string>*, const char*> flags[] = {
-        {&f.log_level, "--log-level"},   {&f.log_dir, "--log-dir"},
-        {&f.proxy_port, "--proxy-port"}, {&f.jail_type, "--jail-type"},
-        {&f.audit_log, "--audit-log"},   {&f.audit_socket, "--audit-socket"},
+        {&f.log_level, "--log-level"},
+        {&f.log_dir, "--log-dir"},
+        {&f.proxy_port, "--proxy-port"},
+        {&f.jail_type, "--jail-type"},
+        {&f.audit_log, "--audit-log"},
+        {&f.audit_socket, "--audit-socket"},
+        {&f.max_connections, "--max-connections"},
     };
     for (const auto& [value, name] : flags) {
         if (*value && value->value_or("").empty()) {
@@ -218,6 +224,24 @@ Result<bool> apply_scalars(const Inputs& in, const FileConfig& file, Settings& s
     return true;
 }
 
+/// max_connections: --max-connections > the file > none (the proxy's own default).
+Result<bool> apply_limits(const Inputs& in, const FileConfig& file, Settings& s) {
+    if (const auto& flag = in.flags.max_connections) {
+        std::uint32_t n = 0;
+        const char* end = flag->data() + flag->size();
+        auto [ptr, ec] = std::from_chars(flag->data(), end, n);
+        if (ec != std::errc() || ptr != end || n < 1 || n > kMaxConnectionsLimit) {
+            return make_error("--max-connections '" + printable(*flag) +
+                              "': expected a whole number from 1 to " +
+                              std::to_string(kMaxConnectionsLimit));
+        }
+        s.max_connections = Setting<std::uint32_t>{n, "--max-connections"};
+    } else if (file.max_connections) {
+        s.max_connections = file.max_connections;
+    }
+    return true;
+}
+
 /// disable_audit_logs, the audit sinks (the file: --audit-log, audit.file, LOG_DIR/
 /// audit.jsonl), tls and the labels.
 Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
@@ -284,6 +308,9 @@ Result<Settings> build_settings(const Inputs& in) {
         return ok.error();
     }
     if (auto ok = apply_audit(in, file, s); !ok) {
+        return ok.error();
+    }
+    if (auto ok = apply_limits(in, file, s); !ok) {
         return ok.error();
     }
     warn_boundary_only(file.boundary_only, s.warnings);

@@ -25,6 +25,7 @@ struct FlagInputs {
     std::vector<std::string> deny;
     std::vector<std::string> profiles;  ///< --profile NAME or PATH, in order
     std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log, audit_socket;
+    std::optional<std::string> max_connections;  ///< --max-connections N
     bool disable_audit_logs = false;
 };
 
@@ -45,6 +46,9 @@ struct Settings {
     Setting<std::string> jail_type{"landjail"};
     Setting<bool> disable_audit_logs{false};
     Setting<std::string> ambiguous_paths{"refuse"};  ///< refuse | literal (FileConfig)
+    /// --max-connections, then max_connections; absent: the proxy derives it from its
+    /// descriptor limit.
+    std::optional<Setting<std::uint32_t>> max_connections;
     std::optional<Setting<std::string>>
         audit_file;  ///< --audit-log, audit.file, LOG_DIR/audit.jsonl
     AuditConfig audit;

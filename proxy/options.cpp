@@ -42,6 +42,10 @@ constexpr std::array kTable = {
     OptSpec{"threads", 0, "N",
             "worker threads, each with its own event loop (default: one per core, at most 4)",
             false},
+    OptSpec{"max-connections", 0, "N",
+            "serve at most N client connections at once, answer more with 503 (default: what "
+            "the file descriptor limit allows, at most 4096)",
+            false},
     OptSpec{"header-timeout", 0, "SECONDS", "time allowed to send request headers (default 30)",
             false},
     OptSpec{"idle-timeout", 0, "SECONDS",
@@ -126,6 +130,12 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
             return n.error();
         }
         o.threads = static_cast<unsigned>(*n);
+    } else if (name == "max-connections") {
+        auto n = number(spec, v, 1, policy::kMaxConnectionsLimit);
+        if (!n) {
+            return n.error();
+        }
+        o.flags.max_connections = v;
     } else if (name == "header-timeout") {
         return seconds(o.timeouts.header);
     } else if (name == "idle-timeout") {

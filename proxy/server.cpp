@@ -21,7 +21,6 @@ namespace lj::proxy {
 namespace {
 
 constexpr auto kDrainGrace = std::chrono::seconds(10);
-
 /// "127.0.0.1:0" or "[::1]:8080"; only loopback addresses are accepted.
 Result<tcp::endpoint> parse_listen(const std::string& text) {
     const std::size_t colon = text.rfind(':');
@@ -78,6 +77,11 @@ Result<bool> check_fds(const ProxyOptions& opt) {
     return true;
 }
 
+unsigned worker_count(const ProxyOptions& opt) {
+    return opt.threads ? opt.threads
+                       : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
@@ -85,6 +89,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return fds.error();
     }
     std::unique_ptr<Server> srv(new Server());
+    srv->fd_limit_ = raise_fd_limit();
     auto settings = load_settings(opt.config, opt.flags);
     if (!settings) {
         return settings.error();
@@ -131,6 +136,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         Server* self = srv.get();
         srv->shared_.sync_events = [self] { (void)self->drain_events(); };
     }
+    srv->plan_limits(worker_count(opt));
     if (auto ok = srv->build_workers(opt, resolves, upstream_ca, upstream_ca_label); !ok) {
         return ok.error();
     }
@@ -163,9 +169,7 @@ Result<bool> Server::build_workers(const ProxyOptions& opt,
                                    const std::string& upstream_ca_label) {
     CertAuthority::Options ca_opts;
     ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
-    const unsigned threads =
-        opt.threads ? opt.threads
-                    : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+    const unsigned threads = worker_count(opt);
     // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked: every
     // worker gets its own CA instance (and leaf key) and its own trust store. They are built
     // in parallel (parsing the system bundle is most of the proxy's start-up time); the CA
@@ -195,7 +199,13 @@ Result<bool> Server::build_workers(const ProxyOptions& opt,
         Upstream::Options up;
         up.resolve = resolves;
         up.connect_timeout = std::min(opt.timeouts.upstream, std::chrono::milliseconds(30000));
+        // kMaxIdlePerHost in all, shared out among the workers.
+        up.max_idle_per_key = std::max<std::size_t>(1, kMaxIdlePerHost / threads);
+        up.max_idle_total = budget_.pool_per_worker;
         w->upstream = std::make_unique<Upstream>(w->io, *w->tls, std::move(up));
+        // The event loop's epoll, eventfd and timerfd now, not with the first connection,
+        // when descriptors may have run out (Asio would throw from inside the loop).
+        asio::steady_timer reactor(w->io);
         return w;
     };
     std::vector<std::optional<Result<std::unique_ptr<Worker>>>> built(threads);
@@ -230,6 +240,10 @@ Result<bool> Server::listen(const tcp::endpoint& endpoint) {
     if (!ec) {
         acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     }
+    if (!ec) {
+        // shed_backlog() calls accept4() on it directly, which must never block.
+        acceptor_->native_non_blocking(true, ec);
+    }
     if (ec) {
         const bool taken = ec == asio::error::address_in_use;
         return make_error("cannot listen on " + endpoint.address().to_string() + ":" +
@@ -239,6 +253,7 @@ Result<bool> Server::listen(const tcp::endpoint& endpoint) {
                                  : ""));
     }
     endpoint_ = acceptor_->local_endpoint();  // the port chosen for ":0"
+    accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->io);
     return true;
 }
 
@@ -248,50 +263,6 @@ std::string Server::address() const {
            std::to_string(endpoint_.port());
 }
 
-namespace {
-
-void start_session(Worker& worker, tcp::socket socket) {
-    asio::co_spawn(worker.io, serve_client(std::move(socket), worker), [](std::exception_ptr e) {
-        if (!e) {
-            return;
-        }
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("internal error in a connection: {} (please report)", ex.what());
-        }
-    });
-}
-
-}  // namespace
-
-awaitable<void> Server::accept_loop() {
-    std::size_t next = 0;
-    for (;;) {
-        error_code ec;
-        tcp::socket socket =
-            co_await acceptor_->async_accept(asio::redirect_error(use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) {
-            co_return;
-        }
-        if (ec) {
-            spdlog::warn("accept: {}", ec.message());
-            continue;  // e.g. EMFILE: keep serving the connections we have
-        }
-        Worker& worker = *workers_[next++ % workers_.size()];
-        if (&worker == workers_[0].get()) {
-            start_session(worker, std::move(socket));
-            continue;
-        }
-        // Move the connection to the worker's io_context (a socket belongs to one).
-        const auto protocol = socket.local_endpoint(ec).protocol();
-        const int fd = socket.release(ec);
-        asio::post(worker.io, [&worker, protocol, fd] {
-            start_session(worker, tcp::socket(worker.io, protocol, fd));
-        });
-    }
-}
-
 /// Stops one worker: no more connections, no keep-alive, idle connections closed; requests
 /// in flight may finish within the grace period, after which the rest are cut. The
 /// io_context then runs out of work and its run() returns.
@@ -299,6 +270,7 @@ awaitable<void> Server::drain(Worker& w) {
     error_code ec;
     if (&w == workers_[0].get()) {
         acceptor_->close(ec);
+        accept_pause_->cancel();
     }
     w.drain();
     w.upstream->clear();
@@ -377,6 +349,10 @@ int Server::run(std::optional<int> ready_fd) {
     if (event_reader_.joinable()) {
         (void)!::write(event_stop_[1], "x", 1);  // the reader takes what is left, then ends
         event_reader_.join();
+    }
+    if (over_cap_.total()) {
+        spdlog::warn("{} connection(s) were answered 503 over max_connections {} during this run",
+                     over_cap_.total(), budget_.max_connections);
     }
     if (auditor_) {
         auditor_->stop();

@@ -3,6 +3,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "policy/text.hpp"
 
 namespace lj::proxy {
@@ -108,7 +111,7 @@ Deadline::~Deadline() {
 }
 
 Upstream::Upstream(asio::io_context& io, TlsContext& tls, Options options)
-    : io_(io), tls_(tls), options_(std::move(options)) {}
+    : io_(io), tls_(tls), options_(std::move(options)), sweep_timer_(io) {}
 
 awaitable<std::vector<tcp::endpoint>> Upstream::resolve(const policy::Host& host,
                                                         std::uint16_t port,
@@ -200,28 +203,112 @@ std::unique_ptr<Stream> Upstream::take_idle(const std::string& key) {
     if (it == idle_.end()) {
         return nullptr;
     }
-    const auto now = std::chrono::steady_clock::now();
-    while (!it->second.empty()) {
-        Idle idle = std::move(it->second.back());
+    const auto now = Clock::now();
+    std::unique_ptr<Stream> found;
+    while (!found && !it->second.empty()) {
+        Idle idle = std::move(it->second.back());  // the most recently used
         it->second.pop_back();
         --idle_count_;
+        error_code ec;
+        idle.stream->socket().cancel(ec);  // its watch; the handler sees operation_aborted
         if (now - idle.since < options_.max_idle_age && still_idle(*idle.stream)) {
-            return std::move(idle.stream);
+            found = std::move(idle.stream);
+        } else {
+            idle.stream->close();
         }
-        idle.stream->close();
     }
-    return nullptr;
+    if (it->second.empty()) {
+        idle_.erase(it);
+    }
+    return found;
 }
 
 void Upstream::release(const std::string& scheme, const policy::Host& host, std::uint16_t port,
                        std::unique_ptr<Stream> stream) {
-    std::vector<Idle>& list = idle_[pool_key(scheme, host, port)];
-    if (list.size() >= options_.max_idle_per_key || idle_count_ >= options_.max_idle_total) {
+    const std::string key = pool_key(scheme, host, port);
+    auto it = idle_.find(key);
+    const std::size_t for_key = it == idle_.end() ? 0 : it->second.size();
+    if (stopped_ || for_key >= options_.max_idle_per_key ||
+        idle_count_ >= options_.max_idle_total) {
         stream->close();
         return;
     }
-    list.push_back({std::move(stream), std::chrono::steady_clock::now()});
+    const std::uint64_t id = ++next_id_;
+    watch(key, id, *stream);
+    const auto now = Clock::now();
+    idle_[key].push_back({std::move(stream), now, id});
     ++idle_count_;
+    arm_sweep(now + options_.max_idle_age);
+}
+
+void Upstream::watch(const std::string& key, std::uint64_t id, Stream& stream) {
+    // Nothing is due on an idle connection: readable means the origin closed it (EOF, RST,
+    // a TLS close_notify) or sent bytes that no request asked for. Either way it is unusable.
+    stream.socket().async_wait(tcp::socket::wait_read, [this, key, id](const error_code& ec) {
+        if (ec != asio::error::operation_aborted) {
+            drop(key, id);
+        }
+    });
+}
+
+void Upstream::drop(const std::string& key, std::uint64_t id) {
+    auto it = idle_.find(key);
+    if (it == idle_.end()) {
+        return;
+    }
+    auto& list = it->second;
+    const auto entry =
+        std::find_if(list.begin(), list.end(), [id](const Idle& i) { return i.id == id; });
+    if (entry == list.end()) {
+        return;  // taken already
+    }
+    entry->stream->close();
+    list.erase(entry);
+    --idle_count_;
+    if (list.empty()) {
+        idle_.erase(it);
+    }
+}
+
+void Upstream::arm_sweep(Clock::time_point at) {
+    if (sweep_armed_ || stopped_) {
+        return;  // an armed sweep is due for an older connection, and re-arms for the rest
+    }
+    sweep_armed_ = true;
+    sweep_timer_.expires_at(at);
+    sweep_timer_.async_wait([this](const error_code& ec) {
+        sweep_armed_ = false;
+        if (!ec) {
+            sweep();
+        }
+    });
+}
+
+void Upstream::sweep() {
+    const auto now = Clock::now();
+    std::optional<Clock::time_point> next;
+    for (auto it = idle_.begin(); it != idle_.end();) {
+        auto& list = it->second;
+        while (!list.empty() && now - list.front().since >= options_.max_idle_age) {
+            list.front().stream->close();  // closing cancels its watch
+            list.erase(list.begin());
+            --idle_count_;
+        }
+        if (!list.empty() && (!next || list.front().since < *next)) {
+            next = list.front().since;
+        }
+        it = list.empty() ? idle_.erase(it) : std::next(it);
+    }
+    if (next) {
+        arm_sweep(*next + options_.max_idle_age);
+    }
+}
+
+void Upstream::clear() {
+    stopped_ = true;
+    idle_.clear();  // closes the streams, which cancels their watches
+    idle_count_ = 0;
+    sweep_timer_.cancel();
 }
 
 }  // namespace lj::proxy

@@ -64,6 +64,11 @@ has err "--proxy-port: invalid port '70000' (expected 0..65535)"
 one_line
 run "--proxy-port abc" 125 "$LJ" --proxy-port abc -- true
 has err "invalid port 'abc'"
+run "--max-connections 0" 125 "$LJ" --max-connections 0 -- true
+has err "--max-connections '0': expected a whole number from 1 to 1048576"
+one_line
+run "--max-connections lots" 125 "$LJ" --max-connections lots -- true
+has err "--max-connections 'lots': expected a whole number from 1 to 1048576"
 run "--log-level loud" 125 "$LJ" --log-level loud -- true
 has err "--log-level: log level 'loud' is not one of error, warn, info, debug"
 one_line

@@ -217,7 +217,8 @@ def proxy_bin() -> Path:
 class ProxyProcess:
     """One running landjail-proxy."""
 
-    def __init__(self, binary: Path, workdir: Path, args: list[str], ca_dir: Path):
+    def __init__(self, binary: Path, workdir: Path, args: list[str], ca_dir: Path,
+                 wrap: tuple[str, ...] = ()):
         self.workdir = workdir
         self.ca_dir = ca_dir
         self.ca_pem = ca_dir / "ca.pem"
@@ -228,8 +229,10 @@ class ProxyProcess:
         home = workdir / "home"
         home.mkdir(exist_ok=True)
         r, w = os.pipe()
-        self.argv = [str(binary), "--listen", "127.0.0.1:0", "--ready-fd", str(w),
-                     "--ca-dir", str(ca_dir), "--audit-log", str(self.audit_path)] + args
+        # wrap: a command that execs the proxy (same pid), e.g. prlimit --nofile=64:64.
+        self.argv = list(wrap) + [str(binary), "--listen", "127.0.0.1:0", "--ready-fd", str(w),
+                                  "--ca-dir", str(ca_dir), "--audit-log", str(self.audit_path)]
+        self.argv += args
         self.returncode = None
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(self.argv, pass_fds=(w,), stdin=subprocess.DEVNULL,
@@ -349,10 +352,11 @@ class ProxyFactory:
         self.started: list[ProxyProcess] = []
 
     def __call__(self, allow=("domain=origin.test",), deny=(), args=(), upstream_ca=True,
-                 resolve=True, ca_dir: Path | None = None, config: str | None = None
-                 ) -> ProxyProcess:
+                 resolve=True, ca_dir: Path | None = None, config: str | None = None,
+                 wrap: tuple[str, ...] = ()) -> ProxyProcess:
         """Starts a proxy. allow/deny: rules (--allow/--deny); args: extra arguments;
-        upstream_ca: pass the test CA as --upstream-ca; config: YAML text for --config."""
+        upstream_ca: pass the test CA as --upstream-ca; config: YAML text for --config;
+        wrap: a command prefix that execs the proxy (e.g. prlimit)."""
         n = len(self.started)
         workdir = self.tmp_path / ("proxy%d" % n)
         workdir.mkdir()
@@ -372,7 +376,7 @@ class ProxyFactory:
             cfg.write_text(config)
             argv += ["--config", str(cfg)]
         argv += list(args)
-        p = ProxyProcess(self.binary, workdir, argv, ca_dir)
+        p = ProxyProcess(self.binary, workdir, argv, ca_dir, wrap)
         self.started.append(p)
         return p
 

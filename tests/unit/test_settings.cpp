@@ -537,3 +537,31 @@ Test(settings, other_environment_is_ignored) {
               "LOG_LEVEL is not a landjail variable: %s from %s", s.log_level.value.c_str(),
               s.log_level.origin.c_str());
 }
+
+Test(settings, max_connections_flag_over_file) {
+    const Settings none = build(Inputs{});
+    cr_expect(!none.max_connections.has_value(), "max_connections has no default here");
+
+    Inputs in;
+    in.file = file("max_connections: 300\n");
+    Settings s = build(in);
+    cr_assert(s.max_connections.has_value());
+    cr_expect(s.max_connections->value == 300 && s.max_connections->origin == "bad.yaml:1:18",
+              "file: %u from %s", s.max_connections->value, s.max_connections->origin.c_str());
+
+    in.flags.max_connections = "7";
+    s = build(in);
+    cr_assert(s.max_connections.has_value());
+    cr_expect(s.max_connections->value == 7 && s.max_connections->origin == "--max-connections",
+              "flag: %u from %s", s.max_connections->value, s.max_connections->origin.c_str());
+}
+
+Test(settings, max_connections_flag_errors) {
+    for (const char* bad : {"0", "-3", "abc", "12x", "1048577", " 5", ""}) {
+        Inputs in;
+        in.flags.max_connections = bad;
+        const std::string what = build_error(in);
+        cr_expect(what.find("--max-connections") != std::string::npos,
+                  "--max-connections '%s': \"%s\" does not name the flag", bad, what.c_str());
+    }
+}
