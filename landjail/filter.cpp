@@ -36,6 +36,9 @@ constexpr scmp_datum_t kSoBindToIfindex = 62;  // SO_BINDTOIFINDEX
 constexpr scmp_datum_t kSoMark = 36;           // SO_MARK
 constexpr scmp_datum_t kSolTcp = 6;            // SOL_TCP
 constexpr scmp_datum_t kTcpRepair = 19;        // TCP_REPAIR
+constexpr scmp_datum_t kTiocsti = 0x5412;      // TIOCSTI: push a byte into a terminal's input
+constexpr scmp_datum_t kTioclinux = 0x541C;    // TIOCLINUX: e.g. paste the console selection
+constexpr scmp_datum_t kInt = 0xffffffff;      // the kernel reads these arguments as (unsigned) int
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
@@ -108,6 +111,17 @@ void socket_rules(Builder& b, std::uint32_t deny, bool scoped) {
     }
 }
 
+/// Terminal injection: bytes pushed into the terminal's input queue with TIOCSTI (allowed to
+/// unprivileged processes on their controlling terminal while dev.tty.legacy_tiocsti = 1) are
+/// read by the user's shell once landjail has exited, and run outside the jail. TIOCLINUX
+/// pastes the console selection the same way. Refused with the kernel's own answer when
+/// legacy_tiocsti = 0; the request is an unsigned int, so the upper 32 bits are masked.
+void terminal_rules(Builder& b) {
+    for (const scmp_datum_t request : {kTiocsti, kTioclinux}) {
+        b.add(SCMP_ACT_ERRNO(EPERM), "ioctl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, request)});
+    }
+}
+
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
     UniqueFd mem(memfd_create("landjail-filter", MFD_CLOEXEC));
     if (!mem.valid()) {
@@ -171,6 +185,7 @@ Result<FilterProgram> build_filter(const Plan& plan) {
     b.add(no_tfo, "sendto", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     b.add(no_tfo, "sendmsg", {SCMP_A2(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     b.add(no_tfo, "sendmmsg", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
+    terminal_rules(b);
     for (const char* name :
          {"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd"}) {
         b.add(SCMP_ACT_ERRNO(ENOSYS), name, {});

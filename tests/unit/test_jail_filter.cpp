@@ -159,6 +159,12 @@ long call_sendmmsg(unsigned flags) {
     return sendmmsg(-1, &m, 1, static_cast<int>(flags));
 }
 
+/// An ioctl on a closed descriptor: EBADF unless the filter answers first.
+long call_ioctl(unsigned long request) {
+    char c = 'x';
+    return syscall(SYS_ioctl, -1, request, &c);
+}
+
 struct CallRow {
     const char* what;
     int abi;  ///< of the weak plan
@@ -195,6 +201,13 @@ const CallRow kCallRows[] = {
      [] { return syscall(SYS_process_vm_writev, getpid(), nullptr, 0, nullptr, 0, 0); }, EPERM},
     {"pidfd_getfd without Landlock", 0, [] { return syscall(SYS_pidfd_getfd, -1, 0, 0); }, EPERM},
     {"pidfd_getfd with Landlock", 6, [] { return syscall(SYS_pidfd_getfd, -1, 0, 0); }, EBADF},
+    // Terminal injection, at every level; the kernel ignores the request's upper 32 bits.
+    {"ioctl TIOCSTI", 7, [] { return call_ioctl(TIOCSTI); }, EPERM},
+    {"ioctl TIOCSTI without Landlock", 0, [] { return call_ioctl(TIOCSTI); }, EPERM},
+    {"ioctl TIOCSTI, upper bits set", 7, [] { return call_ioctl(0xdead00000000UL | TIOCSTI); },
+     EPERM},
+    {"ioctl TIOCLINUX", 7, [] { return call_ioctl(TIOCLINUX); }, EPERM},
+    {"ioctl TCGETS (not refused)", 7, [] { return call_ioctl(TCGETS); }, EBADF},
 };
 
 /// The supervisor's part, from another thread: answers `n` notifications with EXDEV.
