@@ -38,6 +38,8 @@ constexpr scmp_datum_t kSolTcp = 6;            // SOL_TCP
 constexpr scmp_datum_t kTcpRepair = 19;        // TCP_REPAIR
 constexpr scmp_datum_t kTiocsti = 0x5412;      // TIOCSTI: push a byte into a terminal's input
 constexpr scmp_datum_t kTioclinux = 0x541C;    // TIOCLINUX: e.g. paste the console selection
+constexpr scmp_datum_t kPrioProcess = 0;       // PRIO_PROCESS
+constexpr scmp_datum_t kIoprioWhoProcess = 1;  // IOPRIO_WHO_PROCESS
 constexpr scmp_datum_t kInt = 0xffffffff;      // the kernel reads these arguments as (unsigned) int
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
@@ -122,6 +124,25 @@ void terminal_rules(Builder& b) {
     }
 }
 
+/// Calls that change another process's resource limits or scheduling: the jail may not
+/// lower RLIMIT_FSIZE or RLIMIT_NOFILE of the proxy or of landjail (same user), which would
+/// break the audit trail or the proxy, nor starve them. They go to the supervisor (or fail
+/// in weak mode) when they may name another process than the caller: a pid (or `who`)
+/// other than 0, or a `which` other than "a process". The comparisons are on all 64 bits,
+/// a superset of what the kernel (reading ints) sees as non-zero; the supervisor decides on
+/// the ints. prlimit64 without a new limit only reads.
+void target_rules(Builder& b, std::uint32_t action) {
+    b.add(action, "prlimit64", {SCMP_A0(SCMP_CMP_NE, 0), SCMP_A2(SCMP_CMP_NE, 0)});
+    for (const char* name :
+         {"sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"}) {
+        b.add(action, name, {SCMP_A0(SCMP_CMP_NE, 0)});
+    }
+    b.add(action, "setpriority", {SCMP_A0(SCMP_CMP_NE, kPrioProcess)});
+    b.add(action, "setpriority", {SCMP_A1(SCMP_CMP_NE, 0)});
+    b.add(action, "ioprio_set", {SCMP_A0(SCMP_CMP_NE, kIoprioWhoProcess)});
+    b.add(action, "ioprio_set", {SCMP_A1(SCMP_CMP_NE, 0)});
+}
+
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
     UniqueFd mem(memfd_create("landjail-filter", MFD_CLOEXEC));
     if (!mem.valid()) {
@@ -186,6 +207,7 @@ Result<FilterProgram> build_filter(const Plan& plan) {
     b.add(no_tfo, "sendmsg", {SCMP_A2(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     b.add(no_tfo, "sendmmsg", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     terminal_rules(b);
+    target_rules(b, plan.supervise ? notify : SCMP_ACT_ERRNO(EPERM));
     for (const char* name :
          {"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd"}) {
         b.add(SCMP_ACT_ERRNO(ENOSYS), name, {});

@@ -6,6 +6,7 @@
 // installs with ADDFD, and returns the result. An inet connect is never CONTINUEd.
 #pragma once
 
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -56,7 +57,11 @@ class Supervisor {
     bool use_sync_wakeup() const;
 
   private:
-    struct Notification;
+    struct Notification {
+        seccomp_notif req{};
+        pid_t pid() const { return static_cast<pid_t>(req.pid); }
+        std::uint64_t arg(int i) const { return req.data.args[i]; }
+    };
     /// A thread that made a trapped call: its pidfd and /proc/TID/mem, opened once.
     struct Caller {
         UniqueFd pidfd;
@@ -75,12 +80,17 @@ class Supervisor {
                       socklen_t len);
     void on_socket(const Notification& n);
     void on_signal(const Notification& n);
+    /// prlimit64, sched_set*, setpriority, ioprio_set: allowed on the jail's own processes.
+    void on_target(const Notification& n);
     void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
                  socklen_t len);
     bool current(Caller& c, bool allowed);  ///< a cached entry still names a live thread
     void report_client(const Notification& n, int sock) const;  ///< config_.client
     void perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
     bool in_jail(pid_t pid) const;
+    /// The process group has members and all of them are in the jail.
+    bool group_in_jail(pid_t pgrp) const;
+    pid_t caller_group(const Notification& n) const;  ///< -1 when the caller is gone
     void deny_connect(const Notification& n, const std::string& destination, int err,
                       const char* reason);
     void respond(std::uint64_t id, int err, bool continue_call = false) const;

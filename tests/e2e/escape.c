@@ -892,7 +892,7 @@ static int case_toctou(int argc, char** argv) {
 // ---- tampering with the proxy's memory ------------------------------------------------------
 
 // Reads /proc/PID/stat: comm (into comm[16]) and the parent pid; 0 on success.
-static int read_stat(int pid, char comm[16], int* ppid) {
+int read_stat(int pid, char comm[16], int* ppid) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -29,6 +29,8 @@ size_t marker_len(void);
 int write_marker(int fd);
 // The landjail-proxy started with --listen ADDR:PORT, or -1.
 int find_proxy(const char* addr, const char* port);
+// Reads /proc/PID/stat: comm (into comm[16]) and the parent pid; 0 on success.
+int read_stat(int pid, char comm[16], int* ppid);
 
 // Runs one of escape_process.c's cases; -1 when argv[1] names none of them.
 int process_case(int argc, char** argv);

@@ -5,6 +5,7 @@
 // signals delivered to outside processes (process groups, pidfds, SIGIO owners). Signals are
 // judged by an `escape victim` outside the jail, limits by the test reading /proc, sockets by
 // their listeners (tests/e2e/test_escape_process.py).
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
@@ -233,15 +234,45 @@ static int case_sqpoll_parent(int argc, char** argv) {
 
 // ---- resource limits and scheduling of another process -------------------------------------
 
-// The target: a pid, or "auto ADDR PORT" for the landjail-proxy listening there.
+// The landjail-proxy whose parent is one of our ancestors (the landjail that jails us).
+static int our_proxy(void) {
+    int ancestors[64], n = 0;
+    for (int pid = getppid(); pid > 1 && n < 64;) {
+        char comm[16];
+        ancestors[n++] = pid;
+        if (read_stat(pid, comm, &pid) != 0) {
+            break;
+        }
+    }
+    DIR* d = opendir("/proc");
+    if (!d) {
+        return -1;
+    }
+    int found = -1;
+    for (struct dirent* e; found < 0 && (e = readdir(d));) {
+        const int pid = atoi(e->d_name);
+        char comm[16];
+        int parent = 0;
+        if (pid <= 0 || read_stat(pid, comm, &parent) != 0 || strcmp(comm, "landjail-proxy") != 0) {
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            found = parent == ancestors[i] ? pid : found;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+// The target: a pid, or "proxy": the landjail-proxy of the landjail that runs us.
 static int target_pid(int argc, char** argv) {
-    if (argc >= 5 && strcmp(argv[2], "auto") == 0) {
-        return find_proxy(argv[3], argv[4]);
+    if (argc >= 3 && strcmp(argv[2], "proxy") == 0) {
+        return our_proxy();
     }
     return argc >= 3 ? pid_arg(argv[2]) : -1;
 }
 
-// prlimit PID|auto ADDR PORT: lowers RLIMIT_NOFILE (the proxy could no longer accept) and
+// prlimit PID|proxy: lowers RLIMIT_NOFILE (the proxy could no longer accept) and
 // RLIMIT_FSIZE (its audit writes would fail) of another process.
 static int case_prlimit(int argc, char** argv) {
     const int pid = target_pid(argc, argv);
@@ -258,7 +289,7 @@ static int case_prlimit(int argc, char** argv) {
     return sent("prlimit on another process");
 }
 
-// sched PID|auto ADDR PORT: niceness 19, SCHED_IDLE, one CPU and idle I/O priority for
+// sched PID|proxy: niceness 19, SCHED_IDLE, one CPU and idle I/O priority for
 // another process.
 static int case_sched(int argc, char** argv) {
     const int pid = target_pid(argc, argv);
@@ -543,20 +574,22 @@ int process_case(int argc, char** argv) {
 }
 
 void process_usage(void) {
-    fprintf(stderr,
-            "  tiocsti TEXT                   push TEXT and a newline into our terminal's input\n"
-            "  inherited FD [ADDR PORT]       send on a socket inherited from outside\n"
-            "  sqpoll-parent CMD ARGS...      (outside) run CMD with an SQPOLL io_uring inherited\n"
-            "  ring-inherited FD PARAMS ADDR PORT\n"
-            "                                 TCP through that ring, without io_uring_enter\n"
-            "  prlimit PID|auto ADDR PORT     lower RLIMIT_NOFILE/FSIZE of another process\n"
-            "  sched PID|auto ADDR PORT       nice 19, SCHED_IDLE, one CPU, idle I/O for it\n"
-            "  renice-user                    setpriority(PRIO_USER, 0, 19)\n"
-            "  kill0 [PGID]                   (join PGID, then) kill(0, SIGUSR1)\n"
-            "  killpg PGID                    kill(-PGID, SIGUSR1)\n"
-            "  pidfd-proc PID                 pidfd_send_signal on open(/proc/PID)\n"
-            "  pidfd-open PID [group]         pidfd_open + pidfd_send_signal (process group)\n"
-            "  pidfd-fdswap PID TRIES         race the pidfd's descriptor against the check\n"
-            "  fsetown HOW TARGET             SIGIO as SIGUSR1 to TARGET; HOW: setown, ex-pid,\n"
-            "                                 ex-pgrp, ex-tid, fiosetown, siocspgrp\n");
+    fprintf(
+        stderr,
+        "  tiocsti TEXT                   push TEXT and a newline into our terminal's input\n"
+        "  inherited FD [ADDR PORT]       send on a socket inherited from outside\n"
+        "  sqpoll-parent CMD ARGS...      (outside) run CMD with an SQPOLL io_uring inherited\n"
+        "  ring-inherited FD PARAMS ADDR PORT\n"
+        "                                 TCP through that ring, without io_uring_enter\n"
+        "  prlimit PID|proxy              lower RLIMIT_NOFILE/FSIZE of another process (proxy:\n"
+        "                                 the landjail-proxy of the landjail that runs us)\n"
+        "  sched PID|proxy                nice 19, SCHED_IDLE, one CPU, idle I/O for it\n"
+        "  renice-user                    setpriority(PRIO_USER, 0, 19)\n"
+        "  kill0 [PGID]                   (join PGID, then) kill(0, SIGUSR1)\n"
+        "  killpg PGID                    kill(-PGID, SIGUSR1)\n"
+        "  pidfd-proc PID                 pidfd_send_signal on open(/proc/PID)\n"
+        "  pidfd-open PID [group]         pidfd_open + pidfd_send_signal (process group)\n"
+        "  pidfd-fdswap PID TRIES         race the pidfd's descriptor against the check\n"
+        "  fsetown HOW TARGET             SIGIO as SIGUSR1 to TARGET; HOW: setown, ex-pid,\n"
+        "                                 ex-pgrp, ex-tid, fiosetown, siocspgrp\n");
 }

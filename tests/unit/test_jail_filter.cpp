@@ -165,6 +165,15 @@ long call_ioctl(unsigned long request) {
     return syscall(SYS_ioctl, -1, request, &c);
 }
 
+rlimit g_nofile{};
+
+/// prlimit64(pid, RLIMIT_NOFILE, current value or nothing, old).
+long call_prlimit(pid_t pid, bool set) {
+    getrlimit(RLIMIT_NOFILE, &g_nofile);
+    rlimit old{};
+    return syscall(SYS_prlimit64, pid, RLIMIT_NOFILE, set ? &g_nofile : nullptr, &old);
+}
+
 struct CallRow {
     const char* what;
     int abi;  ///< of the weak plan
@@ -208,6 +217,20 @@ const CallRow kCallRows[] = {
      EPERM},
     {"ioctl TIOCLINUX", 7, [] { return call_ioctl(TIOCLINUX); }, EPERM},
     {"ioctl TCGETS (not refused)", 7, [] { return call_ioctl(TCGETS); }, EBADF},
+    // Another process's limits and scheduling (weak mode: refused; supervised: trapped).
+    {"prlimit64 on the parent", 7, [] { return call_prlimit(getppid(), true); }, EPERM},
+    {"prlimit64 on pid 1<<32 (the kernel's 0)", 7,
+     [] { return syscall(SYS_prlimit64, 1L << 32, RLIMIT_NOFILE, &g_nofile, nullptr); }, EPERM},
+    {"prlimit64 on itself (pid 0)", 7, [] { return call_prlimit(0, true); }, 0},
+    {"prlimit64 read of the parent", 7, [] { return call_prlimit(getppid(), false); }, 0},
+    {"sched_setaffinity on the parent", 7,
+     [] { return syscall(SYS_sched_setaffinity, getppid(), 0, nullptr); }, EPERM},
+    {"sched_setaffinity on itself", 7, [] { return syscall(SYS_sched_setaffinity, 0, 0, nullptr); },
+     EINVAL},
+    {"setpriority PRIO_USER", 7, [] { return syscall(SYS_setpriority, PRIO_USER, 0, 0); }, EPERM},
+    {"setpriority PRIO_PROCESS self", 7,
+     [] { return syscall(SYS_setpriority, PRIO_PROCESS, 0, 0); }, 0},
+    {"ioprio_set on the parent", 7, [] { return syscall(SYS_ioprio_set, 1, getppid(), 0); }, EPERM},
 };
 
 /// The supervisor's part, from another thread: answers `n` notifications with EXDEV.
