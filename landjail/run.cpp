@@ -27,6 +27,7 @@
 #include "landjail/environment.hpp"
 #include "landjail/filter.hpp"
 #include "landjail/host.hpp"
+#include "landjail/jail_events.hpp"
 #include "landjail/proxy_process.hpp"
 #include "landjail/supervisor.hpp"
 #include "proxy/audit.hpp"
@@ -79,41 +80,6 @@ struct SessionDir {
     }
 };
 
-std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
-                                         const proxy::ConfigChoice& config,
-                                         const std::string& ca_dir, const std::string& session_id) {
-    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
-                                  "--session-id", session_id};
-    if (cli.config) {
-        a.insert(a.end(), {"--config", *cli.config});
-    }
-    for (const auto& [name, path] : config.profiles) {
-        // The file landjail read, so that the proxy reads the same one.
-        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
-    }
-    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
-    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
-    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
-    if (cli.flags.log_level) {
-        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
-    }
-    if (s.disable_audit_logs.value) {
-        a.emplace_back("--disable-audit-logs");
-    } else {
-        if (s.audit_file) {
-            a.insert(a.end(), {"--audit-log", s.audit_file->value});
-        }
-        if (cli.flags.audit_socket) {
-            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
-        }
-    }
-    if (cli.upstream_ca) {
-        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
-    }
-    a.insert(a.end(), {"--ca-dir", ca_dir});
-    return a;
-}
-
 Result<Requirements> requirements_of(const CliOptions& cli) {
     return cli.require ? parse_requirements(*cli.require) : Result<Requirements>(Requirements{});
 }
@@ -136,6 +102,7 @@ class Jail {
     void start_supervisor();
     int supervise();
     void reap(int* child_status, bool* child_done);
+    void proxy_died(int status);
     int finish(int exit_status);
 
     const CliOptions& cli_;
@@ -151,11 +118,9 @@ class Jail {
     Child child_;
     // Shared with the supervisor thread, which is never joined: it blocks in the kernel
     // until the process exits, so what it uses must outlive the Jail.
-    std::shared_ptr<proxy::Auditor> auditor_;  ///< only with --proxy-addr
-    UniqueFd event_pipe_;                      ///< to our proxy's --event-fd
+    std::shared_ptr<proxy::Auditor> auditor_;  ///< with --proxy-addr, or once our proxy died
+    std::shared_ptr<JailEvents> events_;       ///< to our proxy's --event-fd
     void* clients_table_ = nullptr;            ///< shared with our proxy's --clients-fd
-    std::shared_ptr<std::atomic<std::uint64_t>> dropped_ =
-        std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<Supervisor> supervisor_;
     UniqueFd signals_;
     UniqueFd proxy_log_;  ///< the proxy's stderr while the command has our terminal
@@ -313,16 +278,14 @@ int Jail::launch_proxy() {
         int events[2] = {-1, -1};
         if (plan_.supervise && !settings_->disable_audit_logs.value &&
             pipe2(events, O_CLOEXEC) == 0) {
-            fcntl(events[1], F_SETFL, O_NONBLOCK);
             fcntl(events[1], F_SETPIPE_SZ, 1 << 20);  // room for thousands of events
-            event_pipe_.reset(events[1]);
+            events_ = std::make_shared<JailEvents>(UniqueFd(events[1]), UniqueFd(events[0]));
         }
-        UniqueFd event_read(events[0]);
-        UniqueFd clients = event_pipe_.valid() ? client_table() : UniqueFd();
+        UniqueFd clients = events_ ? client_table() : UniqueFd();
         hold_proxy_log();
         auto started =
             start_proxy(*binary, proxy_arguments(cli_, *settings_, config_, ca_dir_, session_id_),
-                        event_read.get(), clients.get(), proxy_log_.get());
+                        events[0], clients.get(), proxy_log_.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -418,7 +381,7 @@ int Jail::spawn(const ChildSpec& spec) {
 
 /// Our own auditor with --proxy-addr, then the supervisor thread.
 void Jail::start_supervisor() {
-    if (plan_.supervise && !event_pipe_.valid()) {
+    if (plan_.supervise && !events_ && cli_.proxy_addr) {
         // An external proxy (--proxy-addr): our own session, written to the same sinks.
         auto auditor = proxy::start_auditor(*settings_, session_id_);
         if (!auditor) {
@@ -432,17 +395,9 @@ void Jail::start_supervisor() {
     sc.proxy = proxy_addr_;
     sc.landlock_abi = plan_.landlock_abi;
     sc.getfd = plan_.getfd;
-    if (event_pipe_.valid()) {
+    if (events_) {
         // Never blocks the supervisor: a full pipe (the proxy stuck) drops and counts.
-        sc.audit = [fd = event_pipe_.get(), dropped = dropped_](proxy::AuditEvent&& e) {
-            if (e.exe && e.exe->size() > 1024) {
-                e.exe->resize(1024);  // one line stays one atomic pipe write
-            }
-            const std::string line = proxy::event_to_wire(e);
-            if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-                dropped->fetch_add(1);
-            }
-        };
+        sc.audit = [events = events_](proxy::AuditEvent&& e) { events->record(std::move(e)); };
         if (clients_table_) {
             sc.client = [table = clients_table_](pid_t pid, std::uint16_t port) {
                 proxy::ClientMap::store(table, port, pid);
@@ -454,6 +409,7 @@ void Jail::start_supervisor() {
     sc.self = getpid();
     sc.child = child_.pid;
     sc.proxy_pid = proxy_.pid;
+    sc.proxy_pidfd = proxy_.pidfd.get();
     supervisor_ = std::make_shared<Supervisor>(sc);
     if (child_.listener.valid()) {
         supervisor_->use_sync_wakeup();
@@ -479,9 +435,7 @@ void Jail::reap(int* child_status, bool* child_done) {
             *child_status = status;
             *child_done = true;
         } else if (pid == proxy_.pid) {
-            proxy_.pid = -1;
-            supervisor_->set_proxy_pid(0);
-            warn("landjail-proxy exited unexpectedly; every connection of the jail now fails");
+            proxy_died(status);
         }
         // Anything else is an orphan of the jail that we adopted as subreaper.
     }
@@ -515,9 +469,38 @@ int Jail::supervise() {
     return status_to_exit(child_status);
 }
 
+/// Our proxy exited before the command: the supervisor already refuses every connect (it
+/// watches the proxy's pidfd); the jail's events now go to an auditor of our own, in a new
+/// audit session (the proxy's stream ended without us knowing its last seq).
+void Jail::proxy_died(int status) {
+    proxy_.pid = -1;
+    supervisor_->set_proxy_pid(0);
+    std::string audit;
+    if (events_) {
+        auto id = proxy::new_session_id();
+        auto local = id ? proxy::start_auditor(*settings_, *id)
+                        : Result<std::unique_ptr<proxy::Auditor>>(id.error());
+        if (local && *local) {
+            auditor_ = std::move(*local);
+            audit = "; landjail writes the jail's audit events itself, as audit session " + *id;
+        } else {
+            audit = "; the jail's audit events are lost from now on" +
+                    (local ? std::string() : " (" + local.error().what() + ")");
+        }
+        if (const std::uint64_t recovered = events_->switch_to(auditor_); recovered > 0) {
+            audit += ", with the " + std::to_string(recovered) + " the proxy had not read";
+        }
+    }
+    warn("landjail-proxy " + describe_status(status) +
+         ": every connection of the jail is refused from now on (fail closed)" + audit);
+}
+
 int Jail::finish(int exit_status) {
     if (proxy_.pid > 0) {
         stop_proxy(proxy_, kProxyStopGrace);
+    }
+    if (events_) {
+        events_->switch_to(auditor_);  // events of the jail's orphans after the proxy stopped
     }
     if (proxy_log_.valid()) {
         relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, true);
@@ -525,9 +508,10 @@ int Jail::finish(int exit_status) {
     if (auditor_) {
         auditor_->stop();
     }
-    if (const auto n = dropped_->load(); n > 0) {
+    if (const auto n = events_ ? events_->dropped() : 0; n > 0) {
         warn(std::to_string(n) +
-             " audit events of the jail were lost: the proxy did not read them");
+             " audit events of the jail were lost: the proxy did not read them (its event pipe "
+             "was full, or it died reading one)");
     }
     return exit_status;
 }
@@ -537,27 +521,6 @@ int Jail::finish(int exit_status) {
 int run_command(const CliOptions& cli) {
     Jail jail(cli);
     return jail.run();
-}
-
-int run_doctor(const CliOptions& cli) {
-    auto req = requirements_of(cli);
-    if (!req) {
-        error(req.error().message);
-        return kExitUsage;
-    }
-    const HostFacts facts = probe_host(true);
-    std::cout << describe(facts);
-    auto plan = plan_protection(facts, *req, cli.allow_weak);
-    if (!plan) {
-        std::cout << "protection:             none: landjail refuses to run here\n";
-        std::cout << "  why: " << plan.error().message << "\n";
-        return kExitDeny;
-    }
-    std::cout << "protection:             " << plan->summary << "\n";
-    for (const std::string& lost : plan->lost) {
-        std::cout << "  lost: " << lost << "\n";
-    }
-    return kExitAllow;
 }
 
 }  // namespace lj::jail

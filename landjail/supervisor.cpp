@@ -115,6 +115,17 @@ std::optional<int> unix_socket_type(pid_t tid, int fd) {
 
 }  // namespace
 
+Supervisor::Supervisor(SupervisorConfig config)
+    : config_(std::move(config)),
+      proxy_pid_(config_.proxy_pid),
+      proxy_pidfd_(config_.proxy_pidfd >= 0 ? fcntl(config_.proxy_pidfd, F_DUPFD_CLOEXEC, 0) : -1) {
+}
+
+bool Supervisor::proxy_gone() const {
+    pollfd p{proxy_pidfd_.get(), POLLIN, 0};
+    return proxy_pidfd_.valid() && poll(&p, 1, 0) == 1;
+}
+
 bool Supervisor::use_sync_wakeup() const {
     // Not in Debian 12's 6.1 headers.
     constexpr unsigned long kSetFlags =
@@ -226,7 +237,9 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
             on_connect(n, true);
             return;
         }
-        if (*dest == config_.proxy) {
+        if (*dest == config_.proxy && proxy_gone()) {
+            deny_connect(n, dest->text(), kConnectDeniedErrno, "proxy_gone");
+        } else if (*dest == config_.proxy) {
             perform(n, c, fd, sa, slen);
         } else {
             deny_connect(n, dest->text(), kConnectDeniedErrno, "not_the_proxy");

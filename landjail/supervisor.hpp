@@ -38,11 +38,15 @@ struct SupervisorConfig {
     pid_t self = 0;       ///< the supervisor (outside the jail)
     pid_t child = 0;      ///< the jailed command
     pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none
+    /// A pidfd of that proxy (-1: none, e.g. --proxy-addr); the Supervisor keeps a copy. Once
+    /// the proxy has exited, connects to its address are refused (fail closed): its port may
+    /// now be anyone's.
+    int proxy_pidfd = -1;
 };
 
 class Supervisor {
   public:
-    explicit Supervisor(SupervisorConfig config) : config_(config), proxy_pid_(config.proxy_pid) {}
+    explicit Supervisor(SupervisorConfig config);
 
     /// Receives one notification (the listener must be readable) and answers it. Returns
     /// false when the listener is finished (no process uses the filter any more).
@@ -95,9 +99,11 @@ class Supervisor {
                       const char* reason);
     void respond(std::uint64_t id, int err, bool continue_call = false) const;
     bool valid(std::uint64_t id) const;
+    bool proxy_gone() const;  ///< our proxy has exited (its pidfd is readable)
 
     SupervisorConfig config_;
     std::atomic<pid_t> proxy_pid_{0};  ///< set by the main thread if the proxy dies
+    UniqueFd proxy_pidfd_;             ///< our copy of config.proxy_pidfd
     std::unordered_map<pid_t, Caller> callers_;
     bool addfd_warned_ = false;
 };

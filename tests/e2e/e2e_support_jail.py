@@ -226,22 +226,36 @@ class AcceptCounter:
     """A TCP listener on 127.0.0.1 that counts the connections it accepts (and closes them):
     a place the jail must never reach, or a weak-mode control's target."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
+        self.peers: list = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
         while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
+            self.peers.append(peer)
             self.accepted += 1
             c.close()
+
+    def settled(self, timeout: float = 10.0) -> int:
+        """The connections accepted before now, decided by ordering: a sentinel connection is
+        accepted after every connection made before it (the listen queue is FIFO)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            me = s.getsockname()
+            deadline = time.monotonic() + timeout
+            while me not in self.peers:
+                assert time.monotonic() < deadline, "the sentinel connection was not accepted"
+                time.sleep(0.01)
+        return self.peers.index(me)
 
     def close(self):
         self.sock.close()
