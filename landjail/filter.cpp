@@ -38,6 +38,10 @@ constexpr scmp_datum_t kSolTcp = 6;            // SOL_TCP
 constexpr scmp_datum_t kTcpRepair = 19;        // TCP_REPAIR
 constexpr scmp_datum_t kTiocsti = 0x5412;      // TIOCSTI: push a byte into a terminal's input
 constexpr scmp_datum_t kTioclinux = 0x541C;    // TIOCLINUX: e.g. paste the console selection
+constexpr scmp_datum_t kFSetOwn = 8;           // F_SETOWN
+constexpr scmp_datum_t kFSetOwnEx = 15;        // F_SETOWN_EX
+constexpr scmp_datum_t kFioSetOwn = 0x8901;    // FIOSETOWN
+constexpr scmp_datum_t kSiocSPgrp = 0x8902;    // SIOCSPGRP
 constexpr scmp_datum_t kPrioProcess = 0;       // PRIO_PROCESS
 constexpr scmp_datum_t kIoprioWhoProcess = 1;  // IOPRIO_WHO_PROCESS
 constexpr scmp_datum_t kInt = 0xffffffff;      // the kernel reads these arguments as (unsigned) int
@@ -143,6 +147,24 @@ void target_rules(Builder& b, std::uint32_t action) {
     b.add(action, "ioprio_set", {SCMP_A1(SCMP_CMP_NE, 0)});
 }
 
+/// No Landlock signal scope (ABI < 6, which also covers SIGIO): every way the jail can make
+/// the kernel signal another process goes to the supervisor, or fails. Signals (by pid, by
+/// process group, by pidfd), joining a process group (setpgid with a pgid), F_SETOWN. The
+/// owner of F_SETOWN_EX, FIOSETOWN and SIOCSPGRP is in memory, which the supervisor could
+/// only check racily: refused.
+void signal_rules(Builder& b) {
+    for (const char* name :
+         {"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"}) {
+        b.add(SCMP_ACT_NOTIFY, name, {});
+    }
+    b.add(SCMP_ACT_NOTIFY, "setpgid", {SCMP_A1(SCMP_CMP_NE, 0)});
+    b.add(SCMP_ACT_NOTIFY, "fcntl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, kFSetOwn)});
+    b.add(SCMP_ACT_ERRNO(EPERM), "fcntl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, kFSetOwnEx)});
+    for (const scmp_datum_t request : {kFioSetOwn, kSiocSPgrp}) {
+        b.add(SCMP_ACT_ERRNO(EPERM), "ioctl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, request)});
+    }
+}
+
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
     UniqueFd mem(memfd_create("landjail-filter", MFD_CLOEXEC));
     if (!mem.valid()) {
@@ -213,11 +235,7 @@ Result<FilterProgram> build_filter(const Plan& plan) {
         b.add(SCMP_ACT_ERRNO(ENOSYS), name, {});
     }
     if (plan.supervise && plan.landlock_abi < 6) {
-        // No Landlock signal scope: the supervisor checks the target of every signal.
-        for (const char* name : {"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
-                                 "pidfd_send_signal"}) {
-            b.add(notify, name, {});
-        }
+        signal_rules(b);
     }
     if (plan.landlock_abi == 0) {
         // No Landlock domain: nothing else keeps the program away from the supervisor.

@@ -12,6 +12,11 @@ int main(int argc, char** argv) {
     // Before anything: a write to a peer that went away (the proxy's event pipe, an audit
     // socket) must fail with EPIPE, never kill landjail and, with it, the jailed command.
     std::signal(SIGPIPE, SIG_IGN);
+    // A jailed process that puts its own group in the terminal's foreground (job control)
+    // leaves ours in the background: its reads or writes there (with TOSTOP) would make the
+    // kernel stop our whole group, landjail with it. landjail never reads the terminal.
+    std::signal(SIGTTOU, SIG_IGN);
+    std::signal(SIGTTIN, SIG_IGN);
     Command seen = Command::Run;
     auto cli = parse_cli(argc, argv, &seen);
     if (!cli) {

@@ -39,10 +39,15 @@ std::optional<ProcStat> parse_stat(const std::string& text) {
     ProcStat s;
     s.pid = static_cast<pid_t>(std::atol(text.c_str()));
     std::istringstream rest(text.substr(close + 1));
-    std::string state;
+    std::string state, skip;
     long ppid = -1, pgrp = -1, session = -1;
     if (!(rest >> state >> ppid >> pgrp >> session)) {
         return std::nullopt;
+    }
+    for (int field = 7; field < 22 && rest >> skip; ++field) {  // tty_nr … itrealvalue
+    }
+    if (!(rest >> s.start)) {
+        return std::nullopt;  // field 22: starttime
     }
     s.ppid = static_cast<pid_t>(ppid);
     s.pgrp = static_cast<pid_t>(pgrp);

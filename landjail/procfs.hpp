@@ -30,6 +30,7 @@ struct ProcStat {
     pid_t ppid = 0;
     pid_t pgrp = 0;
     pid_t session = 0;
+    unsigned long long start = 0;  ///< start time after boot, in clock ticks
 };
 
 /// /proc/PID/stat of a process (or thread); nullopt when it is gone.

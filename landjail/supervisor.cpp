@@ -87,6 +87,10 @@ Supervisor::Supervisor(SupervisorConfig config)
     : config_(std::move(config)),
       proxy_pid_(config_.proxy_pid),
       proxy_pidfd_(config_.proxy_pidfd >= 0 ? fcntl(config_.proxy_pidfd, F_DUPFD_CLOEXEC, 0) : -1) {
+    // The command is our child and has not been reaped yet: its start time is readable.
+    if (const auto stat = read_stat(config_.child)) {
+        child_start_ = stat->start;
+    }
 }
 
 bool Supervisor::proxy_gone() const {
@@ -141,6 +145,10 @@ bool Supervisor::handle_one() {
     } else if (nr == SYS_kill || nr == SYS_tkill || nr == SYS_tgkill || nr == SYS_rt_sigqueueinfo ||
                nr == SYS_rt_tgsigqueueinfo || nr == SYS_pidfd_send_signal) {
         on_signal(n);
+    } else if (nr == SYS_setpgid) {
+        on_setpgid(n);
+    } else if (nr == SYS_fcntl) {
+        on_fcntl(n);
     } else if (nr == SYS_prlimit64 || nr == SYS_sched_setaffinity || nr == SYS_sched_setscheduler ||
                nr == SYS_sched_setparam || nr == SYS_sched_setattr || nr == SYS_setpriority ||
                nr == SYS_ioprio_set) {

@@ -84,6 +84,14 @@ class Supervisor {
                       socklen_t len);
     void on_socket(const Notification& n);
     void on_signal(const Notification& n);
+    /// kill(0 or -pgrp): CONTINUE when every member is in the jail, else the jail's members
+    /// only are signalled by the supervisor.
+    void signal_group(const Notification& n, pid_t pgrp, int sig);
+    void on_pidfd_signal(const Notification& n);  ///< performed on our copy of the pidfd
+    void on_setpgid(const Notification& n);       ///< only into groups of the jail
+    void on_fcntl(const Notification& n);         ///< F_SETOWN: only to the jail
+    /// caller(), checked to name the caller still; nullptr when it is gone (nothing to answer).
+    Caller* live_caller(const Notification& n);
     /// prlimit64, sched_set*, setpriority, ioprio_set: allowed on the jail's own processes.
     void on_target(const Notification& n);
     void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
@@ -102,8 +110,9 @@ class Supervisor {
     bool proxy_gone() const;  ///< our proxy has exited (its pidfd is readable)
 
     SupervisorConfig config_;
-    std::atomic<pid_t> proxy_pid_{0};  ///< set by the main thread if the proxy dies
-    UniqueFd proxy_pidfd_;             ///< our copy of config.proxy_pidfd
+    std::atomic<pid_t> proxy_pid_{0};     ///< set by the main thread if the proxy dies
+    UniqueFd proxy_pidfd_;                ///< our copy of config.proxy_pidfd
+    unsigned long long child_start_ = 0;  ///< when the command started (ProcStat::start)
     std::unordered_map<pid_t, Caller> callers_;
     bool addfd_warned_ = false;
 };

@@ -414,14 +414,18 @@ static int case_pidfd_open(int argc, char** argv) {
 typedef struct {
     int slot;          // the descriptor number pidfd_send_signal uses
     int ours, theirs;  // a pidfd of our own child, one of the victim
-    atomic_int stop;
+    atomic_int stop, running;
 } Swap;
 
 static void* swapper_main(void* arg) {
     Swap* s = arg;
+    atomic_store(&s->running, 1);
+    // Both threads yield after each step: on a single free CPU they interleave too.
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         dup2(s->ours, s->slot);
+        sched_yield();
         dup2(s->theirs, s->slot);
+        sched_yield();
     }
     return NULL;
 }
@@ -451,6 +455,9 @@ static int case_pidfd_fdswap(int argc, char** argv) {
     if (err != 0) {
         return fail_err("pthread_create", err);
     }
+    while (!atomic_load(&s.running)) {
+        sched_yield();
+    }
     long ok = 0, refused = 0;
     const long tries = strtol(argv[3], NULL, 10);
     for (long i = 0; i < tries; i++) {
@@ -459,6 +466,7 @@ static int case_pidfd_fdswap(int argc, char** argv) {
         } else {
             refused++;
         }
+        sched_yield();
     }
     atomic_store(&s.stop, 1);
     pthread_join(t, NULL);
@@ -469,24 +477,24 @@ static int case_pidfd_fdswap(int argc, char** argv) {
     return 0;
 }
 
-// Makes the kernel send SIGUSR1 (F_SETSIG) to the owner of a pipe when data arrives (O_ASYNC);
-// `set_owner` names the owner on the read end.
+// Makes the kernel send SIGUSR1 (F_SETSIG) to the owner of a unix socket when data arrives
+// (O_ASYNC); `set_owner` names the owner.
 static int sigio(int (*set_owner)(int fd, int target), int target, const char* what) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        return fail("pipe2");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        return fail("socketpair");
     }
-    if (set_owner(p[0], target) < 0) {
+    if (set_owner(sv[0], target) < 0) {
         return fail(what);
     }
-    if (fcntl(p[0], F_SETSIG, SIGUSR1) < 0) {
+    if (fcntl(sv[0], F_SETSIG, SIGUSR1) < 0) {
         return fail("fcntl(F_SETSIG)");
     }
-    if (fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_ASYNC) < 0) {
+    if (fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_ASYNC) < 0) {
         return fail("fcntl(F_SETFL, O_ASYNC)");
     }
-    if (write(p[1], "x", 1) != 1) {
-        return fail("write(pipe)");
+    if (write(sv[1], "x", 1) != 1) {
+        return fail("write(socket)");
     }
     return sent(what);
 }
@@ -509,6 +517,9 @@ static int owner_ex_tid(int fd, int target) {
 }
 static int owner_fiosetown(int fd, int target) {
     return ioctl(fd, FIOSETOWN, &target);
+}
+static int owner_siocspgrp(int fd, int target) {
+    return ioctl(fd, SIOCSPGRP, &target);
 }
 
 // fsetown HOW TARGET: SIGIO (as SIGUSR1) delivered to TARGET (a pid, or -PGID for F_SETOWN);
@@ -536,22 +547,7 @@ static int case_fsetown(int argc, char** argv) {
         return sigio(owner_fiosetown, target, "ioctl(FIOSETOWN)");
     }
     if (strcmp(how, "siocspgrp") == 0) {
-        // SIOCSPGRP is a socket ioctl: a unix socket pair instead of a pipe.
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-            return fail("socketpair");
-        }
-        if (ioctl(sv[0], SIOCSPGRP, &target) < 0) {
-            return fail("ioctl(SIOCSPGRP)");
-        }
-        if (fcntl(sv[0], F_SETSIG, SIGUSR1) < 0 ||
-            fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_ASYNC) < 0) {
-            return fail("fcntl(F_SETSIG / O_ASYNC)");
-        }
-        if (write(sv[1], "x", 1) != 1) {
-            return fail("write(socket)");
-        }
-        return sent("ioctl(SIOCSPGRP)");
+        return sigio(owner_siocspgrp, target, "ioctl(SIOCSPGRP)");
     }
     fprintf(stderr, "escape fsetown: unknown HOW %s\n", how);
     return 2;

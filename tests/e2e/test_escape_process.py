@@ -12,6 +12,13 @@ control that shows the same attack works without the jail:
 - resource limits and scheduling of processes outside the jail (an `escape victim`, and the
   proxy itself): prlimit, setpriority (also PRIO_USER), sched_setscheduler/-affinity,
   ioprio_set (judged by the target's /proc files and ioprio_get, read by the test);
+- signals to processes outside the jail that share its terminal session: kill(0) to
+  landjail's own process group, setpgid into another group then kill(0), kill(-pgid),
+  pidfd_send_signal on open(/proc/PID) and on pidfd_open (also to a process group), a race
+  that swaps the pidfd's descriptor, SIGIO through F_SETOWN (to a pid, to a group, to
+  landjail's group), F_SETOWN_EX, FIOSETOWN and SIOCSPGRP (judged by `escape victim`s in
+  landjail's session: one in its process group, one leading a group of its own); also with
+  Landlock taken away while pidfd_getfd stays (the supervisor's own pidfd path).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import fcntl
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -320,3 +328,138 @@ def test_network_socket_on_stdout(jail, listener, keep):
         assert p.returncode == 125 and not got, (p.returncode, got, err)
         assert "standard output (fd 1) is socket(AF_INET, SOCK_DGRAM, 17)" in err, err
         assert "--keep-fd 1" in err, err
+
+
+# ---- signals to processes outside the jail -------------------------------------------------
+
+# Outside the jail, as the user, in a new session whose leader becomes landjail: starts one
+# victim in this process group (landjail's, which the command starts in) and one leading a
+# group of its own, waits until the test has read both and written the case, then execs
+# landjail (or, for the control, the case itself). The victims stay children of landjail's
+# process (as the jobs of a shell that execs landjail would), outside the jail.
+HARNESS = r"""
+import os, subprocess, sys
+e, a, b, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+subprocess.Popen([e, "victim"], stdout=a, stderr=a, stdin=subprocess.DEVNULL)
+subprocess.Popen([e, "victim", "group"], stdout=b, stderr=b, stdin=subprocess.DEVNULL)
+os.close(a)
+os.close(b)
+os.read(go, 16)
+os.close(go)
+os.execvp(sys.argv[5], sys.argv[5:])
+"""
+# conftest MODES, plus Landlock taken away while pidfd_getfd stays: the supervisor then
+# performs pidfd_send_signal on its own copy of the descriptor.
+SIGNAL_MODES = dict(MODES, nolandlock=["--landlock-enosys"])
+
+
+class PipeVictim:
+    """`escape victim` started by the harness, reporting on a pipe: an item is a signal it
+    got (not the sentinel SIGUSR2); collect() as conftest's Victim."""
+
+    def __init__(self, fd: int):
+        self.out = LineReader(fd)
+        self.pid = int(self.out.until(r"READY (\d+)", 20).group(1))
+        self.seen = 0
+
+    def collect(self) -> list:
+        if not Path("/proc/%d" % self.pid).exists():
+            return ["(gone)"]
+        os.kill(self.pid, signal.SIGUSR2)
+        self.out.until(r"SIG %d " % signal.SIGUSR2, 20)
+        return [line for line in self.out.lines[1:] if not line.startswith("SIG 12 ")]
+
+    def close(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# (name, arguments of `escape` given (pid of the victim in landjail's group, pgid of the
+# other victim's group, landjail's pgid)).
+SIGNAL_CASES = {
+    "kill0": lambda vl, vg, lj: ["kill0"],
+    "setpgid-kill0": lambda vl, vg, lj: ["kill0", vg],
+    "killpg": lambda vl, vg, lj: ["killpg", vg],
+    "pidfd-proc": lambda vl, vg, lj: ["pidfd-proc", vl],
+    "pidfd-open": lambda vl, vg, lj: ["pidfd-open", vl],
+    "pidfd-open-group": lambda vl, vg, lj: ["pidfd-open", vg, "group"],
+    "pidfd-fdswap": lambda vl, vg, lj: ["pidfd-fdswap", vl, "20000"],
+    "fsetown": lambda vl, vg, lj: ["fsetown", "setown", vl],
+    "fsetown-group": lambda vl, vg, lj: ["fsetown", "setown", -vg],
+    "fsetown-landjail-group": lambda vl, vg, lj: ["fsetown", "setown", -lj],
+    "fsetown-ex-pid": lambda vl, vg, lj: ["fsetown", "ex-pid", vl],
+    "fsetown-ex-pgrp": lambda vl, vg, lj: ["fsetown", "ex-pgrp", vg],
+    "fsetown-ex-tid": lambda vl, vg, lj: ["fsetown", "ex-tid", vl],
+    "fiosetown": lambda vl, vg, lj: ["fsetown", "fiosetown", vl],
+    "siocspgrp": lambda vl, vg, lj: ["fsetown", "siocspgrp", vl],
+}
+
+
+def _signal_case(jail, case: str, mode: str | None):
+    """Runs one case in landjail (mode) or without it; {victim: signals it got}, the result."""
+    wd = jail.workdir("signal-%s-%s" % (case, mode or "control"))
+    script = wd / "case.sh"
+    command = ["sh", str(script)]
+    prefix = user_prefix(jail.user)
+    rest = command
+    if mode:
+        wrap = [str(jail.bins.outer_seccomp), *SIGNAL_MODES[mode], "--"] if SIGNAL_MODES[mode] \
+            else []
+        rest = wrap + jail.argv(command, wd, "full")[len(prefix):]
+    r3, w3 = os.pipe()
+    r4, w4 = os.pipe()
+    r5, w5 = os.pipe()
+    victims = []
+    p = subprocess.Popen(prefix + ["python3", "-c", HARNESS, str(jail.bins.escape),
+                                   str(w3), str(w4), str(r5)] + rest,
+                         pass_fds=(w3, w4, r5), start_new_session=True, env=jail.env(wd),
+                         cwd=str(wd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        for fd in (w3, w4, r5):
+            os.close(fd)
+        victims = [PipeVictim(r3), PipeVictim(r4)]
+        args = SIGNAL_CASES[case](victims[0].pid, victims[1].pid, p.pid)
+        script.write_text("trap '' USR1\n%s\n" % shlex.join(
+            [str(jail.bins.escape)] + [str(a) for a in args]))
+        os.write(w5, b"go\n")
+        out, err = p.communicate(timeout=120)
+        got = {"in landjail's group": victims[0].collect(),
+               "in a group of its own": victims[1].collect()}
+    finally:
+        os.close(w5)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for v in victims:
+            v.close()
+    return got, (p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+@pytest.mark.parametrize("mode", list(SIGNAL_MODES))
+@pytest.mark.parametrize("case", list(SIGNAL_CASES))
+def test_signal_does_not_escape(jail, case, mode):
+    """No victim outside the jail gets a signal from it, whichever way it is sent, and
+    landjail (in the victim's process group) returns the case's own status (0 when its calls
+    succeeded, 1 when one was refused): it got nothing either."""
+    got, r = _signal_case(jail, case, mode)
+    assert not any(got.values()), "ESCAPED: a victim got a signal (%s, %s, %s): %r\n%r" % (
+        case, jail.user, mode, got, r)
+    assert r[0] in (0, 1), r
+
+
+# The victim each case reaches without the jail.
+SIGNAL_TARGET = {"kill0": "in landjail's group", "setpgid-kill0": "in a group of its own",
+                 "killpg": "in a group of its own", "pidfd-open-group": "in a group of its own",
+                 "fsetown-group": "in a group of its own",
+                 "fsetown-ex-pgrp": "in a group of its own"}
+
+
+@pytest.mark.parametrize("case", list(SIGNAL_CASES))
+def test_signal_escapes_without_the_jail(jail, case):
+    """The control: without the jail, the case's victim gets SIGUSR1."""
+    got, r = _signal_case(jail, case, None)
+    target = SIGNAL_TARGET.get(case, "in landjail's group")
+    assert any(line.startswith("SIG 10 ") for line in got[target]), (got, r)

@@ -333,3 +333,26 @@ ParameterizedTest(int* abi, jail_filter, supervised, .timeout = 20) {
     cr_expect(traced < 0 && errno == (*abi == 0 ? EPERM : ESRCH), "abi %d: ptrace: %s", *abi,
               strerror(errno));
 }
+
+Test(jail_filter, signal_owners_without_scopes, .timeout = 20) {
+    // Without Landlock scopes: F_SETOWN and setpgid with a group go to the supervisor; the
+    // owners given in memory (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) fail in the filter.
+    const int listener = load(must_build(make_plan(4, true)), SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    cr_assert_gt(listener, 0);
+    std::vector<seccomp_data> seen;
+    std::thread responder(answer, listener, &seen, 2);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETOWN, 1) < 0 && errno == EXDEV, "F_SETOWN: %s",
+              strerror(errno));
+    cr_expect(syscall(SYS_setpgid, 0, 1) < 0 && errno == EXDEV, "setpgid: %s", strerror(errno));
+    responder.join();
+    cr_assert_eq(seen.size(), 2u);
+    cr_expect_eq(seen[0].nr, SYS_fcntl);
+    cr_expect_eq(seen[1].nr, SYS_setpgid);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETOWN_EX, nullptr) < 0 && errno == EPERM);
+    cr_expect(syscall(SYS_fcntl, -1, 0x100000000L | F_SETOWN_EX, nullptr) < 0 && errno == EPERM);
+    cr_expect(call_ioctl(FIOSETOWN) < 0 && errno == EPERM);
+    cr_expect(call_ioctl(SIOCSPGRP) < 0 && errno == EPERM);
+    // Not trapped: other fcntl commands (a trapped one would hang: no responder is left).
+    cr_expect(syscall(SYS_fcntl, -1, F_GETOWN) < 0 && errno == EBADF);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETSIG, 10) < 0 && errno == EBADF);
+}
