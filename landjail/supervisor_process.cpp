@@ -234,7 +234,9 @@ void Supervisor::on_setpgid(const Notification& n) {
     const auto pgid = static_cast<int>(n.arg(1));
     const auto tgid = proc_field(proc_path(n.pid(), "status"), "Tgid:");
     const pid_t target = pid != 0 ? pid : (tgid ? std::atoi(tgid->c_str()) : -1);
-    const bool allowed = pgid == 0 || pgid == target || group_in_jail(pgid);
+    const auto now = read_stat(target);  // the group it is in already: nothing changes
+    const bool allowed =
+        pgid == 0 || pgid == target || (now && now->pgrp == pgid) || group_in_jail(pgid);
     if (!valid(n.req.id)) {
         return;
     }
