@@ -3,7 +3,10 @@
 // connect(): the address is read once from /proc/TID/mem, the notification is checked with
 // ID_VALID, and only the proxy's exact address passes; the supervisor then performs the
 // connect itself on the child's own socket (pidfd_getfd), or on a socket of its own that it
-// installs with ADDFD, and returns the result. An inet connect is never CONTINUEd.
+// installs with ADDFD, and returns the result. An inet connect is never CONTINUEd; once our
+// proxy has exited, a connect to its address is refused. Calls that act on another process
+// (supervisor_process.cpp): resource limits and scheduling, and without Landlock scopes
+// signals, process groups and SIGIO owners, are allowed only inside the jail.
 #pragma once
 
 #include <linux/seccomp.h>
