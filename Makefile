@@ -152,14 +152,16 @@ E2E_CLIENTS := $(patsubst tests/e2e/shim_clients/%.c,$(E2E_DIR)/%,$(wildcard tes
 E2E_BINS := $(E2E_DIR)/escape $(E2E_DIR)/escape-static $(E2E_DIR)/outer-seccomp $(E2E_CLIENTS)
 E2E_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE
 
-$(E2E_DIR)/escape: tests/e2e/escape.c Makefile
+ESCAPE_SRC := tests/e2e/escape.c tests/e2e/escape_process.c
+
+$(E2E_DIR)/escape: $(ESCAPE_SRC) tests/e2e/escape.h Makefile
 	@mkdir -p $(@D)
-	$(CC) $(E2E_CFLAGS) -o $@ $< -pthread
+	$(CC) $(E2E_CFLAGS) -o $@ $(ESCAPE_SRC) -pthread
 
 # The same attacker, static: no dynamic loader, so LD_PRELOAD cannot touch it.
-$(E2E_DIR)/escape-static: tests/e2e/escape.c Makefile
+$(E2E_DIR)/escape-static: $(ESCAPE_SRC) tests/e2e/escape.h Makefile
 	@mkdir -p $(@D)
-	$(CC) $(E2E_CFLAGS) -static -o $@ $< -pthread
+	$(CC) $(E2E_CFLAGS) -static -o $@ $(ESCAPE_SRC) -pthread
 
 $(E2E_DIR)/%: tests/e2e/shim_clients/%.c Makefile
 	@mkdir -p $(@D)

@@ -49,6 +49,10 @@ constexpr std::array kTable = {
     OptSpec{"allow-weak", 0, nullptr,
             "without seccomp notification, run with a Landlock port rule only (weak)", false},
     OptSpec{"no-shim", 0, nullptr, "do not preload the shim into COMMAND", false},
+    OptSpec{"keep-fd", 0, "N",
+            "give COMMAND the inherited descriptor N even if it is a network socket (closed "
+            "otherwise: it would send around the proxy)",
+            true},
     OptSpec{"use-real-dns", 0, nullptr,
             "accepted for boundary compatibility; landjail never intercepts DNS", false},
     OptSpec{"no-user-namespace", 0, nullptr,
@@ -59,6 +63,22 @@ constexpr std::array kTable = {
 
 bool is_subcommand(std::string_view s) {
     return s == "check" || s == "explain" || s == "doctor";
+}
+
+/// --keep-fd N: a descriptor number.
+Result<int> parse_fd(const std::string& value) {
+    long fd = value.empty() ? -1 : 0;
+    for (const char c : value) {
+        fd = c >= '0' && c <= '9' && fd <= 0x7fffffff ? fd * 10 + (c - '0') : -1;
+        if (fd < 0) {
+            break;
+        }
+    }
+    if (fd < 0 || fd > 0x7fffffff) {
+        return make_error("--keep-fd '" + value +
+                          "': not a file descriptor number (0, 1, 2, 3, ...)");
+    }
+    return static_cast<int>(fd);
 }
 
 /// Stores one parsed option into `out`.
@@ -102,6 +122,12 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.allow_weak = true;
     } else if (name == "no-shim") {
         out.no_shim = true;
+    } else if (name == "keep-fd") {
+        auto fd = parse_fd(value);
+        if (!fd) {
+            return fd.error();
+        }
+        out.keep_fds.push_back(*fd);
     } else if (name == "use-real-dns" || name == "no-user-namespace") {
         // boundary compatibility: nothing to do
     } else if (name == "version") {

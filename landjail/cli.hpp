@@ -32,6 +32,7 @@ struct CliOptions {
     std::optional<std::string> require;      ///< --require landlock,seccomp
     bool allow_weak = false;
     bool no_shim = false;
+    std::vector<int> keep_fds;  ///< --keep-fd: inherited descriptors COMMAND keeps
 };
 
 /// Parses argv (argv[0] is the program). Errors are usage errors for the user; `seen` (when

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include "landjail/host.hpp"
 #include "policy/request.hpp"
 #include "policy/rule.hpp"
 #include "proxy/config_loader.hpp"
@@ -152,6 +153,28 @@ int run_explain(const CliOptions& cli) {
         std::cout << "  to allow: --allow " << shell_quote(policy::suggested_rule(*req)) << "\n";
     }
     return d.allowed ? kExitAllow : kExitDeny;
+}
+
+int run_doctor(const CliOptions& cli) {
+    auto req =
+        cli.require ? parse_requirements(*cli.require) : Result<Requirements>(Requirements{});
+    if (!req) {
+        error(req.error().message);
+        return kExitUsage;
+    }
+    const HostFacts facts = probe_host(true);
+    std::cout << describe(facts);
+    auto plan = plan_protection(facts, *req, cli.allow_weak);
+    if (!plan) {
+        std::cout << "protection:             none: landjail refuses to run here\n";
+        std::cout << "  why: " << plan.error().message << "\n";
+        return kExitDeny;
+    }
+    std::cout << "protection:             " << plan->summary << "\n";
+    for (const std::string& lost : plan->lost) {
+        std::cout << "  lost: " << lost << "\n";
+    }
+    return kExitAllow;
 }
 
 }  // namespace lj::jail

@@ -36,6 +36,15 @@ constexpr scmp_datum_t kSoBindToIfindex = 62;  // SO_BINDTOIFINDEX
 constexpr scmp_datum_t kSoMark = 36;           // SO_MARK
 constexpr scmp_datum_t kSolTcp = 6;            // SOL_TCP
 constexpr scmp_datum_t kTcpRepair = 19;        // TCP_REPAIR
+constexpr scmp_datum_t kTiocsti = 0x5412;      // TIOCSTI: push a byte into a terminal's input
+constexpr scmp_datum_t kTioclinux = 0x541C;    // TIOCLINUX: e.g. paste the console selection
+constexpr scmp_datum_t kFSetOwn = 8;           // F_SETOWN
+constexpr scmp_datum_t kFSetOwnEx = 15;        // F_SETOWN_EX
+constexpr scmp_datum_t kFioSetOwn = 0x8901;    // FIOSETOWN
+constexpr scmp_datum_t kSiocSPgrp = 0x8902;    // SIOCSPGRP
+constexpr scmp_datum_t kPrioProcess = 0;       // PRIO_PROCESS
+constexpr scmp_datum_t kIoprioWhoProcess = 1;  // IOPRIO_WHO_PROCESS
+constexpr scmp_datum_t kInt = 0xffffffff;      // the kernel reads these arguments as (unsigned) int
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
@@ -108,6 +117,54 @@ void socket_rules(Builder& b, std::uint32_t deny, bool scoped) {
     }
 }
 
+/// Terminal injection: bytes pushed into the terminal's input queue with TIOCSTI (allowed to
+/// unprivileged processes on their controlling terminal while dev.tty.legacy_tiocsti = 1) are
+/// read by the user's shell once landjail has exited, and run outside the jail. TIOCLINUX
+/// pastes the console selection the same way. Refused with the kernel's own answer when
+/// legacy_tiocsti = 0; the request is an unsigned int, so the upper 32 bits are masked.
+void terminal_rules(Builder& b) {
+    for (const scmp_datum_t request : {kTiocsti, kTioclinux}) {
+        b.add(SCMP_ACT_ERRNO(EPERM), "ioctl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, request)});
+    }
+}
+
+/// Calls that change another process's resource limits or scheduling: the jail may not
+/// lower RLIMIT_FSIZE or RLIMIT_NOFILE of the proxy or of landjail (same user), which would
+/// break the audit trail or the proxy, nor starve them. They go to the supervisor (or fail
+/// in weak mode) when they may name another process than the caller: a pid (or `who`)
+/// other than 0, or a `which` other than "a process". The comparisons are on all 64 bits,
+/// a superset of what the kernel (reading ints) sees as non-zero; the supervisor decides on
+/// the ints. prlimit64 without a new limit only reads.
+void target_rules(Builder& b, std::uint32_t action) {
+    b.add(action, "prlimit64", {SCMP_A0(SCMP_CMP_NE, 0), SCMP_A2(SCMP_CMP_NE, 0)});
+    for (const char* name :
+         {"sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"}) {
+        b.add(action, name, {SCMP_A0(SCMP_CMP_NE, 0)});
+    }
+    b.add(action, "setpriority", {SCMP_A0(SCMP_CMP_NE, kPrioProcess)});
+    b.add(action, "setpriority", {SCMP_A1(SCMP_CMP_NE, 0)});
+    b.add(action, "ioprio_set", {SCMP_A0(SCMP_CMP_NE, kIoprioWhoProcess)});
+    b.add(action, "ioprio_set", {SCMP_A1(SCMP_CMP_NE, 0)});
+}
+
+/// No Landlock signal scope (ABI < 6, which also covers SIGIO): every way the jail can make
+/// the kernel signal another process goes to the supervisor, or fails. Signals (by pid, by
+/// process group, by pidfd), joining a process group (setpgid with a pgid), F_SETOWN. The
+/// owner of F_SETOWN_EX, FIOSETOWN and SIOCSPGRP is in memory, which the supervisor could
+/// only check racily: refused.
+void signal_rules(Builder& b) {
+    for (const char* name :
+         {"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"}) {
+        b.add(SCMP_ACT_NOTIFY, name, {});
+    }
+    b.add(SCMP_ACT_NOTIFY, "setpgid", {SCMP_A1(SCMP_CMP_NE, 0)});
+    b.add(SCMP_ACT_NOTIFY, "fcntl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, kFSetOwn)});
+    b.add(SCMP_ACT_ERRNO(EPERM), "fcntl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, kFSetOwnEx)});
+    for (const scmp_datum_t request : {kFioSetOwn, kSiocSPgrp}) {
+        b.add(SCMP_ACT_ERRNO(EPERM), "ioctl", {SCMP_A1(SCMP_CMP_MASKED_EQ, kInt, request)});
+    }
+}
+
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
     UniqueFd mem(memfd_create("landjail-filter", MFD_CLOEXEC));
     if (!mem.valid()) {
@@ -171,16 +228,14 @@ Result<FilterProgram> build_filter(const Plan& plan) {
     b.add(no_tfo, "sendto", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     b.add(no_tfo, "sendmsg", {SCMP_A2(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
     b.add(no_tfo, "sendmmsg", {SCMP_A3(SCMP_CMP_MASKED_EQ, kMsgFastOpen, kMsgFastOpen)});
+    terminal_rules(b);
+    target_rules(b, plan.supervise ? notify : SCMP_ACT_ERRNO(EPERM));
     for (const char* name :
          {"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd"}) {
         b.add(SCMP_ACT_ERRNO(ENOSYS), name, {});
     }
     if (plan.supervise && plan.landlock_abi < 6) {
-        // No Landlock signal scope: the supervisor checks the target of every signal.
-        for (const char* name : {"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
-                                 "pidfd_send_signal"}) {
-            b.add(notify, name, {});
-        }
+        signal_rules(b);
     }
     if (plan.landlock_abi == 0) {
         // No Landlock domain: nothing else keeps the program away from the supervisor.

@@ -26,8 +26,10 @@ struct FilterProgram {
 
 /// Builds the filter for the plan: native architecture only (others and x32 kill the
 /// process); connect() and refused socket() calls notify the supervisor; MSG_FASTOPEN,
-/// io_uring and userfaultfd fail; without Landlock scopes, signals notify too; without
-/// Landlock at all, ptrace, process_vm_readv/writev and pidfd_getfd fail.
+/// io_uring, userfaultfd and terminal injection (TIOCSTI, TIOCLINUX) fail; calls that may
+/// change another process's resource limits or scheduling notify (weak mode: fail); without
+/// Landlock scopes, signals notify too; without Landlock at all, ptrace,
+/// process_vm_readv/writev and pidfd_getfd fail.
 Result<FilterProgram> build_filter(const Plan& plan);
 
 }  // namespace lj::jail

@@ -143,6 +143,31 @@ std::string landlock_text(const HostFacts& f) {
            ": no kernel support, or refused by a seccomp profile)";
 }
 
+/// What the seccomp filter and the supervisor do instead of Landlock's scopes (ABI 6), and
+/// what that costs: one item per kind of thing, as doctor lists them.
+void add_scope_losses(Plan& p, int abi, bool getfd) {
+    const std::string no = abi > 0 ? "Landlock ABI " + std::to_string(abi) + " has no"
+                                   : "without Landlock there is no";
+    p.lost.push_back(
+        no +
+        " signal scope: the supervisor checks the target of every signal by pid (and "
+        "lets the kernel deliver it: a pid reused by a new process outside the jail in "
+        "between would get it); kill(0) and kill(-PGID) to a process group with members "
+        "outside the jail (landjail's own, which the command starts in) reach only the "
+        "jail's members, sent by landjail");
+    p.lost.push_back(getfd ? "pidfd_send_signal is performed by the supervisor on its own copy "
+                             "of the descriptor (the signal comes from landjail)"
+                           : "pidfd_send_signal is refused (EPERM): without pidfd_getfd its "
+                             "descriptor cannot be checked without a race");
+    p.lost.push_back(
+        "SIGIO owners and process groups are checked instead of scoped: F_SETOWN to a process "
+        "or group outside the jail and setpgid into a group with members outside it fail "
+        "(EPERM); F_SETOWN_EX, FIOSETOWN and SIOCSPGRP always fail (EPERM)");
+    p.lost.push_back(
+        "no abstract unix socket scope: the supervisor checks unix-socket connects; connects "
+        "to abstract unix sockets (EPERM) and unix datagram sockets (EACCES) are refused");
+}
+
 }  // namespace
 
 HostFacts probe_host(bool deep) {
@@ -208,32 +233,25 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
             p.lost.push_back("pidfd_getfd is refused (" + errno_name(f.pidfd_getfd_errno) +
                              "): the supervisor connects sockets of its own and installs them "
                              "with SECCOMP_IOCTL_NOTIF_ADDFD; socket options set before "
-                             "connect() are lost");
+                             "connect() are lost, and connect() on sockets other than TCP and "
+                             "unix ones (e.g. netlink) is refused");
         }
-        if (abi >= 6) {
-            // nothing lost
-        } else if (abi >= 4) {
+        if (abi >= 4 && abi < 6) {
             p.level = 3;
-            p.lost.push_back("Landlock ABI " + std::to_string(abi) +
-                             " has no scopes: the supervisor checks signals and unix-socket "
-                             "connects instead; abstract unix sockets and unix datagram "
-                             "sockets are refused");
-        } else if (abi >= 1) {
+        } else if (abi < 4) {
             p.level = 4;
-            p.lost.push_back("Landlock ABI " + std::to_string(abi) +
-                             " has no network rules: only the supervisor stops direct TCP "
-                             "(a files-only domain still isolates the supervisor from ptrace)");
             p.lost.push_back(
-                "no Landlock scopes: the supervisor checks signals and unix-socket "
-                "connects, and abstract unix sockets are refused");
-        } else {
-            p.level = 4;
-            p.lost.push_back(landlock_text(f) +
-                             ": no kernel backstop behind the supervisor; the seccomp filter "
-                             "refuses ptrace, process_vm_readv/writev, pidfd_getfd and unix "
-                             "datagram sockets, and the supervisor checks signals and unix-socket "
-                             "connects; other processes of this user outside the jail are open "
-                             "to it through /proc/PID/mem");
+                abi > 0 ? "Landlock ABI " + std::to_string(abi) +
+                              " has no network rules: only the supervisor stops direct TCP (a "
+                              "files-only domain still isolates the supervisor from ptrace)"
+                        : landlock_text(f) +
+                              ": no kernel backstop behind the supervisor; the seccomp filter "
+                              "refuses ptrace, process_vm_readv/writev and pidfd_getfd, and "
+                              "other processes of this user outside the jail are open to it "
+                              "through /proc/PID/mem");
+        }
+        if (abi < 6) {
+            add_scope_losses(p, abi, p.getfd);
         }
         p.summary = p.level == 1 ? "full" : "degraded (level " + std::to_string(p.level) + ")";
         p.summary += std::string(": ") +
@@ -255,7 +273,9 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
         p.lost.push_back("no seccomp supervisor (" + errno_name(f.notify_errno) +
                          "): the program may connect to any address on the proxy's port");
         if (abi < 6) {
-            p.lost.push_back("no Landlock scopes: signals and abstract unix sockets are open");
+            p.lost.push_back(
+                "no Landlock scopes: signals (by pid, process group, pidfd or SIGIO owner) "
+                "and abstract unix sockets are open");
         }
         return p;
     }

@@ -44,6 +44,43 @@ std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len
     return std::nullopt;
 }
 
+std::string socket_family_name(long family) {
+    switch (family) {
+        case AF_INET:
+            return "AF_INET";
+        case AF_INET6:
+            return "AF_INET6";
+        case AF_UNIX:
+            return "AF_UNIX";
+        case AF_NETLINK:
+            return "AF_NETLINK";
+        case AF_PACKET:
+            return "AF_PACKET";
+        default:
+            return std::to_string(family);
+    }
+}
+
+std::string socket_type_name(long type) {
+    switch (type & 0xf) {
+        case SOCK_STREAM:
+            return "SOCK_STREAM";
+        case SOCK_DGRAM:
+            return "SOCK_DGRAM";
+        case SOCK_RAW:
+            return "SOCK_RAW";
+        case SOCK_SEQPACKET:
+            return "SOCK_SEQPACKET";
+        default:
+            return std::to_string(type & 0xf);
+    }
+}
+
+std::string socket_call_text(long family, long type, long protocol) {
+    return "socket(" + socket_family_name(family) + ", " + socket_type_name(type) + ", " +
+           std::to_string(protocol) + ")";
+}
+
 Result<InetAddr> parse_inet(const std::string& text) {
     const std::size_t close = text.rfind("]:");
     const std::size_t colon = !text.empty() && text.front() == '['

@@ -28,6 +28,13 @@ struct InetAddr {
 /// Parses a sockaddr_in/sockaddr_in6 of `len` bytes; nullopt when too short or another family.
 std::optional<InetAddr> canonical_inet(const sockaddr_storage& sa, socklen_t len);
 
+/// AF_INET, AF_INET6, AF_UNIX, AF_NETLINK, AF_PACKET by name, other families by number.
+std::string socket_family_name(long family);
+/// SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET by name (flags ignored), others by number.
+std::string socket_type_name(long type);
+/// "socket(AF_INET, SOCK_DGRAM, 0)": a socket() call as the audit trail names it.
+std::string socket_call_text(long family, long type, long protocol);
+
 /// "127.0.0.1:3128" or "[::1]:3128" (a literal address, not a name).
 Result<InetAddr> parse_inet(const std::string& text);
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // landjail: run a command so that it reaches only the HTTP(S) destinations a policy allows.
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +9,14 @@
 
 int main(int argc, char** argv) {
     using namespace lj::jail;
+    // Before anything: a write to a peer that went away (the proxy's event pipe, an audit
+    // socket) must fail with EPIPE, never kill landjail and, with it, the jailed command.
+    std::signal(SIGPIPE, SIG_IGN);
+    // A jailed process that puts its own group in the terminal's foreground (job control)
+    // leaves ours in the background: its reads or writes there (with TOSTOP) would make the
+    // kernel stop our whole group, landjail with it. landjail never reads the terminal.
+    std::signal(SIGTTOU, SIG_IGN);
+    std::signal(SIGTTIN, SIG_IGN);
     Command seen = Command::Run;
     auto cli = parse_cli(argc, argv, &seen);
     if (!cli) {

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -33,15 +34,20 @@ bool executable(const std::string& p) {
     return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0;
 }
 
+}  // namespace
+
 std::string describe_status(int status) {
     if (WIFEXITED(status)) {
         return "exited with status " + std::to_string(WEXITSTATUS(status));
     }
     if (WIFSIGNALED(status)) {
-        return std::string("was killed by ") + strsignal(WTERMSIG(status));
+        return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+               strsignal(WTERMSIG(status)) + ")";
     }
     return "stopped";
 }
+
+namespace {
 
 /// Why the proxy stopped before it was ready. Status 1 is landjail-proxy's "could not start"
 /// (its message on stderr says why); 2 is a usage error, which with arguments landjail
@@ -102,6 +108,44 @@ Result<bool> port_is_free(std::uint16_t port) {
 }
 
 }  // namespace
+
+std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
+                                         const proxy::ConfigChoice& config,
+                                         const std::string& ca_dir, const std::string& session_id) {
+    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
+                                  "--session-id", session_id};
+    if (cli.config) {
+        a.insert(a.end(), {"--config", *cli.config});
+    }
+    for (const auto& [name, path] : config.profiles) {
+        // The file landjail read, so that the proxy reads the same one.
+        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
+    }
+    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
+    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
+    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
+    if (cli.flags.log_level) {
+        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
+    }
+    if (s.disable_audit_logs.value) {
+        a.emplace_back("--disable-audit-logs");
+    } else {
+        if (s.audit_file) {
+            a.insert(a.end(), {"--audit-log", s.audit_file->value});
+        }
+        if (cli.flags.audit_socket) {
+            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
+        }
+    }
+    if (cli.upstream_ca) {
+        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
+    }
+    if (cli.flags.max_connections) {
+        a.insert(a.end(), {"--max-connections", *cli.flags.max_connections});
+    }
+    a.insert(a.end(), {"--ca-dir", ca_dir});
+    return a;
+}
 
 Result<bool> check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
     Result<bool> ok = true;
@@ -251,6 +295,7 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);
+        signal(SIGPIPE, SIG_DFL);  // landjail ignores it; the proxy decides for itself
         if (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0) {
             _exit(125);
         }

@@ -16,6 +16,7 @@
 #include "landjail/inet.hpp"
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
+#include "proxy/config_loader.hpp"
 #include "proxy/raii.hpp"
 
 namespace lj::jail {
@@ -31,6 +32,16 @@ struct ProxyProcess {
     /// the caller need not add a message of its own.
     bool explained = false;
 };
+
+/// The arguments landjail gives its landjail-proxy (before --ready-fd and friends): where to
+/// listen, the session, the same configuration and flags it read, the audit sinks, the CA.
+std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
+                                         const proxy::ConfigChoice& config,
+                                         const std::string& ca_dir, const std::string& session_id);
+
+/// How a child ended, from its wait status: "exited with status 1", "was killed by signal 9
+/// (Killed)".
+std::string describe_status(int status);
 
 /// The directory of this executable ("" when /proc/self/exe cannot be read).
 std::string own_directory();

@@ -27,6 +27,9 @@
 #include "landjail/environment.hpp"
 #include "landjail/filter.hpp"
 #include "landjail/host.hpp"
+#include "landjail/inherited.hpp"
+#include "landjail/jail_events.hpp"
+#include "landjail/procfs.hpp"
 #include "landjail/proxy_process.hpp"
 #include "landjail/supervisor.hpp"
 #include "proxy/audit.hpp"
@@ -79,44 +82,6 @@ struct SessionDir {
     }
 };
 
-std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
-                                         const proxy::ConfigChoice& config,
-                                         const std::string& ca_dir, const std::string& session_id) {
-    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
-                                  "--session-id", session_id};
-    if (cli.config) {
-        a.insert(a.end(), {"--config", *cli.config});
-    }
-    for (const auto& [name, path] : config.profiles) {
-        // The file landjail read, so that the proxy reads the same one.
-        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
-    }
-    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
-    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
-    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
-    if (cli.flags.log_level) {
-        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
-    }
-    if (s.disable_audit_logs.value) {
-        a.emplace_back("--disable-audit-logs");
-    } else {
-        if (s.audit_file) {
-            a.insert(a.end(), {"--audit-log", s.audit_file->value});
-        }
-        if (cli.flags.audit_socket) {
-            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
-        }
-    }
-    if (cli.upstream_ca) {
-        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
-    }
-    if (cli.flags.max_connections) {
-        a.insert(a.end(), {"--max-connections", *cli.flags.max_connections});
-    }
-    a.insert(a.end(), {"--ca-dir", ca_dir});
-    return a;
-}
-
 Result<Requirements> requirements_of(const CliOptions& cli) {
     return cli.require ? parse_requirements(*cli.require) : Result<Requirements>(Requirements{});
 }
@@ -130,6 +95,8 @@ class Jail {
     int start();
     int decide();
     int check_inputs();
+    int close_inherited();
+    void audit_inherited(const SupervisorConfig& sc) const;
     int make_session_dir();
     int launch_proxy();
     UniqueFd client_table();
@@ -139,6 +106,7 @@ class Jail {
     void start_supervisor();
     int supervise();
     void reap(int* child_status, bool* child_done);
+    void proxy_died(int status);
     int finish(int exit_status);
 
     const CliOptions& cli_;
@@ -148,17 +116,16 @@ class Jail {
     std::string command_path_;
     std::string ca_dir_;
     Plan plan_;
+    std::vector<InheritedFd> closed_;  ///< inherited descriptors closed (close_inherited)
     SessionDir session_;
     ProxyProcess proxy_;
     InetAddr proxy_addr_;
     Child child_;
     // Shared with the supervisor thread, which is never joined: it blocks in the kernel
     // until the process exits, so what it uses must outlive the Jail.
-    std::shared_ptr<proxy::Auditor> auditor_;  ///< only with --proxy-addr
-    UniqueFd event_pipe_;                      ///< to our proxy's --event-fd
+    std::shared_ptr<proxy::Auditor> auditor_;  ///< with --proxy-addr, or once our proxy died
+    std::shared_ptr<JailEvents> events_;       ///< to our proxy's --event-fd
     void* clients_table_ = nullptr;            ///< shared with our proxy's --clients-fd
-    std::shared_ptr<std::atomic<std::uint64_t>> dropped_ =
-        std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<Supervisor> supervisor_;
     UniqueFd signals_;
     UniqueFd proxy_log_;  ///< the proxy's stderr while the command has our terminal
@@ -180,8 +147,8 @@ int Jail::start() {
     }
     ChildSpec spec;
     int rc = 0;
-    if ((rc = decide()) != 0 || (rc = make_session_dir()) != 0 || (rc = launch_proxy()) != 0 ||
-        (rc = prepare(spec)) != 0 || (rc = spawn(spec)) != 0) {
+    if ((rc = decide()) != 0 || (rc = close_inherited()) != 0 || (rc = make_session_dir()) != 0 ||
+        (rc = launch_proxy()) != 0 || (rc = prepare(spec)) != 0 || (rc = spawn(spec)) != 0) {
         return rc;
     }
     start_supervisor();
@@ -237,6 +204,40 @@ int Jail::check_inputs() {
     if (auto ok = check_proxy_inputs(*settings_, cli_.proxy_addr ? nullptr : &cli_); !ok) {
         error(ok.error().message);
         return kExitFailed;
+    }
+    return 0;
+}
+
+/// Inherited descriptors that lead out of the jail (find_inherited) are closed before the
+/// proxy and the command start, unless --keep-fd names them; such a descriptor on standard
+/// input, output or error is an error (closing it would hand its number to the next open).
+int Jail::close_inherited() {
+    for (const int fd : cli_.keep_fds) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            error("--keep-fd " + std::to_string(fd) + ": no such open file descriptor");
+            return kExitFailed;
+        }
+    }
+    std::string list;
+    for (InheritedFd& f : find_inherited(cli_.keep_fds, plan_.landlock_abi >= 6)) {
+        const std::string n = std::to_string(f.fd);
+        if (f.fd <= STDERR_FILENO) {
+            static const char* const kNames[] = {"standard input", "standard output",
+                                                 "standard error"};
+            error(std::string(kNames[f.fd]) + " (fd " + n + ") is " + f.what +
+                  ": the command could send anything through it, around the proxy; pass "
+                  "--keep-fd " +
+                  n + " to allow that");
+            return kExitFailed;
+        }
+        UniqueFd(f.fd).reset();
+        list += (list.empty() ? "fd " : ", fd ") + n + " (" + f.what + ")";
+        closed_.push_back(std::move(f));
+    }
+    if (!closed_.empty()) {
+        warn("closed " + std::to_string(closed_.size()) +
+             " inherited descriptor(s) that lead out of the jail: " + list +
+             "; --keep-fd N gives one to the command");
     }
     return 0;
 }
@@ -316,16 +317,14 @@ int Jail::launch_proxy() {
         int events[2] = {-1, -1};
         if (plan_.supervise && !settings_->disable_audit_logs.value &&
             pipe2(events, O_CLOEXEC) == 0) {
-            fcntl(events[1], F_SETFL, O_NONBLOCK);
             fcntl(events[1], F_SETPIPE_SZ, 1 << 20);  // room for thousands of events
-            event_pipe_.reset(events[1]);
+            events_ = std::make_shared<JailEvents>(UniqueFd(events[1]), UniqueFd(events[0]));
         }
-        UniqueFd event_read(events[0]);
-        UniqueFd clients = event_pipe_.valid() ? client_table() : UniqueFd();
+        UniqueFd clients = events_ ? client_table() : UniqueFd();
         hold_proxy_log();
         auto started =
             start_proxy(*binary, proxy_arguments(cli_, *settings_, config_, ca_dir_, session_id_),
-                        event_read.get(), clients.get(), proxy_log_.get());
+                        events[0], clients.get(), proxy_log_.get());
         if (!started) {
             error("cannot start the proxy: " + started.error().message);
             return kExitFailed;
@@ -421,7 +420,7 @@ int Jail::spawn(const ChildSpec& spec) {
 
 /// Our own auditor with --proxy-addr, then the supervisor thread.
 void Jail::start_supervisor() {
-    if (plan_.supervise && !event_pipe_.valid()) {
+    if (plan_.supervise && !events_ && cli_.proxy_addr) {
         // An external proxy (--proxy-addr): our own session, written to the same sinks.
         auto auditor = proxy::start_auditor(*settings_, session_id_);
         if (!auditor) {
@@ -435,17 +434,9 @@ void Jail::start_supervisor() {
     sc.proxy = proxy_addr_;
     sc.landlock_abi = plan_.landlock_abi;
     sc.getfd = plan_.getfd;
-    if (event_pipe_.valid()) {
+    if (events_) {
         // Never blocks the supervisor: a full pipe (the proxy stuck) drops and counts.
-        sc.audit = [fd = event_pipe_.get(), dropped = dropped_](proxy::AuditEvent&& e) {
-            if (e.exe && e.exe->size() > 1024) {
-                e.exe->resize(1024);  // one line stays one atomic pipe write
-            }
-            const std::string line = proxy::event_to_wire(e);
-            if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-                dropped->fetch_add(1);
-            }
-        };
+        sc.audit = [events = events_](proxy::AuditEvent&& e) { events->record(std::move(e)); };
         if (clients_table_) {
             sc.client = [table = clients_table_](pid_t pid, std::uint16_t port) {
                 proxy::ClientMap::store(table, port, pid);
@@ -454,9 +445,11 @@ void Jail::start_supervisor() {
     } else if (auditor_) {
         sc.audit = [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
     }
+    audit_inherited(sc);
     sc.self = getpid();
     sc.child = child_.pid;
     sc.proxy_pid = proxy_.pid;
+    sc.proxy_pidfd = proxy_.pidfd.get();
     supervisor_ = std::make_shared<Supervisor>(sc);
     if (child_.listener.valid()) {
         supervisor_->use_sync_wakeup();
@@ -471,6 +464,23 @@ void Jail::start_supervisor() {
     }
 }
 
+/// One socket_denied event per inherited descriptor close_inherited() closed.
+void Jail::audit_inherited(const SupervisorConfig& sc) const {
+    for (const InheritedFd& f : closed_) {
+        if (!sc.audit) {
+            return;
+        }
+        proxy::AuditEvent e;
+        e.event = "socket_denied";
+        e.allowed = false;
+        e.reason = "inherited_fd_closed";
+        e.pid = getpid();
+        e.exe = exe_of(getpid());
+        e.destination = "fd " + std::to_string(f.fd) + ": " + f.what;
+        sc.audit(std::move(e));
+    }
+}
+
 void Jail::reap(int* child_status, bool* child_done) {
     for (;;) {
         int status = 0;
@@ -482,9 +492,7 @@ void Jail::reap(int* child_status, bool* child_done) {
             *child_status = status;
             *child_done = true;
         } else if (pid == proxy_.pid) {
-            proxy_.pid = -1;
-            supervisor_->set_proxy_pid(0);
-            warn("landjail-proxy exited unexpectedly; every connection of the jail now fails");
+            proxy_died(status);
         }
         // Anything else is an orphan of the jail that we adopted as subreaper.
     }
@@ -518,9 +526,38 @@ int Jail::supervise() {
     return status_to_exit(child_status);
 }
 
+/// Our proxy exited before the command: the supervisor already refuses every connect (it
+/// watches the proxy's pidfd); the jail's events now go to an auditor of our own, in a new
+/// audit session (the proxy's stream ended without us knowing its last seq).
+void Jail::proxy_died(int status) {
+    proxy_.pid = -1;
+    supervisor_->set_proxy_pid(0);
+    std::string audit;
+    if (events_) {
+        auto id = proxy::new_session_id();
+        auto local = id ? proxy::start_auditor(*settings_, *id)
+                        : Result<std::unique_ptr<proxy::Auditor>>(id.error());
+        if (local && *local) {
+            auditor_ = std::move(*local);
+            audit = "; landjail writes the jail's audit events itself, as audit session " + *id;
+        } else {
+            audit = "; the jail's audit events are lost from now on" +
+                    (local ? std::string() : " (" + local.error().what() + ")");
+        }
+        if (const std::uint64_t recovered = events_->switch_to(auditor_); recovered > 0) {
+            audit += ", with the " + std::to_string(recovered) + " the proxy had not read";
+        }
+    }
+    warn("landjail-proxy " + describe_status(status) +
+         ": every connection of the jail is refused from now on (fail closed)" + audit);
+}
+
 int Jail::finish(int exit_status) {
     if (proxy_.pid > 0) {
         stop_proxy(proxy_, kProxyStopGrace);
+    }
+    if (events_) {
+        events_->switch_to(auditor_);  // events of the jail's orphans after the proxy stopped
     }
     if (proxy_log_.valid()) {
         relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, true);
@@ -528,9 +565,10 @@ int Jail::finish(int exit_status) {
     if (auditor_) {
         auditor_->stop();
     }
-    if (const auto n = dropped_->load(); n > 0) {
+    if (const auto n = events_ ? events_->dropped() : 0; n > 0) {
         warn(std::to_string(n) +
-             " audit events of the jail were lost: the proxy did not read them");
+             " audit events of the jail were lost: the proxy did not read them (its event pipe "
+             "was full, or it died reading one)");
     }
     return exit_status;
 }
@@ -540,27 +578,6 @@ int Jail::finish(int exit_status) {
 int run_command(const CliOptions& cli) {
     Jail jail(cli);
     return jail.run();
-}
-
-int run_doctor(const CliOptions& cli) {
-    auto req = requirements_of(cli);
-    if (!req) {
-        error(req.error().message);
-        return kExitUsage;
-    }
-    const HostFacts facts = probe_host(true);
-    std::cout << describe(facts);
-    auto plan = plan_protection(facts, *req, cli.allow_weak);
-    if (!plan) {
-        std::cout << "protection:             none: landjail refuses to run here\n";
-        std::cout << "  why: " << plan.error().message << "\n";
-        return kExitDeny;
-    }
-    std::cout << "protection:             " << plan->summary << "\n";
-    for (const std::string& lost : plan->lost) {
-        std::cout << "  lost: " << lost << "\n";
-    }
-    return kExitAllow;
 }
 
 }  // namespace lj::jail

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "landjail/filter.hpp"
+#include "landjail/procfs.hpp"
 #include "proxy/audit.hpp"
 #include "proxy/raii.hpp"
 
@@ -28,61 +29,6 @@ namespace lj::jail {
 namespace {
 
 constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9)
-
-/// The path of a /proc file of one thread, e.g. proc_path(42, "mem").
-std::string proc_path(pid_t pid, const char* leaf) {
-    return "/proc/" + std::to_string(pid) + "/" + leaf;
-}
-
-std::string exe_of(pid_t pid) {
-    char buf[4096];
-    const ssize_t n = readlink(proc_path(pid, "exe").c_str(), buf, sizeof buf - 1);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-}
-
-/// A field ("Tgid:", "Pid:", "flags:") of a /proc status-like file, as text. Plain read(2):
-/// this is on the path of every connect in the ADDFD fallback.
-std::optional<std::string> proc_field(const std::string& path, const std::string& key) {
-    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-        return std::nullopt;
-    }
-    char buf[4096];
-    const ssize_t n = read(fd.get(), buf, sizeof buf);
-    if (n <= 0) {
-        return std::nullopt;
-    }
-    const std::string_view text(buf, static_cast<std::size_t>(n));
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const std::size_t end = std::min(text.find('\n', at), text.size());
-        const std::string_view line = text.substr(at, end - at);
-        if (line.substr(0, key.size()) == key) {
-            std::size_t i = key.size();
-            while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) {
-                ++i;
-            }
-            return std::string(line.substr(i));
-        }
-        at = end + 1;
-    }
-    return std::nullopt;
-}
-
-/// The parent pid from /proc/PID/stat (field 4, after the parenthesised command name).
-pid_t parent_of(pid_t pid) {
-    std::ifstream in(proc_path(pid, "stat"));
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::size_t close = all.rfind(')');
-    if (close == std::string::npos) {
-        return -1;
-    }
-    std::istringstream rest(all.substr(close + 1));
-    std::string state;
-    long ppid = -1;
-    rest >> state >> ppid;
-    return static_cast<pid_t>(ppid);
-}
 
 /// A pidfd for the thread that made the call, so that pidfd_getfd sees its file table.
 UniqueFd pidfd_for(pid_t tid) {
@@ -92,38 +38,6 @@ UniqueFd pidfd_for(pid_t tid) {
         fd = tgid ? syscall(SYS_pidfd_open, std::atoi(tgid->c_str()), 0) : -1;
     }
     return UniqueFd(static_cast<int>(fd));
-}
-
-std::string family_name(long family) {
-    switch (family) {
-        case AF_INET:
-            return "AF_INET";
-        case AF_INET6:
-            return "AF_INET6";
-        case AF_UNIX:
-            return "AF_UNIX";
-        case AF_NETLINK:
-            return "AF_NETLINK";
-        case AF_PACKET:
-            return "AF_PACKET";
-        default:
-            return std::to_string(family);
-    }
-}
-
-std::string type_name(long type) {
-    switch (type & 0xf) {
-        case SOCK_STREAM:
-            return "SOCK_STREAM";
-        case SOCK_DGRAM:
-            return "SOCK_DGRAM";
-        case SOCK_RAW:
-            return "SOCK_RAW";
-        case SOCK_SEQPACKET:
-            return "SOCK_SEQPACKET";
-        default:
-            return std::to_string(type & 0xf);
-    }
 }
 
 /// The destination of a unix connect for the audit trail: the path, or @name if abstract.
@@ -169,11 +83,20 @@ std::optional<int> unix_socket_type(pid_t tid, int fd) {
 
 }  // namespace
 
-struct Supervisor::Notification {
-    seccomp_notif req{};
-    pid_t pid() const { return static_cast<pid_t>(req.pid); }
-    std::uint64_t arg(int i) const { return req.data.args[i]; }
-};
+Supervisor::Supervisor(SupervisorConfig config)
+    : config_(std::move(config)),
+      proxy_pid_(config_.proxy_pid),
+      proxy_pidfd_(config_.proxy_pidfd >= 0 ? fcntl(config_.proxy_pidfd, F_DUPFD_CLOEXEC, 0) : -1) {
+    // The command is our child and has not been reaped yet: its start time is readable.
+    if (const auto stat = read_stat(config_.child)) {
+        child_start_ = stat->start;
+    }
+}
+
+bool Supervisor::proxy_gone() const {
+    pollfd p{proxy_pidfd_.get(), POLLIN, 0};
+    return proxy_pidfd_.valid() && poll(&p, 1, 0) == 1;
+}
 
 bool Supervisor::use_sync_wakeup() const {
     // Not in Debian 12's 6.1 headers.
@@ -222,6 +145,14 @@ bool Supervisor::handle_one() {
     } else if (nr == SYS_kill || nr == SYS_tkill || nr == SYS_tgkill || nr == SYS_rt_sigqueueinfo ||
                nr == SYS_rt_tgsigqueueinfo || nr == SYS_pidfd_send_signal) {
         on_signal(n);
+    } else if (nr == SYS_setpgid) {
+        on_setpgid(n);
+    } else if (nr == SYS_fcntl) {
+        on_fcntl(n);
+    } else if (nr == SYS_prlimit64 || nr == SYS_sched_setaffinity || nr == SYS_sched_setscheduler ||
+               nr == SYS_sched_setparam || nr == SYS_sched_setattr || nr == SYS_setpriority ||
+               nr == SYS_ioprio_set) {
+        on_target(n);
     } else {
         respond(n.req.id, ENOSYS);  // the filter notifies nothing else
     }
@@ -282,7 +213,9 @@ void Supervisor::on_connect(const Notification& n, bool retried) {
             on_connect(n, true);
             return;
         }
-        if (*dest == config_.proxy) {
+        if (*dest == config_.proxy && proxy_gone()) {
+            deny_connect(n, dest->text(), kConnectDeniedErrno, "proxy_gone");
+        } else if (*dest == config_.proxy) {
             perform(n, c, fd, sa, slen);
         } else {
             deny_connect(n, dest->text(), kConnectDeniedErrno, "not_the_proxy");
@@ -430,7 +363,7 @@ void Supervisor::perform_addfd(const Notification& n, int fd, const sockaddr_sto
         type = *unix_type;
     } else if (sa.ss_family != AF_INET && sa.ss_family != AF_INET6) {
         if (!addfd_warned_) {
-            std::cerr << "landjail: warning: a " << family_name(sa.ss_family)
+            std::cerr << "landjail: warning: a " << socket_family_name(sa.ss_family)
                       << " connect was refused: without pidfd_getfd the supervisor makes only "
                          "TCP and unix-socket connections for the jail\n";
             addfd_warned_ = true;
@@ -504,68 +437,10 @@ void Supervisor::on_socket(const Notification& n) {
         e.reason = "socket_type_not_allowed";
         e.pid = n.pid();
         e.exe = exe_of(n.pid());
-        e.destination = "socket(" + family_name(family) + ", " + type_name(type) + ", " +
-                        std::to_string(protocol) + ")";
+        e.destination = socket_call_text(family, type, protocol);
         config_.audit(std::move(e));
     }
     respond(n.req.id, kSocketDeniedErrno);
-}
-
-bool Supervisor::in_jail(pid_t pid) const {
-    const pid_t proxy = proxy_pid_.load();
-    if (pid <= 0 || pid == config_.self || (proxy > 0 && pid == proxy)) {
-        return false;
-    }
-    pid_t cur = pid;
-    for (int depth = 0; depth < 4096; ++depth) {
-        if (cur == config_.child) {
-            return true;
-        }
-        const pid_t parent = parent_of(cur);
-        if (parent == config_.self) {
-            // Our children are the command, the proxy and orphans of the jail that were
-            // re-parented to us (we are their subreaper).
-            return cur != proxy;
-        }
-        if (parent <= 1) {
-            return false;
-        }
-        cur = parent;
-    }
-    return false;
-}
-
-void Supervisor::on_signal(const Notification& n) {
-    const int nr = n.req.data.nr;
-    const pid_t a0 = static_cast<int>(n.arg(0));
-    bool allowed = false;
-    if (nr == SYS_kill) {
-        if (a0 == 0) {
-            allowed = true;  // our own process group: the proxy runs in another one
-        } else if (a0 == -1) {
-            allowed = false;  // every process we may signal
-        } else if (a0 < 0) {
-            allowed = in_jail(-a0);  // a group led by a jailed process
-        } else {
-            allowed = in_jail(a0);
-        }
-    } else if (nr == SYS_pidfd_send_signal) {
-        const auto pid_text = proc_field(
-            proc_path(n.pid(), ("fdinfo/" + std::to_string(static_cast<int>(n.arg(0)))).c_str()),
-            "Pid:");
-        // Not a pidfd: the kernel answers EBADF itself.
-        allowed = !pid_text || in_jail(std::atoi(pid_text->c_str()));
-    } else {
-        allowed = in_jail(a0);  // tkill(tid), tgkill(tgid, …), rt_(tg)sigqueueinfo(tgid, …)
-    }
-    if (!valid(n.req.id)) {
-        return;
-    }
-    if (allowed) {
-        respond(n.req.id, 0, true);  // register-only arguments: nothing to re-read
-    } else {
-        respond(n.req.id, EPERM);
-    }
 }
 
 }  // namespace lj::jail

@@ -3,9 +3,13 @@
 // connect(): the address is read once from /proc/TID/mem, the notification is checked with
 // ID_VALID, and only the proxy's exact address passes; the supervisor then performs the
 // connect itself on the child's own socket (pidfd_getfd), or on a socket of its own that it
-// installs with ADDFD, and returns the result. An inet connect is never CONTINUEd.
+// installs with ADDFD, and returns the result. An inet connect is never CONTINUEd; once our
+// proxy has exited, a connect to its address is refused. Calls that act on another process
+// (supervisor_process.cpp): resource limits and scheduling, and without Landlock scopes
+// signals, process groups and SIGIO owners, are allowed only inside the jail.
 #pragma once
 
+#include <linux/seccomp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -37,11 +41,15 @@ struct SupervisorConfig {
     pid_t self = 0;       ///< the supervisor (outside the jail)
     pid_t child = 0;      ///< the jailed command
     pid_t proxy_pid = 0;  ///< our landjail-proxy child (outside the jail), 0 when none
+    /// A pidfd of that proxy (-1: none, e.g. --proxy-addr); the Supervisor keeps a copy. Once
+    /// the proxy has exited, connects to its address are refused (fail closed): its port may
+    /// now be anyone's.
+    int proxy_pidfd = -1;
 };
 
 class Supervisor {
   public:
-    explicit Supervisor(SupervisorConfig config) : config_(config), proxy_pid_(config.proxy_pid) {}
+    explicit Supervisor(SupervisorConfig config);
 
     /// Receives one notification (the listener must be readable) and answers it. Returns
     /// false when the listener is finished (no process uses the filter any more).
@@ -56,7 +64,11 @@ class Supervisor {
     bool use_sync_wakeup() const;
 
   private:
-    struct Notification;
+    struct Notification {
+        seccomp_notif req{};
+        pid_t pid() const { return static_cast<pid_t>(req.pid); }
+        std::uint64_t arg(int i) const { return req.data.args[i]; }
+    };
     /// A thread that made a trapped call: its pidfd and /proc/TID/mem, opened once.
     struct Caller {
         UniqueFd pidfd;
@@ -75,19 +87,35 @@ class Supervisor {
                       socklen_t len);
     void on_socket(const Notification& n);
     void on_signal(const Notification& n);
+    /// kill(0 or -pgrp): CONTINUE when every member is in the jail, else the jail's members
+    /// only are signalled by the supervisor.
+    void signal_group(const Notification& n, pid_t pgrp, int sig);
+    void on_pidfd_signal(const Notification& n);  ///< performed on our copy of the pidfd
+    void on_setpgid(const Notification& n);       ///< only into groups of the jail
+    void on_fcntl(const Notification& n);         ///< F_SETOWN: only to the jail
+    /// caller(), checked to name the caller still; nullptr when it is gone (nothing to answer).
+    Caller* live_caller(const Notification& n);
+    /// prlimit64, sched_set*, setpriority, ioprio_set: allowed on the jail's own processes.
+    void on_target(const Notification& n);
     void perform(const Notification& n, Caller* c, int fd, const sockaddr_storage& sa,
                  socklen_t len);
     bool current(Caller& c, bool allowed);  ///< a cached entry still names a live thread
     void report_client(const Notification& n, int sock) const;  ///< config_.client
     void perform_addfd(const Notification& n, int fd, const sockaddr_storage& sa, socklen_t len);
     bool in_jail(pid_t pid) const;
+    /// The process group has members and all of them are in the jail.
+    bool group_in_jail(pid_t pgrp) const;
+    pid_t caller_group(const Notification& n) const;  ///< -1 when the caller is gone
     void deny_connect(const Notification& n, const std::string& destination, int err,
                       const char* reason);
     void respond(std::uint64_t id, int err, bool continue_call = false) const;
     bool valid(std::uint64_t id) const;
+    bool proxy_gone() const;  ///< our proxy has exited (its pidfd is readable)
 
     SupervisorConfig config_;
-    std::atomic<pid_t> proxy_pid_{0};  ///< set by the main thread if the proxy dies
+    std::atomic<pid_t> proxy_pid_{0};     ///< set by the main thread if the proxy dies
+    UniqueFd proxy_pidfd_;                ///< our copy of config.proxy_pidfd
+    unsigned long long child_start_ = 0;  ///< when the command started (ProcStat::start)
     std::unordered_map<pid_t, Caller> callers_;
     bool addfd_warned_ = false;
 };

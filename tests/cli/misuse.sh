@@ -59,6 +59,13 @@ one_line
 run "flag missing its value" 125 "$LJ" --proxy-port
 has err "option '--proxy-port' needs a value"
 one_line
+run "--keep-fd with a word" 125 "$LJ" --keep-fd stdout -- true
+has err "--keep-fd 'stdout': not a file descriptor number"
+one_line
+run "--keep-fd of a descriptor that is not open" 125 "$LJ" --keep-fd 99 -- true
+has err "--keep-fd 99: no such open file descriptor"
+one_line
+clean
 run "--proxy-port 70000" 125 "$LJ" --proxy-port 70000 -- true
 has err "--proxy-port: invalid port '70000' (expected 0..65535)"
 one_line

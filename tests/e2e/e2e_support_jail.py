@@ -11,6 +11,7 @@
 - `StandaloneProxy`: a landjail-proxy started on its own (--ready-fd), for --proxy-addr and for
   the control runs that give a client the jail's environment without the jail.
 - audit helpers: read the JSON lines, pick the http_request events, check one line's fields.
+- `Terminal`: a program started on a new pseudo-terminal that the test types into.
 
 Only loopback is used: the origins listen on 127.0.0.1 and every name is mapped there with
 --resolve; nothing is looked up in DNS.
@@ -19,8 +20,10 @@ Only loopback is used: the origins listen on 127.0.0.1 and every name is mapped 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import pty
 import re
 import select
 import shutil
@@ -223,22 +226,36 @@ class AcceptCounter:
     """A TCP listener on 127.0.0.1 that counts the connections it accepts (and closes them):
     a place the jail must never reach, or a weak-mode control's target."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
+        self.peers: list = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
         while True:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
+            self.peers.append(peer)
             self.accepted += 1
             c.close()
+
+    def settled(self, timeout: float = 10.0) -> int:
+        """The connections accepted before now, decided by ordering: a sentinel connection is
+        accepted after every connection made before it (the listen queue is FIFO)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            me = s.getsockname()
+            deadline = time.monotonic() + timeout
+            while me not in self.peers:
+                assert time.monotonic() < deadline, "the sentinel connection was not accepted"
+                time.sleep(0.01)
+        return self.peers.index(me)
 
     def close(self):
         self.sock.close()
@@ -584,3 +601,80 @@ def proxy_port_from_env_line(line: str) -> int:
     m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?", line.strip())
     assert m, "HTTP_PROXY in the jail is %r, want http://127.0.0.1:PORT" % line
     return int(m.group(1))
+
+
+# ---- a terminal -----------------------------------------------------------------------------
+
+
+class Terminal:
+    """A program (landjail, or a shell) started on a new pseudo-terminal (as `script` does):
+    the child is a session leader whose controlling terminal is the pty; the test types into
+    the master side."""
+
+    def __init__(self, argv: list[str], env: dict, cwd: Path):
+        self.argv = argv
+        pid, fd = pty.fork()
+        if pid == 0:  # child: only exec (or _exit) after fork
+            try:
+                os.chdir(str(cwd))
+                os.execvpe(argv[0], argv, env)
+            finally:
+                os._exit(125)
+        self.pid, self.fd = pid, fd
+        self.output = b""  # read but not yet matched by expect()
+        self.transcript = b""  # everything read
+        self.status = None
+
+    def _read(self) -> bytes:
+        try:
+            chunk = os.read(self.fd, 4096)
+        except OSError as e:  # EIO: the slave side is closed
+            if e.errno != errno.EIO:
+                raise
+            chunk = b""
+        self.output += chunk
+        self.transcript += chunk
+        return chunk
+
+    def expect(self, pattern: bytes, timeout: float = 20.0) -> re.Match:
+        """Reads until `pattern` (a regex) appears in the output after what was already
+        matched; returns the match."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.output)
+            if m:
+                self.output = self.output[m.end():]
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise AssertionError("terminal: no %r within %.0fs; output so far: %r"
+                                     % (pattern, timeout, self.output))
+            if not self._read():
+                raise AssertionError("terminal closed before %r; output: %r"
+                                     % (pattern, self.output))
+
+    def type(self, data: bytes):
+        os.write(self.fd, data)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Exit status of landjail (drains the terminal meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+                return self.status
+            if select.select([self.fd], [], [], 0.05)[0]:
+                self._read()
+        raise AssertionError("landjail on the terminal did not exit within %.0fs; output: %r"
+                             % (timeout, self.output))
+
+    def close(self):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+        os.close(self.fd)

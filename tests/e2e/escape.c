@@ -10,6 +10,8 @@
 // never trusts the exit status: it judges by what the listener received. Run without
 // arguments for the list of cases. The same source builds escape-static (no dynamic loader,
 // so LD_PRELOAD cannot reach it).
+#include "escape.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -60,39 +62,33 @@
 // x32: the x86_64 numbers with bit 30 set (arch/x86/include/uapi/asm/unistd.h).
 #define X32_BIT 0x40000000L
 
-static const char* g_prog = "escape";
-static const char* g_case = "?";
-static char g_marker[128];
+const char* g_prog = "escape";
+const char* g_case = "?";
+char g_marker[128];
 
 // ---- reporting -----------------------------------------------------------------------------
 
 // Reports a failed step with the errno it left and returns 1 (the case's exit status).
-static int fail(const char* step) {
+int fail(const char* step) {
     const int err = errno;
     fprintf(stderr, "escape[%d] %s: %s: %s\n", (int)getpid(), g_case, step, strerror(err));
     return 1;
 }
 
-static int fail_err(const char* step, int err) {
+int fail_err(const char* step, int err) {
     errno = err;
     return fail(step);
 }
 
-static int sent(const char* what) {
+int sent(const char* what) {
     fprintf(stderr, "escape[%d] %s: sent (%s)\n", (int)getpid(), g_case, what);
     return 0;
 }
 
 // ---- addresses -----------------------------------------------------------------------------
 
-typedef struct {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int family;
-} Addr;
-
 // Parses HOST (an IPv4 or IPv6 literal; "::ffff:a.b.c.d" is IPv6) and PORT.
-static int parse_addr(const char* host, const char* port, Addr* a) {
+int parse_addr(const char* host, const char* port, Addr* a) {
     memset(a, 0, sizeof *a);
     const long p = strtol(port, NULL, 10);
     struct sockaddr_in* s4 = (struct sockaddr_in*)&a->ss;
@@ -115,12 +111,12 @@ static int parse_addr(const char* host, const char* port, Addr* a) {
     exit(2);
 }
 
-static size_t marker_len(void) {
+size_t marker_len(void) {
     return strlen(g_marker);
 }
 
 // Writes the marker on a connected socket.
-static int write_marker(int fd) {
+int write_marker(int fd) {
     const ssize_t n = write(fd, g_marker, marker_len());
     if (n < 0) {
         return fail("write");
@@ -896,7 +892,7 @@ static int case_toctou(int argc, char** argv) {
 // ---- tampering with the proxy's memory ------------------------------------------------------
 
 // Reads /proc/PID/stat: comm (into comm[16]) and the parent pid; 0 on success.
-static int read_stat(int pid, char comm[16], int* ppid) {
+int read_stat(int pid, char comm[16], int* ppid) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -944,7 +940,7 @@ static int listens_on(int pid, const char* listen) {
 }
 
 // The landjail-proxy started with --listen ADDR:PORT (by landjail --proxy-port, or by hand).
-static int find_proxy(const char* addr, const char* port) {
+int find_proxy(const char* addr, const char* port) {
     char listen[128];
     snprintf(listen, sizeof listen, "%s:%s", addr, port);
     DIR* d = opendir("/proc");
@@ -1134,11 +1130,15 @@ static int case_abstract(int argc, char** argv, int type) {
     return sent("abstract unix stream");
 }
 
-// victim: runs outside the jail. Prints "READY PID", then "SIG N FROM PID" for each SIGUSR1 /
+// victim [group]: runs outside the jail (with "group": as the leader of a new process group
+// in its session). Prints "READY PID", then "SIG N FROM PID" for each SIGUSR1 /
 // SIGUSR2 / SIGTERM it gets, in order (sigwaitinfo takes the lowest pending number first, so a
 // SIGUSR1 sent before the test's SIGUSR2 is always reported before it); exits after SIGUSR2
 // or SIGTERM.
-static int case_victim(void) {
+static int case_victim(int argc, char** argv) {
+    if (argc >= 3 && strcmp(argv[2], "group") == 0 && setpgid(0, 0) < 0) {
+        return fail("setpgid(0, 0)");
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -1294,7 +1294,9 @@ static void usage(void) {
             "  abstract NAME                  connect to the abstract unix stream socket @NAME\n"
             "  abstract-dgram NAME            sendto the abstract unix datagram socket @NAME\n"
             "  failclosed GO_FIFO ADDR PORT PROXY_ADDR PROXY_PORT\n"
-            "  victim                         (runs outside the jail) report signals received\n");
+            "  victim [group]                 (runs outside the jail) report signals received;\n"
+            "                                 group: in a process group of its own\n");
+    process_usage();
 }
 
 int main(int argc, char** argv) {
@@ -1339,7 +1341,11 @@ int main(int argc, char** argv) {
         return case_failclosed(argc, argv);
     }
     if (strcmp(g_case, "victim") == 0) {
-        return case_victim();
+        return case_victim(argc, argv);
+    }
+    const int rc = process_case(argc, argv);
+    if (rc >= 0) {
+        return rc;
     }
     usage();
     return 2;

@@ -9,6 +9,7 @@ and 6), on this fully capable host made to look degraded by tests/e2e/outer-secc
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -155,3 +156,40 @@ def test_weak_mode_control_without_the_jail(user):
     while listener.accepted == 0 and time.monotonic() < deadline:
         time.sleep(0.01)  # the accept thread counts it
     assert listener.accepted == 1
+
+
+# What doctor must list as lost at each level, one pattern per item (each item once).
+DOCTOR_LOST = {
+    "full": [],
+    "addfd": [r"pidfd_getfd is refused \(EPERM\).*SECCOMP_IOCTL_NOTIF_ADDFD.*socket options"],
+    "no-landlock": [
+        r"no Landlock \(ENOSYS.*/proc/PID/mem",
+        r"no signal scope.*by pid.*kill\(0\) and kill\(-PGID\).*only the jail's members",
+        r"pidfd_send_signal is performed by the supervisor on its own copy",
+        r"F_SETOWN to a process or group outside.*setpgid.*F_SETOWN_EX, FIOSETOWN and SIOCSPGRP",
+        r"no abstract unix socket scope.*abstract unix sockets \(EPERM\).*datagram"],
+    "docker": [
+        r"pidfd_getfd is refused \(EPERM\)",
+        r"no Landlock \(ENOSYS.*/proc/PID/mem",
+        r"no signal scope.*by pid",
+        r"pidfd_send_signal is refused \(EPERM\)",
+        r"F_SETOWN to a process or group outside",
+        r"no abstract unix socket scope"],
+}
+DOCTOR_OUTER = {"full": [], "addfd": ["--pidfd-getfd-eperm"], "no-landlock": ["--landlock-enosys"],
+                "docker": ["--landlock-enosys", "--pidfd-getfd-eperm"]}
+
+
+@pytest.mark.parametrize("mode", list(DOCTOR_LOST))
+def test_doctor_lists_exactly_what_is_lost(shared, mode):
+    """`landjail doctor` lists each thing the level loses against full protection, once:
+    with Landlock gone, what the filter and the supervisor do instead of its signal and
+    abstract-unix scopes (and what that costs), and the pidfd_send_signal path with and
+    without pidfd_getfd; nothing at full protection."""
+    rc, out, err = run(shared, "root", DOCTOR_OUTER[mode], ["doctor"], None)
+    assert rc == 0, (rc, out, err)
+    lost = [line[len("  lost: "):] for line in out.splitlines() if line.startswith("  lost: ")]
+    want = DOCTOR_LOST[mode]
+    assert len(lost) == len(want), "\n".join(lost)
+    for pattern in want:
+        assert sum(bool(re.search(pattern, item)) for item in lost) == 1, (pattern, lost)

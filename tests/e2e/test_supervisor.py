@@ -10,6 +10,9 @@ still works afterwards (the supervisor neither crashed nor hung)."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -27,6 +30,8 @@ from e2e_support_jail import (  # noqa: E402
 
 USERS = ["root", "nobody"]
 MODES = {"full": (), "addfd": ("--pidfd-getfd-eperm",)}
+# The dead-proxy test also runs where there is no Landlock (Docker's default profile).
+FAULT_MODES = dict(MODES, docker=("--landlock-enosys", "--pidfd-getfd-eperm"))
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +48,20 @@ def forbidden():
     f.close()
 
 
+def wrapper_for(mode: str) -> tuple:
+    """outer-seccomp FLAGS -- for a mode of FAULT_MODES (nothing for full)."""
+    if not FAULT_MODES[mode]:
+        return ()
+    outer = require_binary(e2e_bin_dir() / "outer-seccomp", "outer-seccomp")
+    return (str(outer), *FAULT_MODES[mode], "--")
+
+
 def run_script(shared, user: str, mode: str, body: str, timeout: float = 120, args=()):
     """Runs `python3 -c PRELUDE+BODY` in the jail (mode: full or addfd); returns the JailRun."""
     jail = Jail(require_binary(landjail_path(), "landjail"), shared, None)
-    wrapper = ()
-    if MODES[mode]:
-        outer = require_binary(e2e_bin_dir() / "outer-seccomp", "outer-seccomp")
-        wrapper = (str(outer), *MODES[mode], "--")
     script = PRELUDE + textwrap.dedent(body)
     return jail.run(["/usr/bin/python3", "-c", script], user=user, args=args,
-                    allow=("domain=allowed.test",), wrapper=wrapper, timeout=timeout)
+                    allow=("domain=allowed.test",), wrapper=wrapper_for(mode), timeout=timeout)
 
 
 # Shared by the scripts: one request through the proxy, which must answer 403 (no rule allows
@@ -256,3 +265,113 @@ def test_forbidden_listener_control_without_the_jail(forbidden, user):
     while forbidden.accepted == 0 and time.monotonic() < deadline:
         time.sleep(0.01)  # the accept thread counts it
     assert forbidden.accepted == 1
+
+
+# ---- the proxy dies while the jail runs --------------------------------------------------------
+
+# Reaches the proxy once, says READY with the proxy's port, waits for a line on stdin (the
+# test kills the proxy meanwhile and listens on its port itself), then tries the proxy's port,
+# a forbidden port and a UDP socket, and prints what each got.
+DEAD_PROXY = """
+import errno
+via_proxy()
+print("READY", PORT, flush=True)
+sys.stdin.readline()
+out = []
+for name, port in (("proxy", PORT), ("forbidden", FORBIDDEN), ("proxy-again", PORT)):
+    try:
+        socket.create_connection((HOST, port), timeout=5).close()
+        out.append(name + ":connected")
+    except OSError as e:
+        out.append("%s:%s" % (name, errno.errorcode.get(e.errno, e.errno)))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.append("udp:created")
+except OSError as e:
+    out.append("udp:%s" % errno.errorcode.get(e.errno, e.errno))
+print(" ".join(out), flush=True)
+"""
+
+
+def _proxy_child(pid: int) -> int:
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and (d / "comm").read_text().strip() == "landjail-proxy" and \
+                    int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                return int(d.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    raise AssertionError("no landjail-proxy child of landjail %d" % pid)
+
+
+def _wait_exited(pid: int, timeout: float = 10.0):
+    """Until the process is a zombie or gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.01)
+    raise AssertionError("process %d did not exit" % pid)
+
+
+def _listen_when_free(port: int, timeout: float = 10.0) -> AcceptCounter:
+    """A listener on the dead proxy's port, once its last thread has let go of it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return AcceptCounter(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mode", list(FAULT_MODES))
+@pytest.mark.parametrize("user", USERS)
+def test_dead_proxy_fails_closed(shared, forbidden, user, mode):
+    """The proxy is SIGKILLed while the command runs, and the test listens on its port: landjail
+    and the command survive the supervisor's next write to the dead proxy (no SIGPIPE, exit
+    141), every connect is refused from then on (the proxy's port too, whoever listens there
+    now), landjail audits the refusals itself (a new audit session in the same file) and says
+    on stderr, once, that the proxy died and how."""
+    jail = Jail(require_binary(landjail_path(), "landjail"), shared, None)
+    script = PRELUDE + DEAD_PROXY.replace("FORBIDDEN", str(forbidden.port))
+    p = jail.popen(["/usr/bin/python3", "-c", script], user=user, args=("--no-shim",),
+                   allow=("domain=allowed.test",), wrapper=wrapper_for(mode))
+    takeover = None
+    try:
+        port = int(re.fullmatch(r"READY (\d+)", p.readline()).group(1))
+        proxy = _proxy_child(p.pid)
+        os.kill(proxy, signal.SIGKILL)
+        _wait_exited(proxy)
+        takeover = _listen_when_free(port)
+        p.write(b"go\n")
+        r = p.finish()
+        reached = (takeover.settled(), forbidden.settled())
+    finally:
+        p.kill()
+        if takeover:
+            takeover.close()
+    assert r.rc == 0, r
+    tried = r.stdout.strip().splitlines()[-1]
+    assert tried == ("proxy:ECONNREFUSED forbidden:ECONNREFUSED proxy-again:ECONNREFUSED "
+                     "udp:EACCES"), r
+    assert reached == (0, 0), "ESCAPED after the proxy died (%s, %s): %r\n%r" % (
+        user, mode, reached, r)
+    said = re.findall(r"landjail: warning: landjail-proxy was killed by signal 9.*", r.stderr)
+    assert len(said) == 1 and "refused" in said[0], r
+    # The proxy's own event for the first request may be lost with it (SIGKILL); the jail's
+    # refusals after its death are landjail's, in a session of their own.
+    events = r.audit()
+    local = [e for e in events if e["event"] != "http_request"]
+    assert len({e["session_id"] for e in local}) == 1, events
+    assert all(e["session_id"] != local[0]["session_id"] for e in events
+               if e["event"] == "http_request"), events
+    assert [(e["event"], e.get("reason")) for e in local] == [
+        ("connect_denied", "proxy_gone"), ("connect_denied", "not_the_proxy"),
+        ("connect_denied", "proxy_gone"), ("socket_denied", "socket_type_not_allowed")], events
+    assert local[0]["destination"] == "127.0.0.1:%d" % port, local
+    assert [e["seq"] for e in local] == [1, 2, 3, 4], local

@@ -159,6 +159,21 @@ long call_sendmmsg(unsigned flags) {
     return sendmmsg(-1, &m, 1, static_cast<int>(flags));
 }
 
+/// An ioctl on a closed descriptor: EBADF unless the filter answers first.
+long call_ioctl(unsigned long request) {
+    char c = 'x';
+    return syscall(SYS_ioctl, -1, request, &c);
+}
+
+rlimit g_nofile{};
+
+/// prlimit64(pid, RLIMIT_NOFILE, current value or nothing, old).
+long call_prlimit(pid_t pid, bool set) {
+    getrlimit(RLIMIT_NOFILE, &g_nofile);
+    rlimit old{};
+    return syscall(SYS_prlimit64, pid, RLIMIT_NOFILE, set ? &g_nofile : nullptr, &old);
+}
+
 struct CallRow {
     const char* what;
     int abi;  ///< of the weak plan
@@ -195,6 +210,27 @@ const CallRow kCallRows[] = {
      [] { return syscall(SYS_process_vm_writev, getpid(), nullptr, 0, nullptr, 0, 0); }, EPERM},
     {"pidfd_getfd without Landlock", 0, [] { return syscall(SYS_pidfd_getfd, -1, 0, 0); }, EPERM},
     {"pidfd_getfd with Landlock", 6, [] { return syscall(SYS_pidfd_getfd, -1, 0, 0); }, EBADF},
+    // Terminal injection, at every level; the kernel ignores the request's upper 32 bits.
+    {"ioctl TIOCSTI", 7, [] { return call_ioctl(TIOCSTI); }, EPERM},
+    {"ioctl TIOCSTI without Landlock", 0, [] { return call_ioctl(TIOCSTI); }, EPERM},
+    {"ioctl TIOCSTI, upper bits set", 7, [] { return call_ioctl(0xdead00000000UL | TIOCSTI); },
+     EPERM},
+    {"ioctl TIOCLINUX", 7, [] { return call_ioctl(TIOCLINUX); }, EPERM},
+    {"ioctl TCGETS (not refused)", 7, [] { return call_ioctl(TCGETS); }, EBADF},
+    // Another process's limits and scheduling (weak mode: refused; supervised: trapped).
+    {"prlimit64 on the parent", 7, [] { return call_prlimit(getppid(), true); }, EPERM},
+    {"prlimit64 on pid 1<<32 (the kernel's 0)", 7,
+     [] { return syscall(SYS_prlimit64, 1L << 32, RLIMIT_NOFILE, &g_nofile, nullptr); }, EPERM},
+    {"prlimit64 on itself (pid 0)", 7, [] { return call_prlimit(0, true); }, 0},
+    {"prlimit64 read of the parent", 7, [] { return call_prlimit(getppid(), false); }, 0},
+    {"sched_setaffinity on the parent", 7,
+     [] { return syscall(SYS_sched_setaffinity, getppid(), 0, nullptr); }, EPERM},
+    {"sched_setaffinity on itself", 7, [] { return syscall(SYS_sched_setaffinity, 0, 0, nullptr); },
+     EINVAL},
+    {"setpriority PRIO_USER", 7, [] { return syscall(SYS_setpriority, PRIO_USER, 0, 0); }, EPERM},
+    {"setpriority PRIO_PROCESS self", 7,
+     [] { return syscall(SYS_setpriority, PRIO_PROCESS, 0, 0); }, 0},
+    {"ioprio_set on the parent", 7, [] { return syscall(SYS_ioprio_set, 1, getppid(), 0); }, EPERM},
 };
 
 /// The supervisor's part, from another thread: answers `n` notifications with EXDEV.
@@ -296,4 +332,27 @@ ParameterizedTest(int* abi, jail_filter, supervised, .timeout = 20) {
     const long traced = syscall(SYS_ptrace, PTRACE_PEEKUSER, 0, 0, 0);
     cr_expect(traced < 0 && errno == (*abi == 0 ? EPERM : ESRCH), "abi %d: ptrace: %s", *abi,
               strerror(errno));
+}
+
+Test(jail_filter, signal_owners_without_scopes, .timeout = 20) {
+    // Without Landlock scopes: F_SETOWN and setpgid with a group go to the supervisor; the
+    // owners given in memory (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP) fail in the filter.
+    const int listener = load(must_build(make_plan(4, true)), SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    cr_assert_gt(listener, 0);
+    std::vector<seccomp_data> seen;
+    std::thread responder(answer, listener, &seen, 2);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETOWN, 1) < 0 && errno == EXDEV, "F_SETOWN: %s",
+              strerror(errno));
+    cr_expect(syscall(SYS_setpgid, 0, 1) < 0 && errno == EXDEV, "setpgid: %s", strerror(errno));
+    responder.join();
+    cr_assert_eq(seen.size(), 2u);
+    cr_expect_eq(seen[0].nr, SYS_fcntl);
+    cr_expect_eq(seen[1].nr, SYS_setpgid);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETOWN_EX, nullptr) < 0 && errno == EPERM);
+    cr_expect(syscall(SYS_fcntl, -1, 0x100000000L | F_SETOWN_EX, nullptr) < 0 && errno == EPERM);
+    cr_expect(call_ioctl(FIOSETOWN) < 0 && errno == EPERM);
+    cr_expect(call_ioctl(SIOCSPGRP) < 0 && errno == EPERM);
+    // Not trapped: other fcntl commands (a trapped one would hang: no responder is left).
+    cr_expect(syscall(SYS_fcntl, -1, F_GETOWN) < 0 && errno == EBADF);
+    cr_expect(syscall(SYS_fcntl, -1, F_SETSIG, 10) < 0 && errno == EBADF);
 }

@@ -47,18 +47,22 @@ const PlanRow kPlanRows[] = {
     // 2: ADDFD instead of pidfd_getfd
     {7, 0, true, false, false, false, false, 2, "pidfd_getfd", 1},
     {6, 0, true, false, true, true, false, 2, "pidfd_getfd", 1},
-    // 3: Landlock ABI 4-5 (network rules, no scopes)
-    {5, 0, true, true, false, false, false, 3, "scopes", 1},
-    {4, 0, true, true, false, false, false, 3, "scopes", 1},
-    {4, 0, true, true, true, false, false, 3, "ABI 4", 1},
-    {5, 0, true, false, false, false, false, 3, "pidfd_getfd", 2},
+    // 3: Landlock ABI 4-5 (network rules, no scopes): four scope items (signals by pid and
+    // group, pidfd_send_signal, SIGIO owners and setpgid, abstract unix sockets)
+    {5, 0, true, true, false, false, false, 3, "signal scope", 4},
+    {4, 0, true, true, false, false, false, 3, "performed by the supervisor", 4},
+    {4, 0, true, true, true, false, false, 3, "ABI 4", 4},
+    {5, 0, true, true, false, false, false, 3, "F_SETOWN", 4},
+    {5, 0, true, true, false, false, false, 3, "abstract unix", 4},
+    {5, 0, true, false, false, false, false, 3, "pidfd_getfd", 5},
+    {5, 0, true, false, false, false, false, 3, "pidfd_send_signal is refused", 5},
     // 4: files-only Landlock (ABI 1-3), or none at all
-    {3, 0, true, true, false, false, false, 4, "network rules", 2},
-    {2, 0, true, true, false, false, false, 4, "ABI 2", 2},
-    {1, 0, true, true, false, false, false, 4, "scopes", 2},
-    {0, ENOSYS, true, true, false, false, false, 4, "no Landlock", 1},
-    {0, EOPNOTSUPP, true, true, false, false, false, 4, "disabled", 1},
-    {0, ENOSYS, true, false, false, false, false, 4, "pidfd_getfd", 2},
+    {3, 0, true, true, false, false, false, 4, "network rules", 5},
+    {2, 0, true, true, false, false, false, 4, "ABI 2", 5},
+    {1, 0, true, true, false, false, false, 4, "setpgid", 5},
+    {0, ENOSYS, true, true, false, false, false, 4, "no Landlock", 5},
+    {0, EOPNOTSUPP, true, true, false, false, false, 4, "disabled", 5},
+    {0, ENOSYS, true, false, false, false, false, 4, "pidfd_getfd", 6},
     // 5: no notification, Landlock network rules: only with --allow-weak
     {7, 0, false, true, false, false, false, 0, "--allow-weak", 0},
     {4, 0, false, false, false, false, false, 0, "--allow-weak", 0},
