@@ -104,6 +104,10 @@ int run_check(const CliOptions& cli) {
     print_optional("audit_file", s.audit_file);
     print_setting("disable_audit_logs", std::string(s.disable_audit_logs.value ? "true" : "false"),
                   s.disable_audit_logs.origin);
+    if (s.audit.required) {
+        print_setting("audit.required", std::string(s.audit.required->value ? "true" : "false"),
+                      s.audit.required->origin);
+    }
     if (!s.tls.passthrough.empty()) {
         std::string list;
         for (const auto& d : s.tls.passthrough) {

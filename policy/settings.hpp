@@ -26,6 +26,7 @@ struct FlagInputs {
     std::vector<std::string> profiles;  ///< --profile NAME or PATH, in order
     std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log, audit_socket;
     bool disable_audit_logs = false;
+    bool audit_required = false;  ///< --audit-required
 };
 
 /// Everything build_settings looks at.

@@ -610,9 +610,17 @@ Test(audit, socket_sink_reconnects_later, .timeout = 20) {
     const int conn = accept_one(listener);
     a->stop();
     const auto lines = split_lines(read_all(conn));
-    cr_assert_eq(lines.size(), 1u, "%zu lines on the socket", lines.size());
-    cr_assert_eq(parse(lines[0])["seq"], 2, "%s", lines[0].c_str());
-    cr_assert_eq(read_lines(*o.file).size(), 2u, "the file gets every event");
+    cr_assert_eq(lines.size(), 2u, "%zu lines on the socket", lines.size());
+    // The event sent while nobody listened is counted, and the collector is told first.
+    const ordered_json notice = parse(lines[0]);
+    cr_assert(notice["event"] == "audit_dropped" && notice["count"] == 1 &&
+                  notice["sink"] == "socket" && notice["reason"] == "disconnected",
+              "%s", lines[0].c_str());
+    cr_assert_eq(parse(lines[1])["seq"], 2, "%s", lines[1].c_str());
+    cr_assert_eq(a->socket_lost(), 1u);
+    const auto file = read_lines(*o.file);
+    cr_assert_eq(file.size(), 3u, "the file gets every event, and the socket's notice");
+    cr_assert_eq(parse(file[1])["sink"], "socket", "%s", file[1].c_str());
     ::close(conn);
     ::close(listener);
     std::filesystem::remove_all(dir);
