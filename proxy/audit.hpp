@@ -184,9 +184,10 @@ class Auditor {
     std::vector<AuditLoss> pending_[kSinks];  ///< notices each sink has not written yet
     std::uint64_t dropped_seen_ = 0;          ///< queue drops already in pending_
     std::chrono::steady_clock::time_point next_connect_{};
-    std::string file_error_;    ///< the current file failure ("" when writing works)
-    int file_first_err_ = 0;    ///< errno of the first file failure, for the total
-    std::string socket_error_;  ///< the current socket failure ("" when connected)
+    std::string file_error_;        ///< the current file failure ("" when writing works)
+    int file_first_err_ = 0;        ///< errno of the first file failure, for the total
+    std::string socket_error_;      ///< the current socket failure ("" when connected)
+    bool socket_reported_ = false;  ///< the current series of socket losses was reported
     std::thread writer_;
 };
 

@@ -317,7 +317,7 @@ void HttpSink::run() {
             }
         }
         if (batch) {
-            const Outcome outcome = post(batch->body, batch->events);
+            const Outcome outcome = post(batch->body);
             std::lock_guard lock(mutex_);
             settle(outcome, batch->events);
         }
@@ -410,8 +410,7 @@ void HttpSink::reject(std::size_t events) {
 
 /// One POST. 2xx: delivered; 413: too large; another 4xx but 408 and 429: refused for good;
 /// anything else (no answer, 408, 429, 5xx, 1xx, 3xx): retried after the backoff.
-HttpSink::Outcome HttpSink::post(const std::string& body, std::size_t events) {
-    (void)events;
+HttpSink::Outcome HttpSink::post(const std::string& body) {
     {
         std::lock_guard lock(mutex_);
         ++requests_;
@@ -529,6 +528,7 @@ void HttpSink::back_off() {
 void HttpSink::report_end() {
     std::uint64_t kept = 0;
     std::uint64_t lost = 0;
+    std::uint64_t refused = 0;
     std::string where;
     {
         std::lock_guard lock(mutex_);
@@ -538,7 +538,12 @@ void HttpSink::report_end() {
             kept = 0;
         }
         lost = dropped_;
+        refused = rejected_;
         where = spool_->run_dir();
+    }
+    if (refused > 0) {
+        report(std::to_string(refused) + " events were refused by " + shown_url_ +
+               (spool_->on_disk() ? " (kept in the spool's rejected directory)" : ""));
     }
     if (kept > 0) {
         report(std::to_string(kept) + " events not delivered to " + shown_url_ +

@@ -97,7 +97,7 @@ class HttpSink {
     bool finished() const;
     void settle(Outcome outcome, std::size_t events);
     void reject(std::size_t events);
-    Outcome post(const std::string& body, std::size_t events);
+    Outcome post(const std::string& body);
     Outcome classify(long status);
     int perform();  ///< a CURLcode
     std::chrono::milliseconds poll_interval() const;

@@ -254,11 +254,15 @@ void Auditor::write_socket(const std::string& lines, std::size_t events) {
     }
     pending_[kSocket].clear();
     socket_error_.clear();
+    if (std::exchange(socket_reported_, false)) {
+        report("audit socket " + *options_.socket + ": sending again; " +
+               std::to_string(socket_lost_.load()) +
+               " events were not sent so far (an audit_dropped event says so)");
+    }
     set_problem(kSocketFailing, false);
 }
 
-/// A new connection, at most once per kReconnectInterval; reports the first failure and
-/// the recovery.
+/// A new connection, at most once per kReconnectInterval.
 bool Auditor::connect_socket() {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_connect_) {
@@ -268,10 +272,6 @@ bool Auditor::connect_socket() {
     socket_ = connect_unix(*options_.socket);
     if (!socket_.valid()) {
         const int err = errno;
-        if (socket_error_.empty()) {
-            report("audit socket " + *options_.socket + ": connect: " + errno_text(err) +
-                   "; events are dropped (and counted) until it accepts again");
-        }
         socket_error_ = "connect: " + errno_text(err);
         set_problem(kSocketFailing, true);
         return false;
@@ -279,10 +279,16 @@ bool Auditor::connect_socket() {
     return true;
 }
 
+/// Counts the events the socket missed; says so on stderr at the start of a series.
 void Auditor::socket_failed(const AuditLoss& loss) {
     set_problem(kSocketFailing, true);
     socket_lost_.fetch_add(loss.count);
     lose(loss);
+    if (!std::exchange(socket_reported_, true)) {
+        report("audit socket " + *options_.socket + ": " + socket_error_ +
+               "; events are dropped (and counted) until it accepts them again" +
+               (options_.required ? "; requests are refused meanwhile (audit.required)" : ""));
+    }
 }
 
 void Auditor::write_http(const std::string& lines) {
