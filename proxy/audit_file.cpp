@@ -154,7 +154,7 @@ Result<std::unique_ptr<AuditFile>> AuditFile::open(const std::string& path, std:
     return std::unique_ptr<AuditFile>(new AuditFile(path, std::move(fd), st));
 }
 
-AuditFile::Written AuditFile::write(std::string_view data) {
+AuditFile::Written AuditFile::write(std::string_view data, std::size_t lines) {
     std::string joined;
     std::size_t prefix = 0;
     if (terminate_next_) {  // the cut line of an earlier failure ends here, on its own line
@@ -173,7 +173,7 @@ AuditFile::Written AuditFile::write(std::string_view data) {
     const std::string_view body = data.substr(prefix);
     const std::size_t body_done = done - std::min(done, prefix);
     if (w.err == 0) {
-        w.lines = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n'));
+        w.lines = lines;
         return w;
     }
     const std::size_t last_nl =

@@ -39,9 +39,9 @@ class AuditFile {
         int err = 0;            ///< 0, or the errno of the write that failed
         bool cut = false;       ///< a cut line stays in the file, terminated (not removed)
     };
-    /// Appends `data`: whole lines, each ending with '\n'. On failure the lines before
-    /// `lines` are in the file and nothing after them is (see `cut`).
-    Written write(std::string_view data);
+    /// Appends `data`: `lines` whole lines, each ending with '\n'. On failure the first
+    /// Written::lines of them are in the file and nothing after them is (see `cut`).
+    Written write(std::string_view data, std::size_t lines);
 
     /// Opens the path again (SIGHUP), creating the file when it is gone, and switches to it.
     /// On error the current file stays in use. Regular files only (a FIFO or device stays

@@ -198,7 +198,9 @@ void Auditor::write_file(const std::string& lines, std::size_t events) {
                     file_->path() + " was deleted and cannot be created again");
         return;
     }
-    const AuditFile::Written w = file_->write(notes + lines);
+    const std::size_t noted_lines = pending_[kFile].size();  // one line per notice
+    const AuditFile::Written w = notes.empty() ? file_->write(lines, events)
+                                               : file_->write(notes + lines, noted_lines + events);
     const std::size_t noted = std::min(w.lines, pending_[kFile].size());
     pending_[kFile].erase(pending_[kFile].begin(),
                           pending_[kFile].begin() + static_cast<std::ptrdiff_t>(noted));

@@ -206,7 +206,7 @@ Test(audit_file, a_cut_line_that_stays_is_terminated, .timeout = 30) {
     cr_assert(file.ok(), "%s", describe(file).c_str());
     const std::string line = "{\"a\":\"" + std::string(20000, 'x') + "\"}\n";
     AuditFile::Written w;
-    std::thread writer([&] { w = (*file)->write(line); });
+    std::thread writer([&] { w = (*file)->write(line, 1); });
     (void)::fcntl(rd, F_SETFL, 0);
     char buf[100];
     cr_assert(::read(rd, buf, sizeof buf) > 0);  // the writer is in the middle of the line
@@ -222,7 +222,7 @@ Test(audit_file, a_cut_line_that_stays_is_terminated, .timeout = 30) {
         }
     };
     drain();
-    const AuditFile::Written next = (*file)->write("{\"b\":1}\n");
+    const AuditFile::Written next = (*file)->write("{\"b\":1}\n", 1);
     cr_assert(next.err == 0 && next.lines == 1);
     drain();
     ::close(rd);
