@@ -546,8 +546,8 @@ void HttpSink::report_end() {
                (spool_->on_disk() ? " (kept in the spool's rejected directory)" : ""));
     }
     if (kept > 0) {
-        report(std::to_string(kept) + " events not delivered to " + shown_url_ +
-               " are kept in the spool (" + where + ") for the next run");
+        report(std::to_string(kept) + " events not delivered to " + shown_url_ + " are kept in " +
+               where + " for the next run");
     }
     if (lost > 0) {
         report(std::to_string(lost) + " events were not delivered to " + shown_url_ +
