@@ -153,7 +153,8 @@ class Auditor {
     std::string render(const std::vector<Queued>& batch) const;  ///< JSON lines
     std::string notices(Sink sink) const;  ///< audit_dropped lines pending for `sink`
     void collect_losses();                 ///< queue drops and HTTP losses since last time
-    void lose(const AuditLoss& loss);      ///< pending in every sink
+    void collect_http_losses();
+    void lose(const AuditLoss& loss);  ///< pending in every sink
     void reopen_file();
     void write_file(const std::string& lines, std::size_t events);
     void file_failed(const AuditLoss& loss, const std::string& why);
@@ -188,6 +189,7 @@ class Auditor {
     int file_first_err_ = 0;        ///< errno of the first file failure, for the total
     std::string socket_error_;      ///< the current socket failure ("" when connected)
     bool socket_reported_ = false;  ///< the current series of socket losses was reported
+    bool queue_reported_ = false;   ///< the current series of queue drops was reported
     std::thread writer_;
 };
 

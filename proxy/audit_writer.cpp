@@ -145,6 +145,12 @@ void Auditor::collect_losses() {
     if (const std::uint64_t d = dropped_.load(); d > dropped_seen_) {
         lose(AuditLoss{"", "queue_full", 0, 0, false, d - dropped_seen_});
         dropped_seen_ = d;
+        if (!std::exchange(queue_reported_, true)) {
+            report("the audit queue is full (" + std::to_string(options_.queue_capacity) +
+                   " events): events are dropped (and counted) until the writer catches up");
+        }
+    } else if (queue_.empty()) {
+        queue_reported_ = false;  // a batch without new drops: the next drop is a new series
     }
     if (http_) {
         for (const HttpSink::Loss& l : http_->take_losses()) {
