@@ -17,7 +17,7 @@ BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
     clang libclang-rt-14-dev clang-format mandoc man-db"
 TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux procps
-    bsdextrautils util-linux"
+    bsdextrautils util-linux logrotate"
 # `make bench`: the origin and the peer proxies measured against, a load generator, and
 # OpenSSL headers for the TLS connection client (tests/bench/proxy/tlsconn.c).
 BENCH_PACKAGES="nginx-light squid mitmproxy wrk libssl-dev"

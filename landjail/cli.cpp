@@ -31,6 +31,8 @@ constexpr std::array kTable = {
     OptSpec{"audit-socket", 0, "PATH",
             "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "do not write audit events", false},
+    OptSpec{"audit-required", 0, nullptr,
+            "the proxy refuses requests (503) while the audit trail cannot be written", false},
     OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
             "the proxy connects to ADDR (port PORT2) for HOST:PORT instead of resolving HOST",
             true},
@@ -106,6 +108,8 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
         out.flags.audit_socket = value;
     } else if (name == "disable-audit-logs") {
         out.flags.disable_audit_logs = true;
+    } else if (name == "audit-required") {
+        out.flags.audit_required = true;
     } else if (name == "proxy-addr") {
         out.proxy_addr = value;
     } else if (name == "resolve") {

@@ -110,6 +110,10 @@ int run_check(const CliOptions& cli) {
     print_setting("disable_audit_logs", std::string(s.disable_audit_logs.value ? "true" : "false"),
                   s.disable_audit_logs.origin);
     print_setting("ambiguous_paths", s.ambiguous_paths.value, s.ambiguous_paths.origin);
+    if (s.audit.required) {
+        print_setting("audit.required", std::string(s.audit.required->value ? "true" : "false"),
+                      s.audit.required->origin);
+    }
     if (!s.tls.passthrough.empty()) {
         std::string list;
         for (const auto& d : s.tls.passthrough) {

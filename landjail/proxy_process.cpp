@@ -136,6 +136,9 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
         if (cli.flags.audit_socket) {
             a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
         }
+        if (cli.flags.audit_required) {
+            a.emplace_back("--audit-required");
+        }
     }
     if (cli.upstream_ca) {
         a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});

@@ -240,6 +240,8 @@ void walk_audit(const Walker& w, const YAML::Node& node, AuditConfig& audit) {
             {"socket", [&](const YAML::Node& n) { audit.socket = w.string(n, "audit.socket"); }},
             {"stderr",
              [&](const YAML::Node& n) { audit.stderr_denials = w.boolean(n, "audit.stderr"); }},
+            {"required",
+             [&](const YAML::Node& n) { audit.required = w.boolean(n, "audit.required"); }},
             {"http",
              [&](const YAML::Node& n) {
                  HttpSinkConfig& http = audit.http.emplace();

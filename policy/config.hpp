@@ -40,6 +40,7 @@ struct AuditConfig {
     std::optional<Setting<std::string>> socket;   ///< unix socket path
     std::optional<HttpSinkConfig> http;           ///< HTTP collector
     std::optional<Setting<bool>> stderr_denials;  ///< warn-level logfmt line per denial
+    std::optional<Setting<bool>> required;        ///< refuse requests (503) while the trail fails
 };
 
 struct TlsConfig {

@@ -242,6 +242,24 @@ Result<bool> apply_limits(const Inputs& in, const FileConfig& file, Settings& s)
     return true;
 }
 
+/// audit.required needs a trail to require: a sink other than stderr, and audit logs on.
+Result<bool> check_required(const Settings& s) {
+    if (!s.audit.required || !s.audit.required->value) {
+        return true;
+    }
+    const std::string what = "audit.required (from " + s.audit.required->origin + ")";
+    if (s.disable_audit_logs.value) {
+        return make_error(what + " contradicts disable_audit_logs (from " +
+                          s.disable_audit_logs.origin + "): drop one of them");
+    }
+    if (!s.audit_file && !s.audit.socket && !s.audit.http) {
+        return make_error(what +
+                          ": there is no audit trail to require; set --audit-log, "
+                          "log_dir, audit.file, audit.socket or audit.http");
+    }
+    return true;
+}
+
 /// disable_audit_logs, the audit sinks (the file: --audit-log, audit.file, LOG_DIR/
 /// audit.jsonl), tls and the labels.
 Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
@@ -261,6 +279,9 @@ Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) 
     if (in.flags.audit_socket) {
         s.audit.socket = Setting<std::string>{*in.flags.audit_socket, "--audit-socket"};
     }
+    if (in.flags.audit_required) {
+        s.audit.required = Setting<bool>{true, "--audit-required"};
+    }
     s.tls = file.tls;
     s.labels = file.labels;
     apply_labels(in, s.labels);
@@ -272,7 +293,7 @@ Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) 
         s.audit_file = Setting<std::string>{join_path(s.log_dir->value, "audit.jsonl"),
                                             "log_dir (" + s.log_dir->origin + ")"};
     }
-    return true;
+    return check_required(s);
 }
 
 /// The policy engine from every source's rules, in their documented order.

@@ -27,6 +27,7 @@ struct FlagInputs {
     std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log, audit_socket;
     std::optional<std::string> max_connections;  ///< --max-connections N
     bool disable_audit_logs = false;
+    bool audit_required = false;  ///< --audit-required
 };
 
 /// Everything build_settings looks at.

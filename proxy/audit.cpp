@@ -1,82 +1,34 @@
 // SPDX-License-Identifier: Apache-2.0
-// The audit trail (DESIGN §6): the writer thread that drains the bounded queue into the file,
-// unix-socket and stderr sinks. record() only takes the lock and pushes; all I/O happens on
-// the writer thread, one write per batch and sink.
+// The audit trail (DESIGN §6): the Auditor's life (start, record, stop) and the writer
+// thread's loop that drains the bounded queue; record() only takes the lock and pushes. The
+// writer's I/O, one write per batch and sink, is in audit_writer.cpp.
 #include "proxy/audit.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <iterator>
-#include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 namespace lj::proxy {
 namespace {
 
 using Clock = std::chrono::system_clock;
-using Json = nlohmann::ordered_json;
 
-constexpr auto kReconnectInterval = std::chrono::seconds(1);
-constexpr timeval kSocketTimeout{1, 0};  // a stalled collector costs at most this
+// While a sink fails, the writer tries again this often (with no events to write): the
+// audit_dropped notice is written, and writable() recovers, soon after the sink does.
+constexpr auto kRetryInterval = std::chrono::seconds(1);
 
 std::string errno_text(int err) {
     return std::generic_category().message(err);
-}
-
-/// RFC 3339 UTC with microseconds, e.g. 2026-11-23T10:00:00.123456Z.
-/// A SIGPIPE raised by our write() to a FIFO or pipe whose reader went away stays pending
-/// (the writer thread blocks it); consume it so it is never delivered later.
-void discard_sigpipe() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    const timespec zero{0, 0};
-    (void)sigtimedwait(&set, nullptr, &zero);
-}
-
-/// Writes all of `data`, retrying after EINTR and partial writes; sockets use
-/// send(MSG_NOSIGNAL). Returns 0 or the errno of the call that failed.
-int write_all(int fd, std::string_view data, bool is_socket) {
-    while (!data.empty()) {
-        const ssize_t n = is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL)
-                                    : ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            const int err = errno;
-            if (err == EINTR) {
-                continue;
-            }
-            if (err == EPIPE && !is_socket) {
-                discard_sigpipe();
-            }
-            return err;
-        }
-        if (n == 0) {
-            return EIO;  // no progress on a non-empty write: give up rather than spin
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return 0;
-}
-
-/// A diagnostic line on stderr, written by the writer thread or stop() only.
-void report(const std::string& message) {
-    (void)write_all(STDERR_FILENO, "landjail: audit: " + message + "\n", false);
 }
 
 Result<std::string> random_uuid_v4() {
@@ -101,52 +53,6 @@ Result<std::string> random_uuid_v4() {
                   b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
                   b[14], b[15]);
     return std::string(out);
-}
-
-/// Opens (creating 0600) the JSON-lines file for appending. O_APPEND keeps each batch's
-/// single write() contiguous even when another process appends to the same file.
-Result<int> open_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) {
-        const int err = errno;
-        return make_error("cannot open the audit file " + path + ": " + errno_text(err) +
-                          "; choose a file in a directory you can write");
-    }
-    return fd;
-}
-
-/// A unix stream socket connected to `path`, or -1 with errno set. SO_SNDTIMEO bounds both
-/// connect() (full backlog) and send() (a collector that stopped reading).
-int connect_unix(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.data(), path.size());  // length checked in start()
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    if (::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &kSocketTimeout, sizeof kSocketTimeout) != 0 ||
-        ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-        const int err = errno;
-        ::close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
-}
-
-/// The start-up connection to the collector: a socket, or -1 when the collector is not there
-/// yet (no such file, or nobody listening: the writer retries), or an error for anything
-/// else (e.g. EACCES), which is a configuration mistake worth failing start-up for.
-Result<int> first_connect(const std::string& path) {
-    const int fd = connect_unix(path);
-    if (fd < 0) {
-        const int err = errno;
-        if (err != ENOENT && err != ECONNREFUSED) {
-            return make_error("audit socket: connect(" + path + "): " + errno_text(err));
-        }
-    }
-    return fd;
 }
 
 /// The writer does all sink I/O; a SIGPIPE it causes must not kill the process.
@@ -174,20 +80,8 @@ Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
         return make_error("audit socket: path too long for a unix socket: " + *options.socket);
     }
     std::unique_ptr<Auditor> self(new Auditor(std::move(options)));
-    if (self->options_.file) {
-        auto fd = open_file(*self->options_.file);
-        if (!fd.ok()) {
-            return fd.error();
-        }
-        self->file_fd_ = *fd;
-    }
-    if (self->options_.socket) {
-        auto fd = first_connect(*self->options_.socket);
-        if (!fd.ok()) {
-            return fd.error();
-        }
-        self->socket_fd_ = *fd;
-        self->next_connect_ = std::chrono::steady_clock::now() + kReconnectInterval;
+    if (auto opened = self->open_sinks(); !opened) {
+        return opened.error();
     }
     if (auto http = self->start_http(); !http) {
         return http.error();
@@ -229,6 +123,9 @@ bool Auditor::record(AuditEvent event) {
             std::lock_guard lock(mutex_);
             if (stopping_ || queue_.size() >= options_.queue_capacity) {
                 dropped_.fetch_add(1);
+                if (!stopping_) {
+                    problems_.fetch_or(kQueueFull);  // until the writer takes the queue
+                }
                 return false;
             }
             // seq and time are taken under the lock that orders the queue, so file order is
@@ -248,6 +145,14 @@ bool Auditor::record(AuditEvent event) {
     }
 }
 
+void Auditor::reopen() {
+    {
+        std::lock_guard lock(mutex_);
+        reopen_ = true;
+    }
+    wake_.notify_one();
+}
+
 void Auditor::stop() {
     {
         std::lock_guard lock(mutex_);
@@ -260,136 +165,59 @@ void Auditor::stop() {
     if (writer_.joinable()) {
         writer_.join();
     }
-    if (file_fd_ >= 0) {
-        // Nothing written by us: nothing of ours to make durable (and fsync can take
-        // milliseconds, on every landjail run that made no denied connect).
-        if (written_.load() > 0 && ::fsync(file_fd_) != 0) {
-            const int err = errno;
-            if (err != EINVAL) {  // EINVAL: a FIFO or character device, nothing to sync
-                report("fsync(" + *options_.file + "): " + errno_text(err));
-            }
-        }
-        ::close(file_fd_);
-        file_fd_ = -1;
-    }
-    if (socket_fd_ >= 0) {
-        ::close(socket_fd_);
-        socket_fd_ = -1;
-    }
-    if (http_) {
-        http_->stop();  // delivers within its grace period; the rest stays in the spool
-    }
-    if (const std::uint64_t n = dropped_.load(); n > 0) {
-        report(std::to_string(n) + " events were dropped because the audit queue was full");
-    }
+    close_sinks();
 }
 
 void Auditor::run() {
     block_sigpipe();
     std::vector<Queued> batch;
-    for (;;) {
+    for (bool last = false; !last;) {
+        bool reopen = false;
         {
             std::deque<Queued> taken;  // freed outside the lock, at the end of this block
             {
                 std::unique_lock lock(mutex_);
-                wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (!wait_for_work(lock)) {
+                    continue;  // the periodic retry: only notices to write
+                }
                 // Gather for up to 1 ms so a busy proxy is written in batches, not per event.
                 wake_.wait_for(lock, std::chrono::milliseconds(1), [this] { return stopping_; });
-                if (queue_.empty()) {
-                    break;  // stopping, and everything accepted has been written
-                }
                 taken.swap(queue_);
+                problems_.fetch_and(~static_cast<unsigned>(kQueueFull));
+                reopen = std::exchange(reopen_, false);
+                last = stopping_;  // record() refuses from now on: nothing comes after these
             }
             batch.assign(std::make_move_iterator(taken.begin()),
                          std::make_move_iterator(taken.end()));
         }
+        if (reopen) {
+            reopen_file();  // before the batch: events recorded after the signal go there
+        }
         write_batch(batch);
         batch.clear();
     }
-    write_batch(batch);  // empty: only an audit_dropped notice for drops since the last batch
 }
 
-void Auditor::write_batch(std::vector<Queued>& batch) {
-    try {
-        const std::string lines = render(batch);
-        if (lines.empty()) {
-            return;
-        }
-        const bool in_file = write_file(lines);
-        write_socket(lines);
-        if (http_) {
-            http_->push(lines);  // only queued: the sink's thread posts
-        }
-        write_denials(batch);
-        if (in_file) {
-            written_.fetch_add(batch.size());
-        }
-    } catch (const std::exception& e) {  // bad_alloc while rendering: the batch is lost
-        dropped_.fetch_add(batch.size());
-        report(std::string(e.what()) + "; " + std::to_string(batch.size()) + " events lost");
+/// Sleeps until there are events, a reopen request or stop(); false when it woke for the
+/// periodic retry instead (every second while a notice waits or an HTTP sink may report a
+/// loss), after which write_batch() runs with no events.
+bool Auditor::wait_for_work(std::unique_lock<std::mutex>& lock) {
+    const auto work = [this] { return stopping_ || reopen_ || !queue_.empty(); };
+    bool pending = http_ != nullptr;
+    for (const auto& p : pending_) {
+        pending = pending || !p.empty();
     }
-}
-
-std::string Auditor::render(const std::vector<Queued>& batch) {
-    std::string out;
-    if (const std::uint64_t dropped = dropped_.load(); dropped > dropped_reported_) {
-        out += dropped_json(options_.session_id, dropped - dropped_reported_, options_.labels);
-        out += '\n';
-        dropped_reported_ = dropped;
-    }
-    for (const Queued& q : batch) {
-        out += to_json(q.event, options_.session_id, q.seq, q.time, options_.labels);
-        out += '\n';
-    }
-    return out;
-}
-
-bool Auditor::write_file(const std::string& lines) {
-    if (file_fd_ < 0) {
+    if (!pending) {
+        wake_.wait(lock, work);
         return true;
     }
-    if (const int err = write_all(file_fd_, lines, false); err != 0) {
-        if (!file_failing_) {
-            report("write(" + *options_.file + "): " + errno_text(err) + "; events are lost");
-        }
-        file_failing_ = true;
-        return false;
+    if (wake_.wait_for(lock, kRetryInterval, work)) {
+        return true;
     }
-    file_failing_ = false;
-    return true;
-}
-
-void Auditor::write_socket(const std::string& lines) {
-    if (!options_.socket) {
-        return;
-    }
-    if (socket_fd_ < 0) {
-        const auto now = std::chrono::steady_clock::now();
-        if (now < next_connect_) {
-            return;  // events written while the collector is away are not re-sent
-        }
-        next_connect_ = now + kReconnectInterval;
-        socket_fd_ = connect_unix(*options_.socket);
-        if (socket_fd_ < 0) {
-            return;
-        }
-    }
-    if (write_all(socket_fd_, lines, true) != 0) {
-        ::close(socket_fd_);
-        socket_fd_ = -1;
-    }
-}
-
-void Auditor::write_denials(const std::vector<Queued>& batch) const {
-    if (!options_.stderr_denials) {
-        return;
-    }
-    for (const Queued& q : batch) {
-        if (!q.event.allowed) {
-            // One write per line, so that lines from other stderr writers never split it.
-            (void)write_all(STDERR_FILENO, to_logfmt(q.event) + "\n", false);
-        }
-    }
+    lock.unlock();
+    std::vector<Queued> none;
+    write_batch(none);
+    return false;
 }
 
 Result<bool> make_log_dir(const policy::Settings& s) {
@@ -410,41 +238,6 @@ Result<bool> make_log_dir(const policy::Settings& s) {
     if (ec) {
         return make_error("log_dir " + s.log_dir->value + " (from " + s.log_dir->origin +
                           "): cannot create it: " + ec.message());
-    }
-    return true;
-}
-
-Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-        if (S_ISDIR(st.st_mode)) {
-            return make_error("is a directory: name a file in it, e.g. " + path +
-                              (path.back() == '/' ? "" : "/") + "audit.jsonl");
-        }
-        if (::access(path.c_str(), W_OK) != 0) {
-            const int err = errno;
-            return make_error("cannot write the audit file: " + errno_text(err) +
-                              "; choose a file you can write");
-        }
-        return true;
-    }
-    const std::size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0               ? "/"
-                                                       : path.substr(0, slash);
-    const bool found = ::stat(dir.c_str(), &st) == 0;
-    if (!found || !S_ISDIR(st.st_mode)) {
-        if (missing_dir_ok && !found) {
-            return true;
-        }
-        return make_error("cannot create the audit file: " + dir +
-                          (found ? " is not a directory; choose another place"
-                                 : " does not exist; create it first, or choose another place"));
-    }
-    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-        const int err = errno;
-        return make_error("cannot create the audit file in " + dir + ": " + errno_text(err) +
-                          "; choose a directory you can write");
     }
     return true;
 }
@@ -471,6 +264,7 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
         s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
     o.labels = s.labels;
     o.session_id = session_id;
+    o.required = s.audit.required && s.audit.required->value;
     if (s.audit.http) {
         o.http = http_sink_options(s, extra_ca);
     }

@@ -157,13 +157,26 @@ std::string Auditor::to_logfmt(const AuditEvent& event) {
     return out;
 }
 
-std::string Auditor::dropped_json(const std::string& session_id, std::uint64_t count,
+std::string Auditor::dropped_json(const std::string& session_id, const AuditLoss& loss,
                                   const policy::Labels& labels) {
     Json j;
     j["time"] = format_time(Clock::now());
     j["session_id"] = session_id;
     j["event"] = "audit_dropped";
-    j["count"] = count;
+    j["count"] = loss.count;
+    if (!loss.sink.empty()) {
+        j["sink"] = loss.sink;
+    }
+    j["reason"] = loss.reason;
+    if (loss.err != 0) {
+        j["errno"] = errno_name(loss.err);
+    }
+    if (loss.status != 0) {
+        j["status"] = loss.status;
+    }
+    if (loss.cut) {
+        j["partial_line"] = true;
+    }
     add_labels(j, labels);
     return dump_line(j);
 }

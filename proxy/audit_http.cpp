@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The HTTP collector sink: a bounded queue filled by the Auditor's writer, and one sender
-// thread that owns a libcurl easy handle and the spool. The sender's loop: while the spool
-// holds batches (or a retry is pending), new lines join the spool and the oldest batch is
-// sent when the backoff allows; otherwise a batch is taken from the queue (batch_size lines,
-// or fewer once the oldest has waited flush_interval) and posted, going to the spool when
-// the collector does not take it.
+// The HTTP collector sink: the spool, filled by the Auditor's writer (push), and one sender
+// thread that owns a libcurl easy handle. The sender's loop: wait until the spool's oldest
+// batch is ready (batch_size lines, or fewer once its first line has waited flush_interval;
+// at once when adopted from an earlier run or when stopping) and the backoff allows, post
+// it, then remove it (2xx), split it (413), set it aside (another 4xx) or keep it for a
+// retry.
 #include "proxy/audit_http.hpp"
 
 #include <curl/curl.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <iterator>
@@ -72,9 +73,30 @@ Result<std::string> shown_url(const std::string& url) {
     return out;
 }
 
-/// The collector's reply body is not needed.
-std::size_t discard(char*, std::size_t size, std::size_t count, void*) {
-    return size * count;
+constexpr std::size_t kReplyKept = 512;  // bytes of a reply body kept for messages
+
+/// Keeps the start of the collector's reply (a std::string), for the message that reports a
+/// refusal; the rest is discarded.
+std::size_t keep_reply(char* data, std::size_t size, std::size_t count, void* out) {
+    auto& reply = *static_cast<std::string*>(out);
+    const std::size_t n = size * count;
+    if (reply.size() < kReplyKept) {
+        reply.append(data, std::min(n, kReplyKept - reply.size()));
+    }
+    return n;
+}
+
+/// The first line of a reply body, printable ASCII only, at most 200 characters.
+std::string first_line(const std::string& body) {
+    std::string out;
+    for (const char c : body.substr(0, body.find_first_of("\r\n"))) {
+        out += c >= 0x20 && c < 0x7F ? c : '?';
+    }
+    return out.size() > 200 ? out.substr(0, 200) + "..." : out;
+}
+
+bool same_cause(const HttpSink::Loss& a, const HttpSink::Loss& b) {
+    return a.reason == b.reason && a.err == b.err && a.status == b.status;
 }
 
 }  // namespace
@@ -86,6 +108,7 @@ struct HttpSink::Curl {
     std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi{curl_multi_init(),
                                                                 curl_multi_cleanup};
     char error[CURL_ERROR_SIZE] = {};
+    std::string reply;  ///< the start of the last reply's body
 
     ~Curl() {
         easy.reset();  // before the multi handle that shares its connection cache
@@ -118,7 +141,8 @@ struct HttpSink::Curl {
             curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get()),
             curl_easy_setopt(h, CURLOPT_USERAGENT, "landjail/" LJ_VERSION),
             curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error),
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard),
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_reply),
+            curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply),
             curl_easy_setopt(h, CURLOPT_POST, 1L),
         };
         for (const CURLcode rc : rcs) {
@@ -137,9 +161,8 @@ struct HttpSink::Curl {
 };
 
 Result<std::unique_ptr<HttpSink>> HttpSink::start(Options options) {
-    if (options.batch_size == 0 || options.queue_capacity == 0 ||
-        options.flush_interval.count() <= 0) {
-        return make_error("audit.http: batch_size, queue_capacity and flush_interval must be > 0");
+    if (options.batch_size == 0 || options.flush_interval.count() <= 0) {
+        return make_error("audit.http: batch_size and flush_interval must be > 0");
     }
     if (auto init = init_curl(); !init) {
         return init.error();
@@ -159,7 +182,6 @@ Result<std::unique_ptr<HttpSink>> HttpSink::start(Options options) {
         return spool.error();
     }
     self->spool_ = std::move(*spool);
-    self->spooled_ = self->spool_->events();
     try {
         self->sender_ = std::thread(&HttpSink::run, self.get());
     } catch (const std::system_error& e) {
@@ -175,37 +197,60 @@ HttpSink::~HttpSink() {
     stop();
 }
 
-void HttpSink::push(std::string_view lines) {
-    bool report_drop = false;
-    const auto count = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+std::size_t HttpSink::push(std::string_view lines, bool counted) {
+    std::string report_text;
+    std::size_t lost = 0;
     try {
-        std::vector<Line> parsed;
-        parsed.reserve(count);
-        const auto now = Steady::now();
-        for (std::size_t end; (end = lines.find('\n')) != std::string_view::npos;) {
-            parsed.push_back(Line{std::string(lines.substr(0, end + 1)), now});
-            lines.remove_prefix(end + 1);
-        }
-        {
-            std::lock_guard lock(mutex_);
-            const std::size_t room =
-                stopping_
-                    ? 0
-                    : options_.queue_capacity - std::min(options_.queue_capacity, queue_.size());
-            const std::size_t take = std::min(room, parsed.size());
-            std::move(parsed.begin(), parsed.begin() + static_cast<std::ptrdiff_t>(take),
-                      std::back_inserter(queue_));
-            dropped_ += parsed.size() - take;
-            report_drop = take < parsed.size() && !std::exchange(drop_reported_, true);
-        }
-        wake_.notify_one();
-    } catch (const std::exception&) {  // bad_alloc: counted as lost (at worst, twice)
         std::lock_guard lock(mutex_);
-        dropped_ += count;
+        Spool::Appended got;
+        if (stopping_) {
+            got.full = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+        } else {
+            got = spool_->append(lines);
+        }
+        lost = got.full + got.failed;
+        if (counted && got.full > 0) {
+            add_loss(Loss{"spool_full", 0, 0, got.full});
+        }
+        if (counted && got.failed > 0) {
+            add_loss(Loss{"write_failed", got.err, 0, got.failed});
+        }
+        if (lost == 0) {
+            drop_reported_ = false;
+        } else if (got.full > 0 && !std::exchange(drop_reported_, true)) {
+            report_text = "the spool for " + shown_url_ + " is full; events are dropped";
+        }
+    } catch (const std::exception&) {  // bad_alloc: counted as lost
+        lost = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+        std::lock_guard lock(mutex_);
+        if (counted) {
+            add_loss(Loss{"write_failed", ENOMEM, 0, lost});
+        }
     }
-    if (report_drop) {
-        report("the queue for " + shown_url_ + " is full; events are dropped");
+    wake_.notify_one();
+    if (!report_text.empty()) {
+        report(report_text);  // a failed write was reported by the spool itself
     }
+    return lost;
+}
+
+/// Counts a loss (under mutex_) and keeps it for take_losses().
+void HttpSink::add_loss(const Loss& loss) {
+    if (loss.reason != "rejected") {
+        dropped_ += loss.count;
+    }
+    for (Loss& l : losses_) {
+        if (same_cause(l, loss)) {
+            l.count += loss.count;
+            return;
+        }
+    }
+    losses_.push_back(loss);
+}
+
+std::vector<HttpSink::Loss> HttpSink::take_losses() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(losses_, {});
 }
 
 void HttpSink::stop() {
@@ -222,7 +267,11 @@ void HttpSink::stop() {
     if (sender_.joinable()) {
         sender_.join();
     }
-    spool_.reset();  // removes this run's spool directory when it is empty
+    std::lock_guard lock(mutex_);
+    if (spool_) {  // null when start() failed to open it
+        kept_ = spool_->on_disk() ? spool_->events() : 0;
+        spool_.reset();  // removes this run's spool directory when it is empty
+    }
 }
 
 std::uint64_t HttpSink::delivered() const {
@@ -235,9 +284,14 @@ std::uint64_t HttpSink::dropped() const {
     return dropped_;
 }
 
+std::uint64_t HttpSink::rejected() const {
+    std::lock_guard lock(mutex_);
+    return rejected_;
+}
+
 std::uint64_t HttpSink::spooled() const {
     std::lock_guard lock(mutex_);
-    return spooled_;
+    return spool_ ? spool_->events() : kept_;
 }
 
 std::uint64_t HttpSink::requests() const {
@@ -245,121 +299,125 @@ std::uint64_t HttpSink::requests() const {
     return requests_;
 }
 
+/// The sender: the spool's oldest batch, once it is ready and the backoff allows, is posted
+/// and then removed, moved to `rejected`, split or kept for a retry.
 void HttpSink::run() {
     block_sigpipe();
-    while (!finished()) {
-        if (!spool_->empty() || Steady::now() < retry_at_) {
-            send_spooled();
-        } else {
-            send_queued();
+    for (;;) {
+        std::optional<Spool::Batch> batch;
+        {
+            std::unique_lock lock(mutex_);
+            if (!wait_for_batch(lock)) {
+                break;
+            }
+            batch = spool_->front();
+            if (const std::uint64_t lost = spool_->lost() - spool_lost_seen_; lost > 0) {
+                spool_lost_seen_ = spool_->lost();
+                add_loss(Loss{"unreadable", 0, 0, lost});  // batch files that could not be read
+            }
+        }
+        if (batch) {
+            const Outcome outcome = post(batch->body);
+            std::lock_guard lock(mutex_);
+            settle(outcome, batch->events);
         }
     }
-    spool_queue();  // what is left waits in the spool for the next run
     report_end();
 }
 
+/// Waits (under `lock`) until the oldest batch is ready and the backoff is over; false when
+/// the sender is to end (stopping, and nothing more can be delivered).
+bool HttpSink::wait_for_batch(std::unique_lock<std::mutex>& lock) {
+    for (;;) {
+        if (finished()) {
+            return false;
+        }
+        const auto now = Steady::now();
+        const auto ready = spool_->ready_at(options_.flush_interval);
+        auto until = Steady::time_point::max();
+        if (now < retry_at_) {
+            until = retry_at_;
+        } else if (ready && (stopping_ || *ready <= now)) {
+            return true;
+        } else if (ready) {
+            until = *ready;
+        }
+        if (stopping_) {
+            until = std::min(until, deadline_);
+        }
+        if (until == Steady::time_point::max()) {
+            wake_.wait(lock);
+        } else {
+            wake_.wait_until(lock, until);
+        }
+    }
+}
+
 /// Stopping, and either everything is delivered or the grace period cannot deliver more.
-bool HttpSink::finished() {
-    std::lock_guard lock(mutex_);
+bool HttpSink::finished() const {
     if (!stopping_) {
         return false;
     }
-    if (queue_.empty() && spool_->empty()) {
+    if (spool_->empty()) {
         return true;
     }
     return Steady::now() >= deadline_ || retry_at_ >= deadline_;
 }
 
-/// The spool goes first: new lines join it, and its oldest batch is posted once the backoff
-/// allows; it leaves the spool only when the collector accepted it.
-void HttpSink::send_spooled() {
-    spool_queue();
-    if (Steady::now() < retry_at_) {
-        wait_retry();
-        return;
-    }
-    const auto batch = spool_->front();
-    if (batch && post(batch->body, batch->events)) {
-        spool_->pop();
-    }
-    const std::uint64_t lost = spool_->lost() - std::exchange(spool_lost_seen_, spool_->lost());
-    std::lock_guard lock(mutex_);
-    spooled_ = spool_->events();
-    dropped_ += lost;  // batch files that could not be read back
-}
-
-void HttpSink::send_queued() {
-    const std::vector<std::string> lines = take_batch();
-    if (lines.empty()) {
-        return;
-    }
-    std::string body;
-    for (const std::string& line : lines) {
-        body += line;
-    }
-    if (!post(body, lines.size())) {
-        spool_lines(lines);
+/// What a POST's outcome does to the oldest batch (under mutex_).
+void HttpSink::settle(Outcome outcome, std::size_t events) {
+    switch (outcome) {
+        case Outcome::Delivered:
+            spool_->pop();
+            delivered_ += events;
+            return;
+        case Outcome::TooLarge:
+            if (spool_->split_front()) {
+                return;  // the halves are sent at once: each request is smaller
+            }
+            reject(events);
+            return;
+        case Outcome::Rejected:
+            reject(events);
+            return;
+        case Outcome::Retry:
+            return;  // failed() has set the backoff
     }
 }
 
-/// Up to batch_size lines: waits for a first line, then until the batch is full or its
-/// oldest line has waited flush_interval (at once when stopping).
-std::vector<std::string> HttpSink::take_batch() {
-    std::unique_lock lock(mutex_);
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    const auto ready = [this] { return stopping_ || queue_.size() >= options_.batch_size; };
-    if (!queue_.empty()) {
-        wake_.wait_until(lock, queue_.front().arrived + options_.flush_interval, ready);
+/// The collector refused the oldest batch for good: it is set aside (DIR/rejected), counted
+/// and reported, and the next request waits for the backoff: a collector that refuses
+/// everything is not hammered.
+void HttpSink::reject(std::size_t events) {
+    const std::string moved = spool_->reject_front();
+    rejected_ += events;
+    long status = 0;
+    (void)curl_easy_getinfo(curl_->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+    add_loss(Loss{"rejected", 0, static_cast<int>(status), events});
+    if (moved.empty()) {
+        dropped_ += events;
     }
-    const std::size_t n = std::min(options_.batch_size, queue_.size());
-    std::vector<std::string> out;
-    out.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        out.push_back(std::move(queue_.front().text));
-        queue_.pop_front();
+    if (!std::exchange(reject_reported_, true)) {
+        const std::string line = first_line(curl_->reply);
+        report("POST " + shown_url_ + ": the collector refused " + std::to_string(events) +
+               " events with HTTP " + std::to_string(status) +
+               (line.empty() ? "" : " (\"" + line + "\")") + ": a permanent error, not retried; " +
+               (moved.empty() ? std::string("they are dropped") : "they are kept in " + moved) +
+               "; further refusals are counted in audit_dropped events");
     }
-    return out;
+    back_off();
 }
 
-/// Moves every queued line to the spool, after what it holds.
-void HttpSink::spool_queue() {
-    std::vector<std::string> lines;
-    {
-        std::lock_guard lock(mutex_);
-        lines.reserve(queue_.size());
-        for (Line& l : queue_) {
-            lines.push_back(std::move(l.text));
-        }
-        queue_.clear();
-    }
-    if (!lines.empty()) {
-        spool_lines(lines);
-    }
-}
-
-void HttpSink::spool_lines(const std::vector<std::string>& lines) {
-    const std::size_t lost = spool_->append(lines);
-    bool report_drop = false;
-    {
-        std::lock_guard lock(mutex_);
-        dropped_ += lost;
-        spooled_ = spool_->events();
-        report_drop = lost > 0 && !std::exchange(drop_reported_, true);
-    }
-    if (report_drop) {
-        report("the spool for " + shown_url_ + " is full; events are dropped");
-    }
-}
-
-/// One POST through the multi handle, so that stop() can wake it: once stopping, no request
-/// outlasts the grace period.
-bool HttpSink::post(const std::string& body, std::size_t events) {
+/// One POST. 2xx: delivered; 413: too large; another 4xx but 408 and 429: refused for good;
+/// anything else (no answer, 408, 429, 5xx, 1xx, 3xx): retried after the backoff.
+HttpSink::Outcome HttpSink::post(const std::string& body) {
     {
         std::lock_guard lock(mutex_);
         ++requests_;
     }
     CURL* h = curl_->easy.get();
     curl_->error[0] = '\0';
+    curl_->reply.clear();
     (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
     (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     const auto rc = static_cast<CURLcode>(perform());
@@ -367,16 +425,24 @@ bool HttpSink::post(const std::string& body, std::size_t events) {
     (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK) {
         failed(curl_->error[0] != '\0' ? curl_->error : curl_easy_strerror(rc));
-        return false;
+        return Outcome::Retry;
     }
-    if (status < 200 || status > 299) {
-        failed("the collector answered HTTP " + std::to_string(status));
-        return false;
+    return classify(status);
+}
+
+HttpSink::Outcome HttpSink::classify(long status) {
+    if (status >= 200 && status <= 299) {
+        succeeded();
+        return Outcome::Delivered;
     }
-    succeeded();
-    std::lock_guard lock(mutex_);
-    delivered_ += events;
-    return true;
+    if (status == 413) {
+        return Outcome::TooLarge;
+    }
+    if (status >= 400 && status <= 499 && status != 408 && status != 429) {
+        return Outcome::Rejected;
+    }
+    failed("the collector answered HTTP " + std::to_string(status));
+    return Outcome::Retry;
 }
 
 /// Runs the transfer to its end, or until the grace period of stop() is over.
@@ -424,15 +490,17 @@ std::chrono::milliseconds HttpSink::poll_interval() const {
 }
 
 void HttpSink::succeeded() {
-    if (failing_) {
+    if (failing_ || reject_reported_) {
         report("the collector at " + shown_url_ + " accepts events again");
     }
     failing_ = false;
+    reject_reported_ = false;
+    std::lock_guard lock(mutex_);
     backoff_ = std::chrono::milliseconds(0);
     retry_at_ = {};
 }
 
-/// Reports the first failure of an outage, and backs off: retry_min, doubling to retry_max.
+/// Reports the first failure of an outage, and backs off.
 void HttpSink::failed(const std::string& why) {
     if (!failing_) {
         bool stopping = false;
@@ -445,34 +513,41 @@ void HttpSink::failed(const std::string& why) {
                (stopping ? "" : " and retrying"));
     }
     failing_ = true;
+    std::lock_guard lock(mutex_);
+    back_off();
+}
+
+/// The next request waits retry_min, doubling to retry_max while failures go on (under
+/// mutex_).
+void HttpSink::back_off() {
     backoff_ =
         backoff_.count() == 0 ? options_.retry_min : std::min(2 * backoff_, options_.retry_max);
     retry_at_ = Steady::now() + backoff_;
 }
 
-/// Sleeps until the retry is due (or the grace period ends), waking to spool new lines.
-void HttpSink::wait_retry() {
-    std::unique_lock lock(mutex_);
-    const bool was_stopping = stopping_;
-    const auto until = stopping_ ? std::min(retry_at_, deadline_) : retry_at_;
-    wake_.wait_until(lock, until, [&] { return !queue_.empty() || stopping_ != was_stopping; });
-}
-
 void HttpSink::report_end() {
-    std::uint64_t kept = spool_->events();
+    std::uint64_t kept = 0;
     std::uint64_t lost = 0;
+    std::uint64_t refused = 0;
+    std::string where;
     {
         std::lock_guard lock(mutex_);
+        kept = spool_->events();
         if (!spool_->on_disk()) {
             dropped_ += kept;  // a memory spool ends with the process
             kept = 0;
         }
         lost = dropped_;
-        spooled_ = kept;
+        refused = rejected_;
+        where = spool_->run_dir();
+    }
+    if (refused > 0) {
+        report(std::to_string(refused) + " events were refused by " + shown_url_ +
+               (spool_->on_disk() ? " (kept in the spool's rejected directory)" : ""));
     }
     if (kept > 0) {
         report(std::to_string(kept) + " events not delivered to " + shown_url_ + " are kept in " +
-               spool_->run_dir() + " for the next run");
+               where + " for the next run");
     }
     if (lost > 0) {
         report(std::to_string(lost) + " events were not delivered to " + shown_url_ +

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The HTTP collector's backlog: batch files in a per-run directory (or batches in memory),
-// appended to and removed oldest first by the HTTP sink's sender thread. See audit_spool.hpp.
+// appended to by the Auditor's writer and removed oldest first by the HTTP sink's sender
+// thread, both under the sink's lock. See audit_spool.hpp.
 #include "proxy/audit_spool.hpp"
 
 #include <fcntl.h>
@@ -24,6 +25,7 @@ namespace fs = std::filesystem;
 
 constexpr char kLockName[] = "lock";
 constexpr char kSuffix[] = ".ndjson";
+constexpr char kRejected[] = "rejected";  // batches the collector refused for good
 
 std::string errno_text(int err) {
     return std::generic_category().message(err);
@@ -208,7 +210,8 @@ void Spool::adopt(const std::string& dir, UniqueFd lock) {
             (void)::unlink(path.c_str());
             continue;
         }
-        segments_.push_back(Segment{runs_.size(), path, {}, events, body.size()});
+        segments_.push_back(
+            Segment{runs_.size(), path, {}, events, body.size(), true, Steady::time_point::min()});
         events_ += events;
         bytes_ += body.size();
         ++run.segments;
@@ -228,40 +231,50 @@ Spool::~Spool() {
 
 bool Spool::tail_has_room() const {
     return !segments_.empty() && segments_.back().run + 1 == runs_.size() &&
-           segments_.back().events < options_.batch_size;
+           !segments_.back().sealed && segments_.back().events < options_.batch_size;
 }
 
-std::size_t Spool::append(const std::vector<std::string>& lines) {
-    std::size_t dropped = 0;
-    std::size_t i = 0;
-    while (i < lines.size()) {
+/// Whether `bytes` more in `lines` more lines would pass the bound.
+bool Spool::over_bound(std::size_t bytes, std::size_t lines) const {
+    return on_disk() ? bytes_ + bytes > options_.max_bytes
+                     : events_ + lines > options_.max_memory_lines;
+}
+
+Spool::Appended Spool::append(std::string_view lines) {
+    Appended out;
+    while (!lines.empty()) {
         const std::size_t room =
             tail_has_room() ? options_.batch_size - segments_.back().events : options_.batch_size;
-        std::string chunk;
+        std::size_t size = 0;  // bytes of the first n lines
         std::size_t n = 0;
-        for (; i < lines.size() && n < room; ++i, ++n) {
-            if (bytes_ + chunk.size() + lines[i].size() > options_.max_bytes) {
-                dropped += lines.size() - i;  // full: the rest waits for nothing
-                i = lines.size();
+        while (n < room && size < lines.size()) {
+            const std::size_t end = lines.find('\n', size);
+            const std::size_t next = end == std::string_view::npos ? lines.size() : end + 1;
+            if (over_bound(next, n + 1)) {
                 break;
             }
-            chunk += lines[i];
+            size = next;
+            ++n;
         }
-        if (n > 0) {
-            dropped += append_group(chunk, n);
+        if (n == 0) {  // full: the rest waits for nothing
+            out.full += static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+            break;
         }
+        int err = 0;
+        if (const std::size_t failed = append_group(lines.substr(0, size), n, err); failed > 0) {
+            out.failed += failed;
+            out.err = err;
+        }
+        lines.remove_prefix(size);
     }
-    return dropped;
+    return out;
 }
 
 /// Appends `events` lines (at most the tail's room, or one batch) to the tail batch, or to a
-/// new one. Returns the number of lines dropped (0 or `events`).
-std::size_t Spool::append_group(const std::string& chunk, std::size_t events) {
+/// new one. Returns the number of lines dropped (0 or `events`), with `err` set.
+std::size_t Spool::append_group(std::string_view chunk, std::size_t events, int& err) {
     if (!tail_has_room()) {
-        if (!on_disk() && segments_.size() >= options_.max_memory_batches) {
-            return events;
-        }
-        Segment s{runs_.size() - 1, {}, {}, 0, 0};
+        Segment s{runs_.size() - 1, {}, {}, 0, 0, false, Steady::now()};
         if (on_disk()) {
             char name[32];
             std::snprintf(name, sizeof name, "%010llu%s",
@@ -272,7 +285,7 @@ std::size_t Spool::append_group(const std::string& chunk, std::size_t events) {
         ++runs_.back().segments;
     }
     Segment& tail = segments_.back();
-    if (!write_segment(tail, chunk)) {
+    if ((err = write_segment(tail, chunk)) != 0) {
         if (tail.events == 0) {
             segments_.pop_back();
             --runs_.back().segments;
@@ -287,11 +300,11 @@ std::size_t Spool::append_group(const std::string& chunk, std::size_t events) {
 }
 
 /// Appends `chunk` to the batch's file (or its memory). A failed write is rolled back, so
-/// the file only ever holds whole lines.
-bool Spool::write_segment(Segment& s, const std::string& chunk) {
+/// the file only ever holds whole lines. Returns 0 or an errno.
+int Spool::write_segment(Segment& s, std::string_view chunk) {
     if (!on_disk()) {
         s.body += chunk;
-        return true;
+        return 0;
     }
     const UniqueFd fd(
         ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
@@ -305,10 +318,10 @@ bool Spool::write_segment(Segment& s, const std::string& chunk) {
             (void)::unlink(s.path.c_str());
         }
         write_failed(s.path, err);
-        return false;
+        return err;
     }
     write_failing_ = false;
-    return true;
+    return 0;
 }
 
 void Spool::write_failed(const std::string& what, int err) {
@@ -318,9 +331,21 @@ void Spool::write_failed(const std::string& what, int err) {
     write_failing_ = true;
 }
 
+std::optional<Spool::Steady::time_point> Spool::ready_at(std::chrono::milliseconds flush) const {
+    if (segments_.empty()) {
+        return std::nullopt;
+    }
+    const Segment& s = segments_.front();
+    if (s.sealed || s.events >= options_.batch_size || segments_.size() > 1) {
+        return Steady::time_point::min();
+    }
+    return s.first + flush;
+}
+
 std::optional<Spool::Batch> Spool::front() {
     while (!segments_.empty()) {
-        const Segment& s = segments_.front();
+        Segment& s = segments_.front();
+        s.sealed = true;  // sent as it is now, and again as it is after a failure
         if (!on_disk()) {
             return Batch{s.body, s.events};
         }
@@ -339,6 +364,89 @@ std::optional<Spool::Batch> Spool::front() {
         drop_front();
     }
     return std::nullopt;
+}
+
+std::string Spool::reject_front() {
+    if (segments_.empty()) {
+        return "";
+    }
+    const Segment& s = segments_.front();
+    std::string to;
+    if (on_disk()) {
+        const std::string dir = *options_.dir + "/" + kRejected;
+        to = dir + "/" + fs::path(runs_[s.run].dir).filename().string() + "-" +
+             fs::path(s.path).filename().string();
+        int err = make_dir(dir);
+        if (err == 0 && ::rename(s.path.c_str(), to.c_str()) != 0) {
+            err = errno;
+        }
+        if (err != 0) {
+            report("cannot move " + s.path + " to " + dir + ": " + errno_text(err) +
+                   "; the refused batch is deleted");
+            to.clear();
+        }
+    }
+    drop_front();  // its file is gone (moved): only the bookkeeping
+    return to;
+}
+
+bool Spool::split_front() {
+    if (segments_.empty() || segments_.front().events < 2) {
+        return false;
+    }
+    const Segment s = segments_.front();
+    std::string body = s.body;
+    if (on_disk() && read_file(s.path, body) != 0) {
+        return false;
+    }
+    const std::size_t lines = complete_lines(body);
+    std::size_t cut = 0;
+    for (std::size_t i = 0; i < lines / 2; ++i) {
+        cut = body.find('\n', cut) + 1;
+    }
+    Segment first = s;
+    Segment second = s;
+    if (lines < 2 || !write_halves(s, body, cut, first, second)) {
+        return false;
+    }
+    events_ = events_ - s.events + first.events + second.events;
+    bytes_ = bytes_ - s.bytes + first.bytes + second.bytes;
+    ++runs_[s.run].segments;
+    segments_.pop_front();
+    segments_.push_front(std::move(second));
+    segments_.push_front(std::move(first));
+    return true;
+}
+
+/// The two halves of `s` (its lines are `body`, cut at `cut`): in memory, or in the files
+/// STEM.0.ndjson and STEM.1.ndjson, which sort where `s` was; `s`'s file is then removed.
+bool Spool::write_halves(const Segment& s, const std::string& body, std::size_t cut, Segment& first,
+                         Segment& second) {
+    const std::string parts[2] = {body.substr(0, cut), body.substr(cut)};
+    Segment* halves[2] = {&first, &second};
+    const std::string stem = s.path.substr(0, s.path.size() - (sizeof kSuffix - 1));
+    for (int i = 0; i < 2; ++i) {
+        Segment& h = *halves[i];
+        h.events = static_cast<std::size_t>(std::count(parts[i].begin(), parts[i].end(), '\n'));
+        h.bytes = parts[i].size();
+        h.body = on_disk() ? std::string() : parts[i];
+        h.path = on_disk() ? stem + "." + std::to_string(i) + kSuffix : std::string();
+    }
+    for (int i = 0; on_disk() && i < 2; ++i) {
+        const Segment& h = *halves[i];
+        const UniqueFd fd(
+            ::open(h.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (const int err = fd.valid() ? write_all(fd.get(), parts[i]) : errno; err != 0) {
+            write_failed(h.path, err);
+            (void)::unlink(first.path.c_str());
+            (void)::unlink(second.path.c_str());
+            return false;
+        }
+    }
+    if (on_disk()) {
+        (void)::unlink(s.path.c_str());
+    }
+    return true;
 }
 
 void Spool::pop() {

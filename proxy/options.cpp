@@ -36,6 +36,8 @@ constexpr std::array kTable = {
     OptSpec{"audit-socket", 0, "PATH",
             "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
     OptSpec{"disable-audit-logs", 0, nullptr, "write no audit events", false},
+    OptSpec{"audit-required", 0, nullptr,
+            "answer 503 instead of forwarding while the audit trail cannot be written", false},
     OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
     OptSpec{"session-id", 0, "ID",
             "the audit session id (default: a random UUID; landjail passes its own)", false},
@@ -117,6 +119,8 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
         o.flags.audit_socket = v;
     } else if (name == "disable-audit-logs") {
         o.flags.disable_audit_logs = true;
+    } else if (name == "audit-required") {
+        o.flags.audit_required = true;
     } else if (name == "log-level") {
         o.flags.log_level = v;
     } else if (name == "session-id") {

@@ -293,12 +293,18 @@ awaitable<void> Server::drain(Worker& w) {
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown. A second one: close the connections at once.
+/// SIGHUP: reopen the audit file (logrotate renamed it), and go on.
 void Server::wait_signal() {
     signals_->async_wait([this](const error_code& ec, int sig) {
         if (ec) {
             return;  // cancelled: the shutdown is complete
         }
-        if (!shutting_down_) {
+        if (sig == SIGHUP) {
+            spdlog::info("signal {}: reopening the audit file", sig);
+            if (auditor_) {
+                auditor_->reopen();
+            }
+        } else if (!shutting_down_) {
             spdlog::info("signal {}: finishing requests in flight", sig);
             shutting_down_ = true;
             shutdown();
@@ -320,7 +326,7 @@ void Server::shutdown() {
 
 int Server::run(std::optional<int> ready_fd) {
     ::signal(SIGPIPE, SIG_IGN);
-    asio::signal_set signals(workers_[0]->io, SIGTERM, SIGINT);
+    asio::signal_set signals(workers_[0]->io, SIGTERM, SIGINT, SIGHUP);
     signals_ = &signals;
     wait_signal();
     asio::co_spawn(workers_[0]->io, accept_loop(), asio::detached);

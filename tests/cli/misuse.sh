@@ -113,6 +113,19 @@ clean
 run "--audit-log that is a directory" 125 "$LJ" --audit-log "$T" -- true
 has err "is a directory: name a file in it, e.g. $T/audit.jsonl"
 one_line
+ln -s "$T/file" "$T/audit-link.jsonl"
+run "--audit-log that is a symlink" 125 "$LJ" --audit-log "$T/audit-link.jsonl" -- true
+has err "landjail: --audit-log $T/audit-link.jsonl: is a symbolic link: the audit file is never opened through a link"
+one_line
+clean
+cp "$T/file" "$T/shared.jsonl"
+chmod 666 "$T/shared.jsonl"
+run "--audit-log that others may write" 125 "$LJ" --audit-log "$T/shared.jsonl" -- true
+has err "is writable by other users (mode 0666): they could add or change lines; run chmod 600 $T/shared.jsonl"
+one_line
+run "--audit-required without an audit trail" 125 "$LJ" --audit-required -- true
+has err "audit.required (from --audit-required): there is no audit trail to require"
+one_line
 run "--log-dir that is a file" 125 "$LJ" --log-dir "$T/file" -- true
 has err "--log-dir $T/file: cannot create the audit file: $T/file is not a directory"
 one_line
@@ -381,6 +394,9 @@ has err "interception CA: $T/file: create CA directory: exists and is not a dire
 one_line
 run "proxy: --audit-log in a missing directory" 1 "$LJP" --audit-log "$T/nodir/a.jsonl"
 has err "cannot open the audit file $T/nodir/a.jsonl: No such file or directory"
+one_line
+run "proxy: --audit-log that is a symlink" 1 "$LJP" --audit-log "$T/audit-link.jsonl"
+has err "the audit file $T/audit-link.jsonl is a symbolic link"
 one_line
 run "proxy: --resolve malformed" 1 "$LJP" --resolve x
 has err "--resolve 'x'"

@@ -490,10 +490,14 @@ Test(audit, full_queue_drops_without_blocking, .timeout = 60) {
     ::close(rd);
     ::dup2(saved, STDERR_FILENO);
     const auto err_lines = read_lines(dir + "/stderr.txt");
+    // Said at once (once for the series), and the total at exit.
+    const std::string want_first =
+        "landjail: audit: the audit queue is full (8 events): events are dropped (and "
+        "counted) until the writer catches up";
     const std::string want_err = "landjail: audit: " + std::to_string(dropped) +
                                  " events were dropped because the audit queue was full";
-    cr_assert(err_lines.size() == 1 && err_lines[0] == want_err, "stderr: %s",
-              err_lines.empty() ? "(empty)" : err_lines[0].c_str());
+    cr_assert(err_lines.size() == 2 && err_lines[0] == want_first && err_lines[1] == want_err,
+              "stderr: %s", err_lines.empty() ? "(empty)" : err_lines.back().c_str());
 
     std::uint64_t events = 0;
     std::uint64_t reported_drops = 0;
@@ -610,9 +614,17 @@ Test(audit, socket_sink_reconnects_later, .timeout = 20) {
     const int conn = accept_one(listener);
     a->stop();
     const auto lines = split_lines(read_all(conn));
-    cr_assert_eq(lines.size(), 1u, "%zu lines on the socket", lines.size());
-    cr_assert_eq(parse(lines[0])["seq"], 2, "%s", lines[0].c_str());
-    cr_assert_eq(read_lines(*o.file).size(), 2u, "the file gets every event");
+    cr_assert_eq(lines.size(), 2u, "%zu lines on the socket", lines.size());
+    // The event sent while nobody listened is counted, and the collector is told first.
+    const ordered_json notice = parse(lines[0]);
+    cr_assert(notice["event"] == "audit_dropped" && notice["count"] == 1 &&
+                  notice["sink"] == "socket" && notice["reason"] == "disconnected",
+              "%s", lines[0].c_str());
+    cr_assert_eq(parse(lines[1])["seq"], 2, "%s", lines[1].c_str());
+    cr_assert_eq(a->socket_lost(), 1u);
+    const auto file = read_lines(*o.file);
+    cr_assert_eq(file.size(), 3u, "the file gets every event, and the socket's notice");
+    cr_assert_eq(parse(file[1])["sink"], "socket", "%s", file[1].c_str());
     ::close(conn);
     ::close(listener);
     std::filesystem::remove_all(dir);

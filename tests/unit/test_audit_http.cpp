@@ -5,6 +5,7 @@
 // once and in seq order; one that never answers does not slow the file sink; the spool
 // survives a restart, is bounded, and an uncreatable spool directory is a start-up error.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -157,8 +158,10 @@ class Collector {
             }
         }
         const int status = next_status(data.substr(0, head_end), data.substr(head_end + 4));
+        const std::string body = status >= 400 ? reply_body_ : "";
         const std::string reply = "HTTP/1.1 " + std::to_string(status) +
-                                  " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                                  " X\r\nContent-Length: " + std::to_string(body.size()) +
+                                  "\r\nConnection: close\r\n\r\n" + body;
         (void)!::write(conn, reply.data(), reply.size());
     }
 
@@ -173,17 +176,36 @@ class Collector {
 
     int next_status(const std::string& head, const std::string& body) {
         std::lock_guard lock(mutex_);
-        const int status = requests_ < statuses_.size() ? statuses_[requests_] : 200;
+        const int status = status_of                      ? status_of(body)
+                           : requests_ < statuses_.size() ? statuses_[requests_]
+                                                          : 200;
         ++requests_;
         last_headers_ = head;
+        all_bodies_.push_back(body);
         if (status >= 200 && status < 300) {
             bodies_.push_back(body);
         }
         return status;
     }
 
+  public:
+    /// From now on, the status for a request is `f(body)`.
+    void answer_by_body(std::function<int(const std::string&)> f) {
+        std::lock_guard lock(mutex_);
+        status_of = std::move(f);
+    }
+    /// Every request's body, whatever the answer.
+    std::vector<std::string> all_bodies() const {
+        std::lock_guard lock(mutex_);
+        return all_bodies_;
+    }
+
+  private:
+    std::function<int(const std::string&)> status_of;
+    std::string reply_body_ = "bad token\nsee the collector's log";  ///< for 4xx and 5xx
     int fd_;
     std::vector<int> statuses_;
+    std::vector<std::string> all_bodies_;
     std::atomic<bool> stop_{false};
     mutable std::mutex mutex_;
     std::vector<std::string> bodies_;
@@ -267,11 +289,15 @@ std::vector<std::uint64_t> one_to(std::uint64_t n) {
     return out;
 }
 
-std::vector<std::string> file_lines(const std::string& path) {
+std::string file_lines_text(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
-    return split_lines(ss.str());
+    return ss.str();
+}
+
+std::vector<std::string> file_lines(const std::string& path) {
+    return split_lines(file_lines_text(path));
 }
 
 /// Batch files (*.ndjson) under `dir`, recursively, and their total size.
@@ -489,7 +515,7 @@ Test(audit_http, without_a_directory_a_few_batches_are_kept_in_memory) {
     DownPort down;
     const std::string dir = temp_dir();
     auto o = options(dir, "http://127.0.0.1:" + std::to_string(down.port) + "/");
-    o.http->spool.max_memory_batches = 2;
+    o.http->spool.max_memory_lines = 10;
     auto a = must_start(o);
     record(*a, 1, 30);
     cr_assert(eventually([&] { return a->http()->spooled() + a->http()->dropped() == 30; }));
@@ -508,4 +534,169 @@ Test(audit_http, an_uncreatable_spool_dir_is_a_startup_error) {
     cr_expect(msg.find("audit.http.spool_dir") != std::string::npos &&
                   msg.find(file + "/spool") != std::string::npos,
               "%s", msg.c_str());
+}
+
+// ---- issue 13 item 8: a line is in the spool before the sink has taken it ---------------
+
+namespace {
+
+/// Lines in the batch files under `dir` (recursively).
+std::size_t spooled_lines(const std::string& dir) {
+    std::size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (e.is_regular_file() && e.path().extension() == ".ndjson") {
+            n += split_lines(file_lines_text(e.path().string())).size();
+        }
+    }
+    return n;
+}
+
+}  // namespace
+
+// The collector hangs on the first batch: every line, the one in flight included, is in
+// the spool's files at once. A copy of the spool taken now (what a kill -9 leaves) is
+// delivered by the next run, every event once.
+Test(audit_http, every_line_is_spooled_before_it_is_sent, .timeout = 60) {
+    Collector hung(0, {}, false);
+    const std::string dir = temp_dir();
+    const std::string spool = dir + "/spool";
+    auto a = must_start(options(dir, hung.url(), spool));
+    record(*a, 1, 12);
+    cr_assert(eventually([&] { return a->http()->requests() >= 1; }), "no request made");
+    cr_assert(eventually([&] { return a->http()->spooled() == 12; }, 5s),
+              "spooled %llu of 12 while the first batch is in flight",
+              static_cast<unsigned long long>(a->http()->spooled()));
+    cr_assert_eq(spooled_lines(spool), 12u, "the batch files hold every line");
+    const std::string copy = dir + "/after-crash";
+    fs::copy(spool, copy, fs::copy_options::recursive);  // the locks are not held in the copy
+    Collector c;
+    fs::create_directory(dir + "/b");
+    auto b = must_start(options(dir + "/b", c.url(), copy));
+    cr_assert(eventually([&] { return c.lines().size() >= 12; }), "collector has %zu lines",
+              c.lines().size());
+    b->stop();
+    const auto got = c.lines();
+    cr_assert(seqs(got) == one_to(12), "each event once, in order (%zu lines)", got.size());
+    cr_assert_eq(json::parse(got[0])["session_id"], a->session_id());
+    a->stop();
+    fs::remove_all(dir);
+}
+
+// ---- issue 13 item 18: a permanent refusal is not retried ------------------------------
+
+namespace {
+
+/// Runs `body` with stderr going to `path`; returns its lines.
+std::vector<std::string> stderr_of(const std::string& path, const std::function<void()>& body) {
+    const int out = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int saved = ::dup(STDERR_FILENO);
+    cr_assert(out >= 0 && saved >= 0 && ::dup2(out, STDERR_FILENO) == STDERR_FILENO);
+    ::close(out);
+    body();
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    return split_lines(file_lines_text(path));
+}
+
+}  // namespace
+
+// The collector refuses the first batch with 400 and takes the rest: the refused batch is
+// never sent again, it is set aside in DIR/rejected, counted, reported once on stderr with
+// the status and the collector's first line, and an audit_dropped event says so in the file.
+Test(audit_http, a_permanent_4xx_is_set_aside_not_retried, .timeout = 60) {
+    Collector c(0, {400});
+    const std::string dir = temp_dir();
+    const std::string spool = dir + "/spool";
+    std::unique_ptr<Auditor> a;
+    const auto said = stderr_of(dir + "/stderr.txt", [&] {
+        a = must_start(options(dir, c.url(), spool));
+        record(*a, 1, 10);
+        cr_assert(eventually([&] { return a->http()->delivered() == 5; }), "delivered %llu",
+                  static_cast<unsigned long long>(a->http()->delivered()));
+        cr_assert(eventually([&] { return file_lines(dir + "/audit.jsonl").size() >= 11; }),
+                  "no audit_dropped event in the file");
+        a->stop();
+    });
+    const auto bodies = c.all_bodies();
+    cr_assert(seqs(split_lines(bodies[0])) == one_to(5));
+    std::vector<std::uint64_t> sent;  // every request's events: each once
+    std::vector<std::string> notices;
+    for (const std::string& body : bodies) {
+        for (const std::string& line : split_lines(body)) {
+            const json j = json::parse(line);
+            if (j.contains("seq")) {
+                sent.push_back(j["seq"].get<std::uint64_t>());
+            } else {
+                notices.push_back(line);  // the refusal's audit_dropped, sent after it
+            }
+        }
+    }
+    cr_assert(sent == one_to(10), "the refused batch was sent again (%zu requests)", bodies.size());
+    cr_assert_eq(notices.size(), 1u);
+    cr_assert_eq(a->http()->rejected(), 5u);
+    cr_assert_eq(a->http()->dropped(), 0u, "set aside, not lost");
+    std::vector<std::string> kept;
+    for (const auto& e : fs::directory_iterator(spool + "/rejected")) {
+        kept.push_back(e.path().string());
+    }
+    cr_assert_eq(kept.size(), 1u);
+    cr_assert_eq(file_lines_text(kept[0]), bodies[0], "the refused batch, as it was sent");
+    const auto lines = file_lines(dir + "/audit.jsonl");
+    const json notice = json::parse(lines.back());
+    cr_assert(notice["event"] == "audit_dropped" && notice["sink"] == "http" &&
+                  notice["reason"] == "rejected" && notice["status"] == 400 && notice["count"] == 5,
+              "%s", lines.back().c_str());
+    std::size_t reports = 0;
+    for (const std::string& l : said) {
+        if (l.find("HTTP 400") != std::string::npos) {
+            ++reports;
+            cr_assert(l.find("(\"bad token\")") != std::string::npos &&
+                          l.find("not retried") != std::string::npos && l.find(kept[0]) != l.npos,
+                      "%s", l.c_str());
+        }
+    }
+    cr_assert_eq(reports, 1u, "one report of the refusal");
+    fs::remove_all(dir);
+}
+
+// A collector that refuses everything is not hammered: after a refusal, the next request
+// waits for the backoff (here 10 s, far longer than the test looks).
+Test(audit_http, refusals_back_off, .timeout = 60) {
+    Collector c(0, std::vector<int>(100, 403));
+    const std::string dir = temp_dir();
+    auto o = options(dir, c.url());
+    o.http->retry_min = 10s;
+    o.http->retry_max = 10s;
+    std::unique_ptr<Auditor> a;
+    (void)stderr_of(dir + "/stderr.txt", [&] {
+        a = must_start(o);
+        record(*a, 1, 15);  // three batches, ready at once
+        cr_assert(eventually([&] { return a->http()->rejected() == 5; }));
+        std::this_thread::sleep_for(500ms);
+        cr_assert_eq(c.requests(), 1u, "%zu requests within 0.5 s of a refusal", c.requests());
+        a->stop();
+    });
+    cr_assert_eq(a->http()->rejected(), 5u);
+    // The memory spool is lost at exit: the 10 events, and the refusal's audit_dropped line.
+    cr_assert_geq(a->http()->dropped(), 10u);
+    fs::remove_all(dir);
+}
+
+// 413: the batch is split in halves until the collector takes them; nothing is lost and the
+// order stays.
+Test(audit_http, a_413_splits_the_batch, .timeout = 60) {
+    Collector c;
+    c.answer_by_body([](const std::string& body) {
+        return std::count(body.begin(), body.end(), '\n') > 2 ? 413 : 200;
+    });
+    const std::string dir = temp_dir();
+    auto a = must_start(options(dir, c.url(), dir + "/spool"));
+    record(*a, 1, 5);
+    cr_assert(eventually([&] { return a->http()->delivered() == 5; }), "delivered %llu",
+              static_cast<unsigned long long>(a->http()->delivered()));
+    a->stop();
+    cr_assert(seqs(c.lines()) == one_to(5), "order or loss");
+    cr_assert_eq(a->http()->rejected() + a->http()->dropped(), 0u);
+    cr_assert_eq(spool_files(dir + "/spool"), 0u);
+    fs::remove_all(dir);
 }

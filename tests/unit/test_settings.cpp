@@ -512,6 +512,40 @@ Test(settings, disable_audit_logs) {
               d.disable_audit_logs.origin.c_str());
 }
 
+// audit.required (issue 13 item 6): the flag wins over the file; it needs a trail to
+// require, and cannot go with disable_audit_logs.
+Test(settings, audit_required) {
+    Inputs flag;
+    flag.flags.audit_required = true;
+    flag.flags.audit_log = "/tmp/a.jsonl";
+    const Settings f = build(flag);
+    cr_expect(f.audit.required && f.audit.required->value &&
+                  f.audit.required->origin == "--audit-required",
+              "flag");
+    Inputs in_file;
+    in_file.file = file("audit:\n  file: /tmp/a.jsonl\n  required: true\n");
+    const Settings y = build(in_file);
+    cr_expect(
+        y.audit.required && y.audit.required->value && y.audit.required->origin == "bad.yaml:3:13",
+        "file: from %s", y.audit.required ? y.audit.required->origin.c_str() : "(unset)");
+    cr_expect(!build(Inputs{}).audit.required, "default: not required");
+
+    Inputs no_sink;
+    no_sink.flags.audit_required = true;
+    const auto r = build_settings(no_sink);
+    cr_assert(!r.ok() && r.error().message.find("audit.required (from --audit-required): there "
+                                                "is no audit trail to require") == 0,
+              "%s", r.ok() ? "accepted" : r.error().message.c_str());
+    Inputs both;
+    both.flags.audit_required = true;
+    both.flags.disable_audit_logs = true;
+    both.flags.audit_log = "/tmp/a.jsonl";
+    const auto d = build_settings(both);
+    cr_assert(!d.ok() && d.error().message.find("contradicts disable_audit_logs (from "
+                                                "--disable-audit-logs)") != std::string::npos,
+              "%s", d.ok() ? "accepted" : d.error().message.c_str());
+}
+
 Test(settings, no_rules_denies_everything) {
     const Settings s = build(Inputs{});
     cr_assert(s.engine != nullptr, "an engine is always built");
