@@ -90,6 +90,15 @@ awaitable<void> Session::intercept(const policy::Host& host, std::uint16_t port)
 }
 
 awaitable<void> Session::passthrough(const policy::Host& host, std::uint16_t port) {
+    if (audit_unavailable()) {  // an opaque tunnel: its one event must be written first
+        policy::Decision d;
+        d.allowed = true;
+        d.reason = policy::Reason::AllowRule;
+        audit("CONNECT", host.authority() + ":" + std::to_string(port), host.text, d,
+              "audit_unavailable", 503);
+        co_await respond(http::status::service_unavailable, kAuditUnavailableBody, false);
+        co_return;
+    }
     UpstreamFailure failure;
     auto up = co_await worker_.upstream->connect_tcp(host, port, failure);
     policy::Decision d;

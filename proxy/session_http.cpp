@@ -56,6 +56,11 @@ awaitable<Session::Next> Session::handle(http::request_parser<http::buffer_body>
         co_await respond(http::status::forbidden, body, keep, true);
         co_return keep ? Next::KeepAlive : Next::Close;
     }
+    if (audit_unavailable()) {
+        audit(preq->method, preq->url(), preq->host.text, d, "audit_unavailable", 503);
+        co_await respond(http::status::service_unavailable, kAuditUnavailableBody, false);
+        co_return Next::Close;
+    }
     co_return co_await forward(parser, *preq, d);
 }
 

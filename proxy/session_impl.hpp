@@ -188,6 +188,11 @@ class Session {
     /// and outcome go to the exchange's audit record.
     awaitable<void> respond_upstream_failure(Exchange& x, const std::string& target,
                                              const UpstreamFailure& f, bool keep_alive);
+    /// audit.required and the trail cannot be written now: allowed requests get a 503.
+    bool audit_unavailable() const { return shared_.auditor && shared_.auditor->must_refuse(); }
+    static constexpr const char* kAuditUnavailableBody =
+        "landjail: the audit trail cannot be written (audit.required): the request was not "
+        "forwarded\n";
     /// Records one audit event now. `status`: what the client got (unset: nothing);
     /// `outcome`: how the exchange ended when not normally ("" otherwise).
     void audit(const std::string& method, const std::string& url, const std::string& host,

@@ -160,8 +160,6 @@ def test_full_disk_whole_lines_counted_and_said(proxy, origins, tmpfs):
         p.stderr, p.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the 503 is answered by proxy/session_*.cpp (another "
-                   "branch): it calls Auditor::must_refuse(); remove this mark once merged")
 def test_audit_required_refuses_while_the_disk_is_full(proxy, origins, tmpfs):
     fs = tmpfs()
     audit = fs.path / "audit.jsonl"
