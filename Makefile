@@ -49,27 +49,42 @@ LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SANFLAGS)
 YAML_LIBS  := $(shell pkg-config --libs yaml-cpp 2>/dev/null || echo -lyaml-cpp)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 BENCH_LIBS := -lbenchmark -lpthread
-PROXY_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lspdlog -lfmt -lcurl -pthread
+# Libraries, lowest first: policy (pure) <- base (the ground floor) <- audit <- {proxy, landjail}.
+# The launcher links neither Asio nor mbedTLS (tests/cli/layers.sh checks the binaries).
+AUDIT_LIBS := -lcurl -pthread
+PROXY_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lspdlog -lfmt -pthread
 JAIL_LIBS  := -lseccomp
 
-# ---- policy: libljpolicy.a ---------------------------------------------------------------
+# ---- policy: libljpolicy.a (rules, matching, config parsing; no I/O) ---------------------
 POLICY_SRC := $(wildcard policy/*.cpp)
 POLICY_OBJ := $(POLICY_SRC:%.cpp=$(BUILD)/obj/%.o)
 POLICY_LIB := $(BUILD)/lib/libljpolicy.a
 
-# ---- proxy: libljproxy.a + landjail-proxy ------------------------------------------------
-PROXY_SRC := $(filter-out proxy/main.cpp,$(wildcard proxy/*.cpp))
+# ---- base: libljbase.a (fds, diagnostics, the option table, config discovery) ------------
+BASE_SRC := $(wildcard proxy/base/*.cpp)
+BASE_OBJ := $(BASE_SRC:%.cpp=$(BUILD)/obj/%.o)
+BASE_LIB := $(BUILD)/lib/libljbase.a
+
+# ---- audit: libljaudit.a (events, formats, sinks, writer, the jail's event link) ---------
+AUDIT_SRC := $(wildcard proxy/audit/*.cpp)
+AUDIT_OBJ := $(AUDIT_SRC:%.cpp=$(BUILD)/obj/%.o)
+AUDIT_LIB := $(BUILD)/lib/libljaudit.a
+
+# ---- proxy: libljproxy.a (tls, session, server) + landjail-proxy -------------------------
+PROXY_SRC := proxy/asio_impl.cpp $(wildcard proxy/tls/*.cpp proxy/session/*.cpp proxy/server/*.cpp)
 PROXY_OBJ := $(PROXY_SRC:%.cpp=$(BUILD)/obj/%.o)
 PROXY_LIB := $(BUILD)/lib/libljproxy.a
 PROXY_BIN := $(BUILD)/bin/landjail-proxy
 
-# ---- landjail executable -----------------------------------------------------------------
 # ---- landjail: libljjail.a (everything but main) + the landjail executable ---------------
-JAIL_SRC     := $(filter-out landjail/main.cpp,$(wildcard landjail/*.cpp))
+JAIL_SRC     := $(filter-out landjail/main.cpp,$(wildcard landjail/*.cpp landjail/*/*.cpp))
 JAIL_OBJ     := $(JAIL_SRC:%.cpp=$(BUILD)/obj/%.o)
 JAIL_LIB     := $(BUILD)/lib/libljjail.a
 LANDJAIL_OBJ := $(BUILD)/obj/landjail/main.o $(JAIL_OBJ)
 LANDJAIL_BIN := $(BUILD)/bin/landjail
+
+LOW_LIBS  := $(AUDIT_LIB) $(BASE_LIB) $(POLICY_LIB)
+LOW_LDLIBS := $(YAML_LIBS) $(AUDIT_LIBS)
 
 # ---- shim: liblandjail-shim.so (C11, libc only) + libljshim_core.a (pure helpers) --------
 # The .so is never built with sanitizers: it is preloaded into programs that are not.
@@ -98,7 +113,7 @@ BENCH_SRC := $(wildcard tests/bench/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/obj/%.o)
 BENCH_BIN := $(BUILD)/bench/policy_bench
 
-ALL_OBJ := $(SHIM_CORE_OBJ) $(POLICY_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
+ALL_OBJ := $(SHIM_CORE_OBJ) $(POLICY_OBJ) $(BASE_OBJ) $(AUDIT_OBJ) $(PROXY_OBJ) $(BUILD)/obj/proxy/main.o $(LANDJAIL_OBJ) $(UNIT_OBJ) $(BENCH_OBJ)
 
 
 .PHONY: shim
@@ -126,25 +141,33 @@ $(POLICY_LIB): $(POLICY_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
+$(BASE_LIB): $(BASE_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(AUDIT_LIB): $(AUDIT_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
 $(PROXY_LIB): $(PROXY_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(PROXY_BIN): $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(POLICY_LIB)
+$(PROXY_BIN): $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(LOW_LIBS)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $< $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $< $(PROXY_LIB) $(LOW_LIBS) $(LOW_LDLIBS) $(PROXY_LIBS)
 
 $(JAIL_LIB): $(JAIL_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(LANDJAIL_BIN): $(BUILD)/obj/landjail/main.o $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB)
+$(LANDJAIL_BIN): $(BUILD)/obj/landjail/main.o $(JAIL_LIB) $(LOW_LIBS)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $< $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $< $(JAIL_LIB) $(LOW_LIBS) $(LOW_LDLIBS) $(JAIL_LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(SHIM_CORE_LIB)
+$(UNIT_BIN): $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(LOW_LIBS) $(SHIM_CORE_LIB)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(POLICY_LIB) $(SHIM_CORE_LIB) $(YAML_LIBS) $(PROXY_LIBS) $(JAIL_LIBS) $(CRIT_LIBS)
+	$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(JAIL_LIB) $(PROXY_LIB) $(LOW_LIBS) $(SHIM_CORE_LIB) $(LOW_LDLIBS) $(PROXY_LIBS) $(JAIL_LIBS) $(CRIT_LIBS)
 
 # ---- e2e: the jail around real programs and escape attempts (tests/e2e/) -----------------
 E2E_DIR  := $(BUILD)/tests/e2e
@@ -231,13 +254,13 @@ FUZZ_BIN      := build/fuzz/fuzz_policy
 FUZZ_HEAD_BIN := build/fuzz/fuzz_request_head
 FUZZ_SECONDS  ?= 60
 FUZZ_FLAGS    := -std=c++20 -O1 -g -I. -fsanitize=fuzzer,address,undefined
-FUZZ_HEAD_SRC := tests/fuzz/fuzz_request_head.cpp proxy/request_head.cpp proxy/http_rules.cpp \
+FUZZ_HEAD_SRC := tests/fuzz/fuzz_request_head.cpp proxy/session/request_head.cpp proxy/session/http_fields.cpp \
                  proxy/asio_impl.cpp
 $(FUZZ_BIN): tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(wildcard policy/*.hpp)
 	@mkdir -p $(@D) build/fuzz/corpus
 	clang++ $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_policy.cpp $(POLICY_SRC) $(YAML_LIBS)
 
-$(FUZZ_HEAD_BIN): $(FUZZ_HEAD_SRC) $(POLICY_SRC) $(wildcard policy/*.hpp proxy/*.hpp)
+$(FUZZ_HEAD_BIN): $(FUZZ_HEAD_SRC) $(POLICY_SRC) $(wildcard policy/*.hpp proxy/*/*.hpp)
 	@mkdir -p $(@D) build/fuzz/corpus-head
 	clang++ $(FUZZ_FLAGS) -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
 	    -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -o $@ \

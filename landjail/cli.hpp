@@ -10,7 +10,7 @@
 
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
-#include "proxy/opt_table.hpp"
+#include "proxy/base/opt_table.hpp"
 
 namespace lj::jail {
 

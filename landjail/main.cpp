@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "landjail/cli.hpp"
-#include "landjail/commands.hpp"
+#include "landjail/subcommands.hpp"
 
 int main(int argc, char** argv) {
     using namespace lj::jail;

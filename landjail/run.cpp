@@ -22,18 +22,18 @@
 #include <memory>
 #include <thread>
 
-#include "landjail/child.hpp"
-#include "landjail/commands.hpp"
-#include "landjail/environment.hpp"
-#include "landjail/filter.hpp"
-#include "landjail/host.hpp"
-#include "landjail/inherited.hpp"
-#include "landjail/jail_events.hpp"
-#include "landjail/procfs.hpp"
-#include "landjail/proxy_process.hpp"
-#include "landjail/supervisor.hpp"
-#include "proxy/audit.hpp"
-#include "proxy/config_loader.hpp"
+#include "landjail/jail/environment.hpp"
+#include "landjail/jail/inherited.hpp"
+#include "landjail/jail/protection.hpp"
+#include "landjail/jail/seccomp_filter.hpp"
+#include "landjail/jail/spawn.hpp"
+#include "landjail/link/proxy_link.hpp"
+#include "landjail/subcommands.hpp"
+#include "landjail/supervisor/procfs.hpp"
+#include "landjail/supervisor/supervisor.hpp"
+#include "proxy/audit/auditor.hpp"
+#include "proxy/audit/jail_events.hpp"
+#include "proxy/base/config_loader.hpp"
 #include "shim/core.h"
 
 extern char** environ;

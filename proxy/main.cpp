@@ -7,8 +7,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "proxy/options.hpp"
-#include "proxy/server.hpp"
+#include "proxy/server/cli.hpp"
+#include "proxy/server/server.hpp"
 
 namespace {
 

@@ -24,8 +24,8 @@
 #include "policy/engine.hpp"
 #include "policy/rule.hpp"
 #include "policy/text.hpp"
-#include "proxy/http_rules.hpp"
-#include "proxy/request_head.hpp"
+#include "proxy/session/http_fields.hpp"
+#include "proxy/session/request_head.hpp"
 
 namespace {
 
@@ -94,8 +94,8 @@ void check_forwarded(const http::request_header<>& fwd, const policy::Request& p
         violated("the forwarded head does not parse", input, out);
     }
     const Framing f2 = framing_of(again);
-    if (f2.body != framing.body || (framing.body && f2.chunked != (framing.chunked ||
-                                                                   !framing.content_length)) ||
+    if (f2.body != framing.body ||
+        (framing.body && f2.chunked != (framing.chunked || !framing.content_length)) ||
         (framing.body && !framing.chunked && framing.content_length != f2.content_length)) {
         violated("the forwarded head frames the body differently", input, out);
     }
@@ -106,8 +106,8 @@ void check_forwarded(const http::request_header<>& fwd, const policy::Request& p
     if (again.get().target() != target) {
         violated("the forwarded target is not the decided path", input, out);
     }
-    auto hp = policy::parse_host_port(again.get()[http::field::host],
-                                      policy::default_port(preq.scheme));
+    auto hp =
+        policy::parse_host_port(again.get()[http::field::host], policy::default_port(preq.scheme));
     if (!hp || hp->host != preq.host || hp->port != preq.port) {
         violated("the forwarded Host is not the decided host", input, out);
     }
@@ -129,8 +129,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;  // refused with 400
     }
     const auto host = *policy::canonical_host("origin.test");
-    const TunnelOrigin tunnels[] = {{"http", host, 80, false}, {"https", host, 443, false},
-                                    {"https", host, 443, true}};
+    const TunnelOrigin tunnels[] = {
+        {"http", host, 80, false}, {"https", host, 443, false}, {"https", host, 443, true}};
     const TunnelOrigin* origin = data[0] % 4 == 0 ? nullptr : &tunnels[data[0] % 4 - 1];
     if (req.method() == http::verb::connect) {
         return 0;  // handle_connect: only the target is parsed (parse_host_port, fuzzed below)

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <string>
 
-#include "proxy/admission.hpp"
+#include "proxy/server/admission.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::proxy::Budget;

@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/audit.hpp"
+#include "proxy/audit/auditor.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::policy::Labels;

@@ -26,8 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/audit.hpp"
-#include "proxy/audit_file.hpp"
+#include "proxy/audit/auditor.hpp"
+#include "proxy/audit/file.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::proxy::AuditEvent;

@@ -29,7 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/audit.hpp"
+#include "proxy/audit/auditor.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::proxy::AuditEvent;

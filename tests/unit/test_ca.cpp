@@ -30,7 +30,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "policy/request.hpp"
-#include "proxy/ca.hpp"
+#include "proxy/tls/ca.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::policy::canonical_host;

@@ -14,8 +14,8 @@
 #include <fstream>
 #include <string>
 
-#include "landjail/child.hpp"
-#include "landjail/supervisor.hpp"
+#include "landjail/jail/spawn.hpp"
+#include "landjail/supervisor/supervisor.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::jail::canonical_inet;

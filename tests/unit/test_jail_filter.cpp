@@ -29,7 +29,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-#include "landjail/filter.hpp"
+#include "landjail/jail/seccomp_filter.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::jail::build_filter;

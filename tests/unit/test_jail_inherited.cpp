@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "landjail/inherited.hpp"
-#include "proxy/raii.hpp"
+#include "landjail/jail/inherited.hpp"
+#include "proxy/base/fd.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::UniqueFd;

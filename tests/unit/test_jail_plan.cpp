@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <string>
 
-#include "landjail/host.hpp"
+#include "landjail/jail/protection.hpp"
 #include "tests/unit/lj_test.hpp"
 
 using lj::jail::HostFacts;
