@@ -84,7 +84,7 @@ Result<int> parse_fd(const std::string& value) {
 }
 
 /// Stores one parsed option into `out`.
-Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& value) {
+Status store(CliOptions& out, const OptSpec& spec, const std::string& value) {
     const std::string_view name = spec.long_name;
     if (name == "config") {
         out.config = value;
@@ -139,7 +139,7 @@ Result<bool> store(CliOptions& out, const OptSpec& spec, const std::string& valu
     } else if (name == "help") {
         out.command = Command::Help;
     }
-    return true;
+    return {};
 }
 
 Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {

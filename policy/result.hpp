@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// lj::Error and lj::Result<T>: the error channel of the policy library. Nothing in policy/
-// throws across its API; every fallible function returns a Result that holds either the
-// value or an Error with a message a user can act on (and, for config errors, file:line:col).
+// lj::Error, lj::Result<T> and lj::Status: the one success-or-error shape of the project
+// (policy and the ground floor above it). Nothing in policy/ throws across its API; every
+// fallible function returns a Result that holds either the value or an Error with a message a
+// user can act on (and, for config errors, file:line:col), or a Status when it has no value.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -57,6 +59,22 @@ class [[nodiscard]] Result {
   private:
     std::variant<T, Error> v_;
 };
+
+/// Success or an Error, for an operation without a value: `return {};` on success.
+template <>
+class [[nodiscard]] Result<void> {
+  public:
+    Result() = default;
+    Result(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+    bool ok() const { return !error_; }
+    explicit operator bool() const { return ok(); }
+    const Error& error() const { return *error_; }
+
+  private:
+    std::optional<Error> error_;
+};
+using Status = Result<void>;
 
 /// Shorthand for returning an unlocated error.
 inline Error make_error(std::string message) {

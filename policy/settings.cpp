@@ -125,7 +125,7 @@ Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources) {
 namespace {
 
 /// Flags whose value is a name or path: an empty value is a mistake, never "the default".
-Result<bool> check_flag_values(const FlagInputs& f) {
+Status check_flag_values(const FlagInputs& f) {
     const std::pair<const std::optional<std::string>*, const char*> flags[] = {
         {&f.log_level, "--log-level"},
         {&f.log_dir, "--log-dir"},
@@ -140,7 +140,7 @@ Result<bool> check_flag_values(const FlagInputs& f) {
             return make_error(std::string(name) + " needs a non-empty value");
         }
     }
-    return true;
+    return {};
 }
 
 /// One warning per newer-boundary key that would change what boundary does.
@@ -176,7 +176,7 @@ std::string join_path(std::string dir, std::string_view file) {
 namespace {
 
 /// log_level, log_dir, proxy_port and jail_type: flag > environment > file > default.
-Result<bool> apply_scalars(const Inputs& in, const FileConfig& file, Settings& s) {
+Status apply_scalars(const Inputs& in, const FileConfig& file, Settings& s) {
     if (auto v = from_flag_or_env(in, in.flags.log_level, "--log-level",
                                   {"LANDJAIL_LOG_LEVEL", "BOUNDARY_LOG_LEVEL"})) {
         if (v->value != "error" && v->value != "warn" && v->value != "info" &&
@@ -221,11 +221,11 @@ Result<bool> apply_scalars(const Inputs& in, const FileConfig& file, Settings& s
             "jail_type nsjail (from " + s.jail_type.origin +
             ") is not available: landjail runs its own unprivileged jail instead");
     }
-    return true;
+    return {};
 }
 
 /// max_connections: --max-connections > the file > none (the proxy's own default).
-Result<bool> apply_limits(const Inputs& in, const FileConfig& file, Settings& s) {
+Status apply_limits(const Inputs& in, const FileConfig& file, Settings& s) {
     if (const auto& flag = in.flags.max_connections) {
         std::uint32_t n = 0;
         const char* end = flag->data() + flag->size();
@@ -239,13 +239,13 @@ Result<bool> apply_limits(const Inputs& in, const FileConfig& file, Settings& s)
     } else if (file.max_connections) {
         s.max_connections = file.max_connections;
     }
-    return true;
+    return {};
 }
 
 /// audit.required needs a trail to require: a sink other than stderr, and audit logs on.
-Result<bool> check_required(const Settings& s) {
+Status check_required(const Settings& s) {
     if (!s.audit.required || !s.audit.required->value) {
-        return true;
+        return {};
     }
     const std::string what = "audit.required (from " + s.audit.required->origin + ")";
     if (s.disable_audit_logs.value) {
@@ -257,12 +257,12 @@ Result<bool> check_required(const Settings& s) {
                           ": there is no audit trail to require; set --audit-log, "
                           "log_dir, audit.file, audit.socket or audit.http");
     }
-    return true;
+    return {};
 }
 
 /// disable_audit_logs, the audit sinks (the file: --audit-log, audit.file, LOG_DIR/
 /// audit.jsonl), tls and the labels.
-Result<bool> apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
+Status apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
     if (in.flags.disable_audit_logs) {
         s.disable_audit_logs = {true, "--disable-audit-logs"};
     } else if (const std::string* v = env_get(in, "DISABLE_AUDIT_LOGS")) {

@@ -84,7 +84,7 @@ std::string named(const std::string& origin, const std::string& key, const std::
 
 /// Whether our proxy could listen on 127.0.0.1:`port` (it binds the same way, with
 /// SO_REUSEADDR). A port taken in between is reported by the proxy itself.
-Result<bool> port_is_free(std::uint16_t port) {
+Status port_is_free(std::uint16_t port) {
     UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
     sockaddr_in sa{};
@@ -93,7 +93,7 @@ Result<bool> port_is_free(std::uint16_t port) {
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd.valid() && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
         bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
-        return true;
+        return {};
     }
     const int err = errno;
     const std::string where = "127.0.0.1:" + std::to_string(port);
@@ -150,8 +150,8 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     return a;
 }
 
-Result<bool> check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
-    Result<bool> ok = true;
+Status check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
+    Status ok;
     if (s.audit_file && !s.disable_audit_logs.value) {
         const std::string& origin = s.audit_file->origin;
         const bool from_log_dir = origin.rfind("log_dir", 0) == 0 && s.log_dir;
@@ -189,7 +189,7 @@ Result<bool> check_proxy_inputs(const policy::Settings& s, const CliOptions* cli
 }
 
 /// Whether something accepts connections at `addr` (the proxy of --proxy-addr), within 5 s.
-Result<bool> probe_proxy(const InetAddr& addr) {
+Status probe_proxy(const InetAddr& addr) {
     sockaddr_storage ss{};
     socklen_t len = 0;
     if (addr.family == AF_INET) {
@@ -220,7 +220,7 @@ Result<bool> probe_proxy(const InetAddr& addr) {
         }
     }
     if (err == 0) {
-        return true;
+        return {};
     }
     return make_error("no proxy answers there (" + std::string(std::strerror(err)) +
                       "): start one with 'landjail-proxy --listen " + addr.text() +
@@ -329,7 +329,7 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
     return proc;
 }
 
-Result<bool> wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
+Status wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
     const int fd = proc.ready.get();
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -357,7 +357,7 @@ Result<bool> wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
             if (line.find('\n') != std::string::npos) {
                 proc.address = line.substr(0, line.find('\n'));
                 proc.ready.reset();
-                return true;
+                return {};
             }
             continue;
         }

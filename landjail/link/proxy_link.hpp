@@ -59,18 +59,18 @@ Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<st
 
 /// Waits up to `timeout` for the address the proxy reports when it listens. When the proxy
 /// stops first, the error says how (and sets `explained`, see above).
-Result<bool> wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);
+Status wait_ready(ProxyProcess& proxy, std::chrono::milliseconds timeout);
 
 /// What landjail checks before it starts the proxy, so that a mistake is reported once, in
 /// landjail's words, naming the option, variable or config line it came from (the proxy
 /// would name the options landjail passed it): the audit file (always), and with `cli`
 /// (null when an external proxy is used) --resolve, the upstream CA file and that a fixed
 /// proxy port is free.
-Result<bool> check_proxy_inputs(const policy::Settings& settings, const CliOptions* cli);
+Status check_proxy_inputs(const policy::Settings& settings, const CliOptions* cli);
 
 /// Whether something accepts connections at `addr` (the proxy of --proxy-addr), within 5 s;
 /// the error says how to start one.
-Result<bool> probe_proxy(const InetAddr& addr);
+Status probe_proxy(const InetAddr& addr);
 
 /// Copies what the proxy wrote to its stderr file `fd` since `*offset` to our stderr and
 /// advances it. While the command runs on our terminal the proxy's denial lines (logfmt,

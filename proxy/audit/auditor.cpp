@@ -96,9 +96,9 @@ Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
 
 Auditor::Auditor(Options options) : options_(std::move(options)) {}
 
-Result<bool> Auditor::start_http() {
+Status Auditor::start_http() {
     if (!options_.http) {
-        return true;
+        return {};
     }
     HttpSink::Options o = *options_.http;
     if (o.spool.run_name.empty()) {
@@ -109,7 +109,7 @@ Result<bool> Auditor::start_http() {
         return sink.error();
     }
     http_ = std::move(*sink);
-    return true;
+    return {};
 }
 
 Auditor::~Auditor() {
@@ -220,16 +220,16 @@ bool Auditor::wait_for_work(std::unique_lock<std::mutex>& lock) {
     return false;
 }
 
-Result<bool> make_log_dir(const policy::Settings& s) {
+Status make_log_dir(const policy::Settings& s) {
     if (!s.log_dir || s.disable_audit_logs.value) {
-        return true;
+        return {};
     }
     // boundary creates its log_dir; so does landjail (mode 0700: the audit names URLs).
     namespace fs = std::filesystem;
     const fs::path dir = s.log_dir->value;
     std::error_code ec;
     if (fs::is_directory(dir, ec)) {
-        return true;
+        return {};
     }
     fs::create_directories(dir.parent_path(), ec);
     if (!ec && ::mkdir(dir.c_str(), 0700) != 0) {
@@ -239,7 +239,7 @@ Result<bool> make_log_dir(const policy::Settings& s) {
         return make_error("log_dir " + s.log_dir->value + " (from " + s.log_dir->origin +
                           "): cannot create it: " + ec.message());
     }
-    return true;
+    return {};
 }
 
 Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,

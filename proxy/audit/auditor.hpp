@@ -147,8 +147,8 @@ class Auditor {
     };
 
     explicit Auditor(Options options);
-    Result<bool> open_sinks();
-    Result<bool> start_http();  ///< the HTTP sink, when options_.http asks for one
+    Status open_sinks();
+    Status start_http();  ///< the HTTP sink, when options_.http asks for one
     void run();
     bool wait_for_work(std::unique_lock<std::mutex>& lock);
     // Writer-thread helpers (audit_writer.cpp), called from write_batch() only.
@@ -197,7 +197,7 @@ class Auditor {
 };
 
 /// Creates the settings' log_dir (and its parents) when it does not exist, as boundary does.
-Result<bool> make_log_dir(const policy::Settings& s);
+Status make_log_dir(const policy::Settings& s);
 
 /// The auditor the settings ask for (file, socket, stderr denials, HTTP collector, labels),
 /// or none (null) when audit logs are disabled. `session_id` empty: a new random one. Shared

@@ -269,7 +269,7 @@ std::optional<std::string> AuditFile::sync() {
     return std::nullopt;
 }
 
-Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
+Status check_audit_file(const std::string& path, bool missing_dir_ok) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (S_ISLNK(st.st_mode)) {
@@ -283,13 +283,13 @@ Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
             return make_error("cannot write the audit file: " + errno_text(err) +
                               "; choose a file you can write");
         }
-        return true;
+        return {};
     }
     const std::string dir = dir_of(path);
     const bool found = ::stat(dir.c_str(), &st) == 0;
     if (!found || !S_ISDIR(st.st_mode)) {
         if (missing_dir_ok && !found) {
-            return true;
+            return {};
         }
         return make_error("cannot create the audit file: " + dir +
                           (found ? " is not a directory; choose another place"
@@ -300,7 +300,7 @@ Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok) {
         return make_error("cannot create the audit file in " + dir + ": " + errno_text(err) +
                           "; choose a directory you can write");
     }
-    return true;
+    return {};
 }
 
 }  // namespace lj::proxy

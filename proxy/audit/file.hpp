@@ -78,7 +78,7 @@ class AuditFile {
 /// path must be a file open() accepts and writable; a new file needs a directory it can be
 /// created in. A directory that does not exist is an error unless `missing_dir_ok` (a
 /// log_dir that will be created). The message does not repeat `path`.
-Result<bool> check_audit_file(const std::string& path, bool missing_dir_ok = false);
+Status check_audit_file(const std::string& path, bool missing_dir_ok = false);
 
 /// The symbolic name of an errno value ("ENOSPC"), or its number.
 std::string errno_name(int err);

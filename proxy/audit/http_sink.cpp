@@ -42,14 +42,14 @@ void block_sigpipe() {
 }
 
 /// curl_global_init once per process (it is not thread-safe in every libcurl build).
-Result<bool> init_curl() {
+Status init_curl() {
     static std::once_flag once;
     static CURLcode rc = CURLE_OK;
     std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
     if (rc != CURLE_OK) {
         return make_error(std::string("audit.http: libcurl: ") + curl_easy_strerror(rc));
     }
-    return true;
+    return {};
 }
 
 /// The URL as messages show it: parsed by libcurl, without user name and password.

@@ -145,7 +145,7 @@ Result<std::unique_ptr<Spool>> Spool::open(Options options) {
     return self;
 }
 
-Result<bool> Spool::create_run() {
+Status Spool::create_run() {
     const std::string& dir = *options_.dir;
     if (const int err = make_dir(dir); err != 0) {
         return make_error(options_.key + ": cannot create " + dir + ": " + errno_text(err));
@@ -168,7 +168,7 @@ Result<bool> Spool::create_run() {
     }
     adopt_runs();
     runs_.push_back(Run{run_dir_, std::move(lock), 0});
-    return true;
+    return {};
 }
 
 void Spool::adopt_runs() {

@@ -105,7 +105,7 @@ class Spool {
     };
 
     explicit Spool(Options options) : options_(std::move(options)) {}
-    Result<bool> create_run();
+    Status create_run();
     void adopt_runs();
     void adopt(const std::string& dir, UniqueFd lock);
     std::size_t append_group(std::string_view chunk, std::size_t events, int& err);

@@ -78,7 +78,7 @@ std::string why(int err) {
 
 }  // namespace
 
-Result<bool> Auditor::open_sinks() {
+Status Auditor::open_sinks() {
     if (options_.file) {
         std::string notice;
         auto file = AuditFile::open(*options_.file, &notice);
@@ -105,7 +105,7 @@ Result<bool> Auditor::open_sinks() {
             set_problem(kSocketFailing, true);
         }
     }
-    return true;
+    return {};
 }
 
 void Auditor::write_batch(std::vector<Queued>& batch) {

@@ -16,7 +16,7 @@ std::string no_certificate_message(const std::string& detail) {
            ": give a file of CA certificates in PEM form (-----BEGIN CERTIFICATE-----)";
 }
 
-Result<bool> check_ca_file(const std::string& path) {
+Status check_ca_file(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
         const int err = errno;
@@ -31,7 +31,7 @@ Result<bool> check_ca_file(const std::string& path) {
     if (!der && text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
         return make_error(no_certificate_message(""));
     }
-    return true;
+    return {};
 }
 
 }  // namespace lj::proxy

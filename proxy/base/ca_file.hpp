@@ -13,7 +13,7 @@ namespace lj::proxy {
 /// The file exists, can be read, is not a directory and holds a PEM certificate block
 /// (-----BEGIN CERTIFICATE-----) or starts like a DER certificate (the proxy parses it). The
 /// message says what is wrong and what the file should hold, without repeating the path.
-Result<bool> check_ca_file(const std::string& path);
+Status check_ca_file(const std::string& path);
 
 /// The message for a file whose certificates could not be used (`detail`: why, may be
 /// empty), shared with the proxy's full parse.

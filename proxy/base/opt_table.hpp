@@ -22,7 +22,7 @@ struct OptSpec {
 
 /// Called once per option found, with its spec and value ("" for flags). An error stops
 /// parsing and is returned by parse_options.
-using OptHandler = std::function<Result<bool>(const OptSpec&, const std::string& value)>;
+using OptHandler = std::function<Status(const OptSpec&, const std::string& value)>;
 
 /// Runs getopt_long over argv[1..argc). `permute`: options may follow operands; otherwise
 /// parsing stops at the first operand (a command and its own options). Returns the index of

@@ -72,24 +72,24 @@ Result<unsigned long> number(const OptSpec& spec, const std::string& value, unsi
     return n;
 }
 
-Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
+Status store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
     const std::string_view name = spec.long_name;
-    auto seconds = [&](std::chrono::milliseconds& out) -> Result<bool> {
+    auto seconds = [&](std::chrono::milliseconds& out) -> Status {
         auto n = number(spec, v, 1, 86400);
         if (!n) {
             return n.error();
         }
         out = std::chrono::seconds(*n);
-        return true;
+        return {};
     };
     // --ready-fd, --event-fd, --clients-fd: a file descriptor number.
-    auto fd = [&](std::optional<int>& out) -> Result<bool> {
+    auto fd = [&](std::optional<int>& out) -> Status {
         auto n = number(spec, v, 0, 1 << 20);
         if (!n) {
             return n.error();
         }
         out = static_cast<int>(*n);
-        return true;
+        return {};
     };
     if (name == "listen") {
         o.listen = v;
@@ -151,7 +151,7 @@ Result<bool> store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
     } else if (name == "help") {
         o.help = true;
     }
-    return true;
+    return {};
 }
 
 }  // namespace

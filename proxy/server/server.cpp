@@ -62,7 +62,7 @@ Result<std::vector<policy::HostPattern>> passthrough_patterns(
 }
 
 /// --ready-fd, --event-fd and --clients-fd must name descriptors the parent left open.
-Result<bool> check_fds(const ProxyOptions& opt) {
+Status check_fds(const ProxyOptions& opt) {
     const std::pair<const std::optional<int>&, const char*> fds[] = {
         {opt.ready_fd, "--ready-fd"},
         {opt.event_fd, "--event-fd"},
@@ -74,7 +74,7 @@ Result<bool> check_fds(const ProxyOptions& opt) {
                               "landjail-proxy must pass it open)");
         }
     }
-    return true;
+    return {};
 }
 
 unsigned worker_count(const ProxyOptions& opt) {
@@ -146,7 +146,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     return srv;
 }
 
-Result<bool> Server::attach_jail(const ProxyOptions& opt) {
+Status Server::attach_jail(const ProxyOptions& opt) {
     if (opt.event_fd) {
         event_fd_ = *opt.event_fd;
         ::fcntl(event_fd_, F_SETFD, FD_CLOEXEC);
@@ -160,10 +160,10 @@ Result<bool> Server::attach_jail(const ProxyOptions& opt) {
         clients_ = std::move(*clients);
         ::close(*opt.clients_fd);
     }
-    return true;
+    return {};
 }
 
-Result<bool> Server::build_workers(const ProxyOptions& opt,
+Status Server::build_workers(const ProxyOptions& opt,
                                    const std::vector<ResolveOverride>& resolves,
                                    const std::optional<std::string>& upstream_ca,
                                    const std::string& upstream_ca_label) {
@@ -222,12 +222,12 @@ Result<bool> Server::build_workers(const ProxyOptions& opt,
         }
         workers_.push_back(std::move(**b));
     }
-    return true;
+    return {};
 }
 
 Server::~Server() = default;
 
-Result<bool> Server::listen(const tcp::endpoint& endpoint) {
+Status Server::listen(const tcp::endpoint& endpoint) {
     // One acceptor (no SO_REUSEPORT: another process of the same user could join the port
     // and take connections); accepted sockets are handed to the workers in turn.
     acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->io);
@@ -254,7 +254,7 @@ Result<bool> Server::listen(const tcp::endpoint& endpoint) {
     }
     endpoint_ = acceptor_->local_endpoint();  // the port chosen for ":0"
     accept_pause_ = std::make_unique<asio::steady_timer>(workers_[0]->io);
-    return true;
+    return {};
 }
 
 std::string Server::address() const {

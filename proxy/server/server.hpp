@@ -40,16 +40,16 @@ class Server {
   private:
     Server() = default;
     /// --event-fd and --clients-fd: the jail's events and its table of clients.
-    Result<bool> attach_jail(const ProxyOptions& opt);
+    Status attach_jail(const ProxyOptions& opt);
     /// The budget for `workers` threads under the (raised) descriptor limit; warns when the
     /// limit is low or max_connections is set above what it allows.
     void plan_limits(std::size_t workers);
     /// One worker per thread, each with its own CA instance, trust store and upstream.
-    Result<bool> build_workers(const ProxyOptions& opt,
+    Status build_workers(const ProxyOptions& opt,
                                const std::vector<ResolveOverride>& resolves,
                                const std::optional<std::string>& upstream_ca,
                                const std::string& upstream_ca_label);
-    Result<bool> listen(const tcp::endpoint& endpoint);
+    Status listen(const tcp::endpoint& endpoint);
     awaitable<void> accept_loop();
     /// Counts a new connection and hands it to the next worker, or refuses it with 503 when
     /// max_connections are live.

@@ -31,10 +31,10 @@ namespace lj::proxy::ca_detail {
 
 constexpr std::time_t kDay = 24 * 60 * 60;
 
-using Status = Result<std::monostate>;
+
 
 inline Status ok() {
-    return std::monostate{};
+    return {};
 }
 
 // ---- errors ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ int count_certs(const mbedtls_x509_crt* chain) {
 
 /// Adds the certificates of the file `path` to `chain`; the error says what is wrong with the
 /// file and what it should hold.
-Result<bool> add_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
+Status add_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
     if (auto ok = check_ca_file(path); !ok) {
         return ok;
     }
@@ -58,7 +58,7 @@ Result<bool> add_ca_file(mbedtls_x509_crt* chain, const std::string& path) {
     if (n <= 0) {
         return make_error(no_certificate_message(n < 0 ? mbedtls_category().message(n) : ""));
     }
-    return true;
+    return {};
 }
 
 }  // namespace

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "proxy/base/diag.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <system_error>
+
+#include "proxy/base/fd.hpp"
+
+namespace lj::diag {
+namespace {
+
+std::string& program_name() {
+    static std::string name = "landjail";
+    return name;
+}
+
+void line(std::string_view kind, std::string_view message) {
+    std::string text = program_name() + ": ";
+    text += kind;
+    text += message;
+    text += '\n';
+    (void)write_all(STDERR_FILENO, text);
+}
+
+}  // namespace
+
+void set_program(std::string_view name) {
+    program_name() = std::string(name);
+}
+
+const std::string& program() {
+    return program_name();
+}
+
+void error(std::string_view message) {
+    line("", message);
+}
+
+void warn(std::string_view message) {
+    line("warning: ", message);
+}
+
+void note(std::string_view message) {
+    line("", message);
+}
+
+void bug(std::string_view message) {
+    line("internal error: ", std::string(message) + " (please report)");
+}
+
+std::string errno_name(int err) {
+    const char* name = ::strerrorname_np(err);
+    return name != nullptr ? std::string(name) : std::to_string(err);
+}
+
+std::string errno_text(int err) {
+    return std::generic_category().message(err);
+}
+
+std::string syscall_error(std::string_view what, int err) {
+    return std::string(what) + ": " + errno_text(err);
+}
+
+}  // namespace lj::diag
