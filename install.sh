@@ -11,13 +11,15 @@ set -eu
 PROG=install.sh
 
 # Build dependencies (clang and libclang-rt-14-dev, only recommended by clang, are for the
-# libFuzzer targets of `make fuzz`), then what the tests use (real clients run in the jail).
+# libFuzzer targets of `make fuzz`), then what the tests use (real clients run in the jail;
+# docker.io: a Docker daemon the container tests start themselves; wget, a JRE and gh: clients
+# whose CA settings tests/e2e/test_client_trust.py checks).
 BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     libboost-dev libmbedtls-dev libyaml-cpp-dev libseccomp-dev libspdlog-dev libfmt-dev
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
     clang libclang-rt-14-dev clang-format mandoc man-db"
 TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux procps
-    bsdextrautils util-linux"
+    bsdextrautils util-linux docker.io wget default-jre-headless gh"
 # `make bench`: the origin and the peer proxies measured against, a load generator, and
 # OpenSSL headers for the TLS connection client (tests/bench/proxy/tlsconn.c).
 BENCH_PACKAGES="nginx-light squid mitmproxy wrk libssl-dev"

@@ -36,6 +36,8 @@ std::string errno_name(int err) {
             return "EINVAL";
         case EACCES:
             return "EACCES";
+        case ENOSPC:
+            return "ENOSPC";
         default:
             return std::strerror(err);
     }
