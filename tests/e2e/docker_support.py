@@ -68,7 +68,7 @@ class DockerDaemon:
                 "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid"),
                 "-H", "unix://%s" % self.sock, "--iptables=false", "--ip-forward=false",
                 "--ip-masq=false", "--bridge=none", "--userland-proxy=false",
-                "--log-driver=none", "--storage-driver=overlay2"]
+                "--log-driver=none"]  # the storage driver: dockerd picks (overlay2 here)
         self.log = open(self.log_path, "wb")
         # Its own session: a Ctrl-C of the test run does not reach it before stop() does.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
