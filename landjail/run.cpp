@@ -43,6 +43,10 @@ namespace {
 
 constexpr auto kProxyReadyTimeout = std::chrono::seconds(30);
 constexpr auto kProxyStopGrace = std::chrono::seconds(20);  // drain 10 s + audit.http 5 s
+/// After the command has exited, how long processes it left behind may still finish requests
+/// in flight before the proxy cuts them (at once when none is left: their client is gone).
+/// The user gets the terminal back within a second (issue 16).
+constexpr auto kOrphanRequestGrace = std::chrono::milliseconds(250);
 
 /// Signals we pass on to the command. A signal the terminal sent (SI_KERNEL) already reached
 /// the command, which shares our foreground process group: only others are forwarded.
@@ -293,7 +297,12 @@ int Jail::launch_proxy() {
         return kExitFailed;
     }
     session_id_ = *session_id;
-    ca_dir_ = cli_.ca_dir.value_or(proxy::default_ca_dir());
+    auto ca_dir = choose_ca_dir(cli_.ca_dir);
+    if (!ca_dir) {
+        error(ca_dir.error().message);
+        return kExitFailed;
+    }
+    ca_dir_ = *ca_dir;
     if (cli_.proxy_addr) {
         auto addr = parse_inet(*cli_.proxy_addr);
         if (!addr) {
@@ -363,17 +372,21 @@ int Jail::prepare(ChildSpec& spec) {
         error("--proxy-addr " + proxy_addr_.text() + ": " + reached.error().message);
         return kExitFailed;
     }
-    auto bundle = write_ca_bundle(session_.path, ca_dir_ + "/ca.pem");
-    if (!bundle) {
-        error(bundle.error().message);
+    auto trust = write_client_trust(session_.path, ca_dir_ + "/ca.pem");
+    if (!trust) {
+        error(trust.error().message);
         return kExitFailed;
     }
     const std::string url = "http://" + proxy_addr_.text();
     spec.path = command_path_;
     spec.argv = cli_.args;
-    const std::string shim = cli_.no_shim ? "" : find_shim();
-    spec.env = child_environment(url, *bundle, ca_dir_ + "/ca.pem", shim);
-    if (!shim.empty()) {
+    auto shim = cli_.no_shim ? Result<std::string>(std::string()) : shim_or_warn();
+    if (!shim) {
+        error(shim.error().message);
+        return kExitFailed;
+    }
+    spec.env = child_environment(url, *trust, *shim);
+    if (!shim->empty()) {
         // The shim's placeholder-name table, shared by every process of the jail.
         const std::string table = session_.path + "/shim-table";
         UniqueFd fd(open(table.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -554,7 +567,9 @@ void Jail::proxy_died(int status) {
 
 int Jail::finish(int exit_status) {
     if (proxy_.pid > 0) {
-        stop_proxy(proxy_, kProxyStopGrace);
+        const bool orphans = jail_processes_left(proxy_.pid);
+        stop_proxy(proxy_, kProxyStopGrace,
+                   orphans ? kOrphanRequestGrace : std::chrono::milliseconds(0));
     }
     if (events_) {
         events_->switch_to(auditor_);  // events of the jail's orphans after the proxy stopped

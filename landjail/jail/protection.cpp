@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -34,6 +36,8 @@ std::string errno_name(int err) {
             return "EINVAL";
         case EACCES:
             return "EACCES";
+        case ENOSPC:
+            return "ENOSPC";
         default:
             return std::strerror(err);
     }
@@ -132,6 +136,63 @@ void probe_listener(HostFacts& f) {
     }
 }
 
+/// Seccomp, NoNewPrivs and the capability sets of this process (/proc/self/status).
+void probe_process(HostFacts& f) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto colon = line.find(':');
+        if (colon == std::string::npos) {
+            continue;
+        }
+        const std::string key = line.substr(0, colon);
+        std::istringstream value(line.substr(colon + 1));
+        if (key == "Seccomp") {
+            value >> f.seccomp_mode;
+        } else if (key == "Seccomp_filters") {
+            value >> f.seccomp_filters;
+        } else if (key == "NoNewPrivs") {
+            value >> f.no_new_privs;
+        } else if (key == "CapEff") {
+            value >> std::hex >> f.cap_eff;
+            f.caps_known = true;
+        } else if (key == "CapBnd") {
+            value >> std::hex >> f.cap_bnd;
+        }
+    }
+    std::ifstream max("/proc/sys/user/max_user_namespaces");
+    if (!(max >> f.max_user_namespaces)) {
+        f.max_user_namespaces = -1;
+    }
+}
+
+/// Whether this process could create a user namespace (unshare in a forked child).
+int probe_user_namespace() {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0xff));
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+/// The container runtime's marks, when there are any.
+std::string detect_container() {
+    if (access("/.dockerenv", F_OK) == 0) {
+        return "docker (/.dockerenv)";
+    }
+    if (access("/run/.containerenv", F_OK) == 0) {
+        return "podman (/run/.containerenv)";
+    }
+    if (std::getenv("KUBERNETES_SERVICE_HOST")) {
+        return "kubernetes (KUBERNETES_SERVICE_HOST)";
+    }
+    return "";
+}
+
 std::string landlock_text(const HostFacts& f) {
     if (f.landlock_abi > 0) {
         return "Landlock ABI " + std::to_string(f.landlock_abi);
@@ -187,6 +248,9 @@ HostFacts probe_host(bool deep) {
     f.yama_ptrace_scope = yama_scope();
     if (deep) {
         probe_listener(f);
+        probe_process(f);
+        f.userns_errno = probe_user_namespace();
+        f.container = detect_container();
     }
     return f;
 }
@@ -284,6 +348,121 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
                       landlock_text(f) + ") are available; the shim alone is not a boundary");
 }
 
+namespace {
+
+std::string seccomp_text(const HostFacts& f) {
+    switch (f.seccomp_mode) {
+        case 0:
+            return "none";
+        case 1:
+            return "strict";
+        case 2:
+            return "filter (" + std::to_string(f.seccomp_filters) +
+                   (f.seccomp_filters == 1 ? " filter" : " filters") +
+                   " from outside: a container runtime's profile or a service manager's)";
+        default:
+            return "unknown";
+    }
+}
+
+std::string userns_text(const HostFacts& f) {
+    std::string s = f.userns_errno == 0 ? "yes" : "no";
+    if (f.userns_errno > 0) {
+        s += " (" + errno_name(f.userns_errno);
+        if (f.max_user_namespaces == 0) {
+            s += ", user.max_user_namespaces = 0";
+        }
+        s += ")";
+    }
+    return s + "; landjail does not use them";
+}
+
+/// Why the layers above are what they are, in a container: its seccomp profile and
+/// capabilities (Docker's default profile allows pidfd_getfd only with CAP_SYS_PTRACE).
+void describe_process(std::ostringstream& out, const HostFacts& f) {
+    constexpr std::uint64_t kSysPtrace = 1ULL << 19;
+    out << "seccomp (this process): " << seccomp_text(f) << "\n";
+    out << "no_new_privs:           " << (f.no_new_privs == 1 ? "yes" : "no") << "\n";
+    if (f.caps_known) {
+        out << "capabilities effective: " << capability_names(f.cap_eff) << "\n";
+        out << "capabilities bounding:  " << capability_names(f.cap_bnd) << "\n";
+    }
+    out << "user namespaces:        " << userns_text(f) << "\n";
+    out << "container:              " << (f.container.empty() ? "none seen" : f.container) << "\n";
+    if (f.seccomp_mode == 2 && !f.pidfd_getfd && !(f.cap_bnd & kSysPtrace)) {
+        out << "  pidfd_getfd is refused by the seccomp filter above (Docker's default profile "
+               "allows it only to containers with CAP_SYS_PTRACE)\n";
+    }
+    if (f.seccomp_mode == 2 && f.landlock_abi == 0 && f.landlock_errno != EOPNOTSUPP) {
+        out << "  Landlock's system calls are refused, most likely by the seccomp filter above "
+               "(profiles older than Landlock refuse them)\n";
+    }
+}
+
+}  // namespace
+
+std::string capability_names(std::uint64_t mask) {
+    static const char* const kNames[] = {"chown",
+                                         "dac_override",
+                                         "dac_read_search",
+                                         "fowner",
+                                         "fsetid",
+                                         "kill",
+                                         "setgid",
+                                         "setuid",
+                                         "setpcap",
+                                         "linux_immutable",
+                                         "net_bind_service",
+                                         "net_broadcast",
+                                         "net_admin",
+                                         "net_raw",
+                                         "ipc_lock",
+                                         "ipc_owner",
+                                         "sys_module",
+                                         "sys_rawio",
+                                         "sys_chroot",
+                                         "sys_ptrace",
+                                         "sys_pacct",
+                                         "sys_admin",
+                                         "sys_boot",
+                                         "sys_nice",
+                                         "sys_resource",
+                                         "sys_time",
+                                         "sys_tty_config",
+                                         "mknod",
+                                         "lease",
+                                         "audit_write",
+                                         "audit_control",
+                                         "setfcap",
+                                         "mac_override",
+                                         "mac_admin",
+                                         "syslog",
+                                         "wake_alarm",
+                                         "block_suspend",
+                                         "audit_read",
+                                         "perfmon",
+                                         "bpf",
+                                         "checkpoint_restore"};
+    constexpr std::size_t kKnown = sizeof kNames / sizeof kNames[0];
+    const std::uint64_t all = (1ULL << kKnown) - 1;
+    if (mask == 0) {
+        return "none";
+    }
+    if ((mask & all) == all) {
+        return "all";
+    }
+    // Most of them (root outside a container): name the few that are missing.
+    const bool most = __builtin_popcountll(mask & all) > static_cast<int>(kKnown / 2);
+    std::string out;
+    for (std::size_t i = 0; i < kKnown; ++i) {
+        if (((mask >> i) & 1) != (most ? 0 : 1)) {
+            continue;
+        }
+        out += (out.empty() ? "" : ",") + std::string(kNames[i]);
+    }
+    return most ? "all but " + out : out;
+}
+
 std::string describe(const HostFacts& f) {
     std::ostringstream out;
     auto yes = [](bool b) { return b ? "yes" : "no"; };
@@ -303,6 +482,9 @@ std::string describe(const HostFacts& f) {
         << (f.yama_ptrace_scope < 0 ? std::string("none") : std::to_string(f.yama_ptrace_scope))
         << "\n";
     out << "running as uid:         " << getuid() << "\n";
+    if (f.deep) {
+        describe_process(out, f);
+    }
     return out.str();
 }
 

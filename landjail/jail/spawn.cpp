@@ -16,6 +16,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <utility>
 
@@ -448,6 +450,22 @@ std::string describe_failure(const ChildFailure& f, const std::string& path) {
                "for another system)";
     }
     return "execve: " + std::string(std::strerror(f.err));
+}
+
+/// Whether a process of the jail is still alive: as the subreaper, every one of them that
+/// outlived its parent is our child, like the command and the proxy.
+bool jail_processes_left(pid_t proxy) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+        std::ifstream in(task.path() / "children");
+        pid_t pid = 0;
+        while (in >> pid) {
+            if (pid != proxy) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 }  // namespace lj::jail

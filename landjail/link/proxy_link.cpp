@@ -13,11 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -373,19 +375,34 @@ Status wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
     }
 }
 
-int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace) {
+int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace,
+               std::optional<std::chrono::milliseconds> cut_after) {
     if (proxy.pid <= 0) {
         return -1;
     }
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
     kill(proxy.pid, SIGTERM);
     if (proxy.pidfd.valid()) {
-        pollfd p{proxy.pidfd.get(), POLLIN, 0};
-        int rc = -1;
-        do {
-            rc = poll(&p, 1, static_cast<int>(grace.count()));
-        } while (rc < 0 && errno == EINTR);
-        if (rc == 0) {
-            kill(proxy.pid, SIGKILL);
+        // landjail-proxy(1): a first SIGTERM drains, a later one closes the connections at
+        // once. Two signals sent before the proxy handled the first are one, so the later
+        // one is repeated until it exits.
+        const auto step = std::chrono::milliseconds(cut_after ? 50 : grace.count());
+        for (;;) {
+            const auto waited = Clock::now() - start;
+            if (waited >= grace) {
+                kill(proxy.pid, SIGKILL);
+                break;
+            }
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(grace - waited);
+            pollfd p{proxy.pidfd.get(), POLLIN, 0};
+            const int rc = poll(&p, 1, static_cast<int>(std::min(step, left).count()));
+            if (rc > 0) {
+                break;
+            }
+            if (cut_after && Clock::now() - start >= *cut_after) {
+                kill(proxy.pid, SIGTERM);
+            }
         }
     }
     int status = 0;

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,7 +79,12 @@ Status probe_proxy(const InetAddr& addr);
 /// them, counted (the last 20).
 void relay_proxy_log(int fd, off_t* offset, bool after_exit);
 
-/// SIGTERM, then SIGKILL after `grace`; returns the wait status (or -1 if already reaped).
-int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace);
+/// SIGTERM (the proxy stops accepting and lets requests in flight finish), then SIGKILL after
+/// `grace`; returns the wait status (or -1 if already reaped). With `cut_after`, SIGTERM is
+/// sent again from then on until the proxy exits: it closes the connections still busy at
+/// once, after writing their audit events (for when the command is gone: its connections
+/// have no client left).
+int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace,
+               std::optional<std::chrono::milliseconds> cut_after = std::nullopt);
 
 }  // namespace lj::jail

@@ -244,6 +244,9 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
 }
 
 std::string default_ca_dir() {
+    if (const char* env = std::getenv("LANDJAIL_CA_DIR"); env && *env) {
+        return env;
+    }
     const char* home = std::getenv("HOME");
     std::string dir = home && *home ? home : "";
     if (dir.empty()) {

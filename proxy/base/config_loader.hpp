@@ -42,7 +42,8 @@ Result<std::string> find_profile(const std::string& name);
 /// The names of the profiles found in profile_dirs(), sorted, without duplicates.
 std::vector<std::string> available_profiles();
 
-/// The interception CA's directory when --ca-dir is not given: ~/.config/landjail.
+/// The interception CA's directory when --ca-dir is not given: $LANDJAIL_CA_DIR, else
+/// ~/.config/landjail.
 std::string default_ca_dir();
 
 }  // namespace lj::proxy
