@@ -114,41 +114,26 @@ Status port_is_free(std::uint16_t port) {
 std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
                                          const proxy::ConfigChoice& config,
                                          const std::string& ca_dir, const std::string& session_id) {
-    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
-                                  "--session-id", session_id};
-    if (cli.config) {
-        a.insert(a.end(), {"--config", *cli.config});
-    }
+    // The shared options as given, with what landjail resolved in their place: the profile
+    // files it read, the audit file (LOG_DIR/audit.jsonl) and the CA directory.
+    proxy::SharedOptions o = cli;
+    o.flags.profiles.clear();
     for (const auto& [name, path] : config.profiles) {
-        // The file landjail read, so that the proxy reads the same one.
-        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
-    }
-    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
-    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
-    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
-    if (cli.flags.log_level) {
-        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
+        o.flags.profiles.push_back(std::filesystem::absolute(path).string());
     }
     if (s.disable_audit_logs.value) {
-        a.emplace_back("--disable-audit-logs");
-    } else {
-        if (s.audit_file) {
-            a.insert(a.end(), {"--audit-log", s.audit_file->value});
-        }
-        if (cli.flags.audit_socket) {
-            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
-        }
-        if (cli.flags.audit_required) {
-            a.emplace_back("--audit-required");
-        }
+        o.flags.disable_audit_logs = true;
+        o.flags.audit_log.reset();
+        o.flags.audit_socket.reset();
+        o.flags.audit_required = false;
+    } else if (s.audit_file) {
+        o.flags.audit_log = s.audit_file->value;
     }
-    if (cli.upstream_ca) {
-        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
-    }
-    if (cli.flags.max_connections) {
-        a.insert(a.end(), {"--max-connections", *cli.flags.max_connections});
-    }
-    a.insert(a.end(), {"--ca-dir", ca_dir});
+    o.ca_dir = ca_dir;
+    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
+                                  "--session-id", session_id};
+    const std::vector<std::string> shared = proxy::forward_shared(o);
+    a.insert(a.end(), shared.begin(), shared.end());
     return a;
 }
 
