@@ -15,8 +15,9 @@
 #include <vector>
 
 #include "landjail/jail/java_trust.hpp"
-#include "landjail/link/proxy_link.hpp"
+#include "landjail/link/proxy_process.hpp"
 #include "proxy/base/config_loader.hpp"
+#include "proxy/base/diag.hpp"
 
 extern char** environ;
 
@@ -49,8 +50,8 @@ Result<std::string> write_ca_bundle(const std::string& dir, const std::string& c
     }
     std::ifstream ca(ca_pem);
     if (!ca) {
-        std::cerr << "landjail: warning: the interception CA " << ca_pem
-                  << " is missing: HTTPS clients in the jail will not trust the proxy\n";
+        diag::warn("the interception CA " + ca_pem +
+                   " is missing: HTTPS clients in the jail will not trust the proxy");
     } else {
         if (!bundle.empty() && bundle.back() != '\n') {
             bundle += '\n';
@@ -198,12 +199,10 @@ Result<std::string> shim_or_warn() {
     std::string looked_in;
     auto shim = find_shim(&looked_in);
     if (shim && shim->empty()) {
-        std::cerr << "landjail: warning: the shim (liblandjail-shim.so) was not found (looked "
-                     "for "
-                  << looked_in
-                  << "): programs that ignore HTTP_PROXY cannot connect; set "
-                     "LANDJAIL_SHIM=/path/to/liblandjail-shim.so, install landjail with its "
-                     "shim (make install), or pass --no-shim to run without it silently\n";
+        diag::warn("the shim (liblandjail-shim.so) was not found (looked for " + looked_in +
+                   "): programs that ignore HTTP_PROXY cannot connect; set "
+                   "LANDJAIL_SHIM=/path/to/liblandjail-shim.so, install landjail with its shim "
+                   "(make install), or pass --no-shim to run without it silently");
     }
     return shim;
 }
@@ -259,9 +258,9 @@ Result<std::string> choose_ca_dir(const std::optional<std::string>& flag) {
                           "; " + fallback.error().message +
                           "; set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to a directory you can write");
     }
-    std::cerr << "landjail: warning: " << dir << " cannot be written (" << std::strerror(err)
-              << "): the interception CA is kept in " << *fallback
-              << " (set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to choose another)\n";
+    diag::warn(dir + " cannot be written (" + diag::errno_text(err) +
+               "): the interception CA is kept in " + *fallback +
+               " (set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to choose another)");
     return fallback;
 }
 

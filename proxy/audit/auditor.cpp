@@ -116,7 +116,20 @@ Auditor::~Auditor() {
     stop();
 }
 
+void Auditor::attach_jail_events(UniqueFd fd) {
+    jail_ = std::make_unique<JailEventReader>(
+        std::move(fd), [this](AuditEvent&& e) { (void)enqueue(std::move(e)); });
+    (void)jail_->start();  // without the thread, record() still takes what the pipe holds
+}
+
 bool Auditor::record(AuditEvent event) {
+    if (jail_) {
+        (void)jail_->drain();
+    }
+    return enqueue(std::move(event));
+}
+
+bool Auditor::enqueue(AuditEvent event) {
     bool was_empty = false;
     try {
         {
@@ -154,6 +167,9 @@ void Auditor::reopen() {
 }
 
 void Auditor::stop() {
+    if (jail_) {
+        jail_->stop();  // the jail's last events go in before the queue closes
+    }
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {
