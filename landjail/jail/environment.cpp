@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "landjail/jail/java_trust.hpp"
-#include "landjail/link/proxy_process.hpp"
 #include "proxy/base/config_loader.hpp"
 #include "proxy/base/diag.hpp"
 
@@ -181,7 +180,7 @@ Result<std::string> find_shim(std::string* looked_in) {
         }
         return std::filesystem::absolute(env).string();
     }
-    const std::string dir = own_directory();
+    const std::string dir = proxy::own_directory();
     const std::vector<std::string> candidates = {dir + "/liblandjail-shim.so",
                                                  dir + "/../lib/liblandjail-shim.so",
                                                  dir + "/../lib/landjail/liblandjail-shim.so"};

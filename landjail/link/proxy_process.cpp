@@ -214,16 +214,6 @@ Status probe_proxy(const InetAddr& addr) {
                       "', or leave out --proxy-addr and landjail starts its own");
 }
 
-std::string own_directory() {
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        return "";
-    }
-    const std::string exe(self, static_cast<std::size_t>(n));
-    return exe.substr(0, exe.rfind('/'));
-}
-
 Result<std::string> find_proxy_binary() {
     if (const char* env = std::getenv("LANDJAIL_PROXY"); env && *env) {
         if (!executable(env)) {
@@ -233,7 +223,7 @@ Result<std::string> find_proxy_binary() {
         }
         return std::string(env);
     }
-    const std::string dir = own_directory();
+    const std::string dir = proxy::own_directory();
     if (!dir.empty() && executable(dir + "/landjail-proxy")) {
         return dir + "/landjail-proxy";
     }

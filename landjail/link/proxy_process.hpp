@@ -44,9 +44,6 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
 /// (Killed)".
 std::string describe_status(int status);
 
-/// The directory of this executable ("" when /proc/self/exe cannot be read).
-std::string own_directory();
-
 /// The landjail-proxy binary: $LANDJAIL_PROXY, else next to this executable, else PATH.
 Result<std::string> find_proxy_binary();
 
