@@ -20,28 +20,13 @@
 
 #include "landjail/jail/uapi/landlock.h"
 #include "policy/text.hpp"
+#include "proxy/base/diag.hpp"
+#include "proxy/base/fd.hpp"
 
 namespace lj::jail {
 namespace {
 
-std::string errno_name(int err) {
-    switch (err) {
-        case ENOSYS:
-            return "ENOSYS";
-        case EPERM:
-            return "EPERM";
-        case EOPNOTSUPP:
-            return "EOPNOTSUPP";
-        case EINVAL:
-            return "EINVAL";
-        case EACCES:
-            return "EACCES";
-        case ENOSPC:
-            return "ENOSPC";
-        default:
-            return std::strerror(err);
-    }
-}
+using diag::errno_name;
 
 int landlock_abi(int* err) {
     const long abi =
@@ -54,18 +39,14 @@ int landlock_abi(int* err) {
 }
 
 bool probe_pidfd_getfd(int* err) {
-    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-    if (pidfd < 0) {
+    const UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+    if (!pidfd.valid()) {
         *err = errno;
         return false;
     }
-    const int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, pidfd, 0));
-    *err = fd < 0 ? errno : 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    close(pidfd);
-    return fd >= 0;
+    const UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), pidfd.get(), 0)));
+    *err = fd.valid() ? 0 : errno;
+    return fd.valid();
 }
 
 int yama_scope() {
@@ -84,6 +65,7 @@ void probe_listener(HostFacts& f) {
     if (pipe2(p, O_CLOEXEC) != 0) {
         return;
     }
+    UniqueFd read_end(p[0]), write_end(p[1]);
     const pid_t pid = fork();
     if (pid == 0) {
         unsigned char result[3] = {0, 0, 0};
@@ -112,13 +94,12 @@ void probe_listener(HostFacts& f) {
             result[0] = 0;
             result[1] = static_cast<unsigned char>(errno);
         }
-        (void)!write(p[1], result, sizeof result);
+        (void)!write(write_end.get(), result, sizeof result);
         _exit(0);
     }
-    close(p[1]);
+    write_end.reset();  // EOF for the read below if the child dies without a word
     unsigned char result[3] = {0, 0, 0};
-    const bool got = pid > 0 && read(p[0], result, sizeof result) == 3;
-    close(p[0]);
+    const bool got = pid > 0 && read(read_end.get(), result, sizeof result) == 3;
     if (pid > 0) {
         waitpid(pid, nullptr, 0);
     }

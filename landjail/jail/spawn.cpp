@@ -114,18 +114,19 @@ void apply_landlock(const ChildArgs& a) {
         attr.scoped = LJ_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LJ_LANDLOCK_SCOPE_SIGNAL;
         size = sizeof attr;
     }
-    const int ruleset = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, size, 0));
+    const UniqueFd ruleset_fd(
+        static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, size, 0)));
+    const int ruleset = ruleset_fd.get();
     if (ruleset < 0) {
         fail(a, Step::LandlockRuleset, errno);
     }
     if (abi < 4) {
-        const int root = open("/", O_PATH | O_CLOEXEC);
-        lj_landlock_path_beneath_attr beneath{attr.handled_access_fs, root};
-        if (root < 0 || syscall(__NR_landlock_add_rule, ruleset, LJ_LANDLOCK_RULE_PATH_BENEATH,
-                                &beneath, 0) != 0) {
+        const UniqueFd root(open("/", O_PATH | O_CLOEXEC));
+        lj_landlock_path_beneath_attr beneath{attr.handled_access_fs, root.get()};
+        if (!root.valid() || syscall(__NR_landlock_add_rule, ruleset, LJ_LANDLOCK_RULE_PATH_BENEATH,
+                                     &beneath, 0) != 0) {
             fail(a, Step::LandlockRule, errno);
         }
-        close(root);
     }
     if (plan.weak) {
         lj_landlock_net_port_attr port{LJ_LANDLOCK_ACCESS_NET_CONNECT_TCP, a.spec->proxy_port};
@@ -136,7 +137,6 @@ void apply_landlock(const ChildArgs& a) {
     if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) {
         fail(a, Step::LandlockRestrict, errno);
     }
-    close(ruleset);
 }
 
 /// Root without Landlock: CAP_SYS_PTRACE would open the supervisor's memory.

@@ -18,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "proxy/base/diag.hpp"
+
 namespace lj::proxy {
 namespace {
 
@@ -27,9 +29,7 @@ using Clock = std::chrono::system_clock;
 // audit_dropped notice is written, and writable() recovers, soon after the sink does.
 constexpr auto kRetryInterval = std::chrono::seconds(1);
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+using diag::errno_text;
 
 Result<std::string> random_uuid_v4() {
     unsigned char b[16];

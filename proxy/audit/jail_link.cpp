@@ -26,9 +26,7 @@ Json nullable(const std::optional<T>& v) {
     return v ? Json(*v) : Json(nullptr);
 }
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
+using diag::errno_text;
 
 }  // namespace
 

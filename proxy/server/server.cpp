@@ -331,11 +331,10 @@ int Server::run(std::optional<int> ready_fd) {
                 workers_.size(), workers_.size() == 1 ? "" : "s");
     std::fflush(stdout);
     if (ready_fd) {
-        const std::string line = address() + "\n";
-        if (::write(*ready_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+        const UniqueFd ready(*ready_fd);  // closed after the line: EOF tells the reader we are up
+        if (write_all(ready.get(), address() + "\n") != 0) {
             spdlog::warn("--ready-fd {}: write failed", *ready_fd);
         }
-        ::close(*ready_fd);
     }
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers_.size(); ++i) {
