@@ -71,6 +71,8 @@ PROTO_SRC := $(wildcard proxy/audit/proto/*.proto)
 PROTO_CC  := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb.cc)
 PROTO_H   := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb.h)
 PROTO_OBJ := $(PROTO_SRC:%.proto=$(BUILD)/obj/gen/%.pb.o)
+# The same messages for the tests' fake Coder agent (python3-protobuf).
+PROTO_PY  := $(PROTO_SRC:%.proto=$(BUILD)/gen/py/%_pb2.py)
 AUDIT_SRC := $(wildcard proxy/audit/*.cpp)
 AUDIT_OBJ := $(AUDIT_SRC:%.cpp=$(BUILD)/obj/%.o) $(PROTO_OBJ)
 AUDIT_LIB := $(BUILD)/lib/libljaudit.a
@@ -148,7 +150,11 @@ $(POLICY_LIB): $(POLICY_OBJ)
 
 $(BUILD)/gen/%.pb.cc $(BUILD)/gen/%.pb.h: %.proto
 	@mkdir -p $(BUILD)/gen
-	protoc -I. --cpp_out=$(BUILD)/gen $(PROTO_SRC)
+	protoc -I. --cpp_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/py/%_pb2.py: %.proto
+	@mkdir -p $(BUILD)/gen/py
+	protoc -I. --python_out=$(BUILD)/gen/py $<
 
 # Generated code is compiled without our warnings (they are protoc's, not ours).
 $(BUILD)/obj/gen/%.pb.o: $(BUILD)/gen/%.pb.cc $(PROTO_H)
@@ -232,13 +238,15 @@ test-cli: $(LANDJAIL_BIN) $(PROXY_BIN) $(PROFILES)
 
 # Debian's python3 (not a pyenv one first on PATH) has pytest from python3-pytest.
 PYTHON ?= /usr/bin/python3
-test-integration: $(PROXY_BIN)
+test-integration: $(PROXY_BIN) $(PROTO_PY)
 	LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) LANDJAIL_REQUIRE_PROXY=1 \
+	    LANDJAIL_PROTO_PY=$(abspath $(BUILD)/gen/py) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # As root and, through setpriv, as uid 65534 (see tests/e2e/README.md).
-test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES) $(E2E_BINS)
+test-e2e: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES) $(E2E_BINS) $(PROTO_PY)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) \
+	    LANDJAIL_PROTO_PY=$(abspath $(BUILD)/gen/py) \
 	    LANDJAIL_E2E_BIN=$(abspath $(E2E_DIR)) LANDJAIL_REQUIRE_PROXY=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 

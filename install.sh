@@ -18,9 +18,11 @@ PROG=install.sh
 BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     libboost-dev libmbedtls-dev libyaml-cpp-dev libseccomp-dev libspdlog-dev libfmt-dev
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
+    libprotobuf-dev protobuf-compiler
     clang libclang-rt-14-dev clang-format mandoc man-db"
 TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux procps
-    bsdextrautils util-linux logrotate docker.io wget default-jdk-headless gh python3-pip"
+    bsdextrautils util-linux logrotate docker.io wget default-jdk-headless gh python3-pip
+    python3-protobuf"
 # `make bench`: the origin and the peer proxies measured against, a load generator, and
 # OpenSSL headers for the TLS connection client (tests/bench/proxy/tlsconn.c).
 BENCH_PACKAGES="nginx-light squid mitmproxy wrk libssl-dev"

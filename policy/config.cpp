@@ -350,7 +350,8 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
             {"audit", [&](const YAML::Node& n) { walk_audit(w, n, c.audit); }},
             {"tls", [&](const YAML::Node& n) { walk_tls(w, n, c.tls); }},
             {"labels", [&](const YAML::Node& n) { walk_labels(w, n, c.labels); }},
-            // Newer boundary releases' keys: read (and type-checked) so that their files load.
+            // The keys of newer boundary releases (the Coder agent's audit socket, session
+            // correlation) and landjail's log_proxy_drop_counts.
             {"upstream_proxy",
              [&](const YAML::Node& n) {
                  c.boundary_only.upstream_proxy = w.text(n, "upstream_proxy");
@@ -359,6 +360,8 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
              [&](const YAML::Node& n) {
                  c.boundary_only.log_proxy_socket_path = w.text(n, "log_proxy_socket_path");
              }},
+            {"log_proxy_drop_counts",
+             flag(c.boundary_only.log_proxy_drop_counts, "log_proxy_drop_counts")},
             {"session_correlation_enabled",
              flag(c.boundary_only.session_correlation_enabled, "session_correlation_enabled")},
             {"session_id_inject_targets",

@@ -53,11 +53,12 @@ struct Labels {
         template_version_id;
 };
 
-/// Keys of newer boundary releases that landjail accepts so that their config files load
-/// unchanged, but does not act on (each one that would have an effect is warned about).
+/// Keys of newer boundary releases: the Coder agent's audit socket and session correlation
+/// (policy::Settings acts on them), and upstream_proxy (accepted, warned about, no effect).
 struct BoundaryOnly {
     std::optional<Setting<std::string>> upstream_proxy;         ///< chaining to another proxy
     std::optional<Setting<std::string>> log_proxy_socket_path;  ///< the Coder agent's socket
+    std::optional<Setting<bool>> log_proxy_drop_counts;  ///< landjail's: tag-2 frames
     std::optional<Setting<bool>> session_correlation_enabled;   ///< header injection
     std::vector<Setting<std::string>> session_id_inject_targets;
     std::optional<Setting<std::string>> session_id_header_name, sequence_number_header_name;

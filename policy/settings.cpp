@@ -149,19 +149,6 @@ void warn_boundary_only(const BoundaryOnly& b, std::vector<std::string>& warning
         warnings.push_back("upstream_proxy (" + b.upstream_proxy->origin +
                            ") is not supported: landjail-proxy connects to origins directly");
     }
-    if (b.log_proxy_socket_path && !b.log_proxy_socket_path->value.empty()) {
-        warnings.push_back("log_proxy_socket_path (" + b.log_proxy_socket_path->origin +
-                           ") has no effect: landjail writes its audit trail to audit.file, "
-                           "audit.socket or --audit-socket");
-    }
-    const bool correlation = b.session_correlation_enabled && b.session_correlation_enabled->value;
-    if (correlation || !b.session_id_inject_targets.empty()) {
-        const std::string& origin = correlation ? b.session_correlation_enabled->origin
-                                                : b.session_id_inject_targets.front().origin;
-        warnings.push_back("session correlation (" + origin +
-                           ") has no effect: landjail-proxy does not add session headers to "
-                           "requests");
-    }
 }
 
 std::string join_path(std::string dir, std::string_view file) {
@@ -242,16 +229,13 @@ Status apply_limits(const Inputs& in, const FileConfig& file, Settings& s) {
     return {};
 }
 
-/// audit.required needs a trail to require: a sink other than stderr, and audit logs on.
+/// audit.required needs a trail to require: a sink other than stderr (disable_audit_logs
+/// turns off only the Coder agent's copy).
 Status check_required(const Settings& s) {
     if (!s.audit.required || !s.audit.required->value) {
         return {};
     }
     const std::string what = "audit.required (from " + s.audit.required->origin + ")";
-    if (s.disable_audit_logs.value) {
-        return make_error(what + " contradicts disable_audit_logs (from " +
-                          s.disable_audit_logs.origin + "): drop one of them");
-    }
     if (!s.audit_file && !s.audit.socket && !s.audit.http) {
         return make_error(what +
                           ": there is no audit trail to require; set --audit-log, "
@@ -332,6 +316,9 @@ Result<Settings> build_settings(const Inputs& in) {
         return ok.error();
     }
     if (auto ok = apply_limits(in, file, s); !ok) {
+        return ok.error();
+    }
+    if (auto ok = apply_coder_settings(in, file, s); !ok) {
         return ok.error();
     }
     warn_boundary_only(file.boundary_only, s.warnings);

@@ -28,6 +28,11 @@ struct FlagInputs {
     std::optional<std::string> max_connections;  ///< --max-connections N
     bool disable_audit_logs = false;
     bool audit_required = false;  ///< --audit-required
+    // The Coder agent's audit socket and session correlation (boundary's flags).
+    std::optional<std::string> log_proxy_socket_path;
+    bool log_proxy_drop_counts = false;
+    bool enable_session_correlation = false;
+    std::vector<std::string> session_id_inject_targets;
 };
 
 /// Everything build_settings looks at.
@@ -37,6 +42,26 @@ struct Inputs {
     std::map<std::string, std::string>
         env;  ///< the process environment (only known names are read)
     FlagInputs flags;
+};
+
+/// Where the audit trail is also sent as boundary sends it: the Coder workspace agent's unix
+/// socket (DESIGN §6). Used only when the path exists when the trail starts.
+struct CoderAgentSettings {
+    /// --log-proxy-socket-path > CODER_AGENT_BOUNDARY_LOG_PROXY_SOCKET_PATH >
+    /// log_proxy_socket_path > $TMPDIR/boundary-audit.sock (origin "default"); absent when
+    /// disable_audit_logs turns the forwarding off.
+    std::optional<Setting<std::string>> socket;
+    Setting<bool> drop_counts{false};  ///< tag-2 frames with drop counts (newer agents only)
+};
+
+/// Session correlation (Coder AI Gateway): allowed requests that match a target get the
+/// session id and their audit event's sequence number in two headers.
+struct CorrelationSettings {
+    Setting<bool> enabled{false};
+    std::vector<RuleSource> targets;  ///< allow-rule syntax; the method is ignored
+    Setting<std::string> session_header{"X-Coder-Agent-Firewall-Session-Id"};
+    Setting<std::string> sequence_header{"X-Coder-Agent-Firewall-Sequence-Number"};
+    std::shared_ptr<const Engine> engine;  ///< the targets as allow rules; set when enabled
 };
 
 struct Settings {
@@ -55,6 +80,8 @@ struct Settings {
     AuditConfig audit;
     TlsConfig tls;
     Labels labels;
+    CoderAgentSettings coder;
+    CorrelationSettings correlation;
     std::vector<std::string> warnings;       ///< accepted-but-ignored keys (the proxy prints these)
     std::vector<std::string> jail_warnings;  ///< about the jail (jail_type nsjail): landjail's
     std::shared_ptr<const Engine> engine;
@@ -65,6 +92,12 @@ struct Settings {
 /// line), LANDJAIL_LOG_LEVEL / BOUNDARY_LOG_LEVEL, LANDJAIL_LOG_DIR / BOUNDARY_LOG_DIR,
 /// LANDJAIL_PROXY_PORT / PROXY_PORT, BOUNDARY_JAIL_TYPE, DISABLE_AUDIT_LOGS.
 Result<Settings> build_settings(const Inputs& inputs);
+
+/// The Coder agent socket and session correlation settings (policy/coder_settings.cpp):
+/// flag > environment > file > default, as for the other settings. Errors: an empty or
+/// relative socket path, a bad boolean, a bad target rule, a bad header name, correlation
+/// enabled with no target and no CODER_AGENT_URL.
+Status apply_coder_settings(const Inputs& inputs, const FileConfig& file, Settings& settings);
 
 /// Parses every source's rules into Rules (errors name the origin and the rule text).
 Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources);

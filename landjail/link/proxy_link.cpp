@@ -45,7 +45,10 @@ class ExternalProxy final : public ProxyLink {
         }
         addr_ = *addr;
         if (spec_.plan->supervise) {
-            auto auditor = proxy::start_auditor(*spec_.settings, spec_.session_id);
+            // The external proxy forwards its own stream to the Coder agent; ours would repeat
+            // its sequence numbers.
+            auto auditor = proxy::start_auditor(*spec_.settings,
+                                                proxy::AuditRole{spec_.session_id, {}, false, {}});
             if (!auditor) {
                 diag::warn(auditor.error().what() + "; the jail's own audit events are lost");
             } else {
@@ -127,8 +130,7 @@ Status LocalProxy::start() {
         return made.error();
     }
     int events[2] = {-1, -1};
-    if (spec_.plan->supervise && !spec_.settings->disable_audit_logs.value &&
-        pipe2(events, O_CLOEXEC) == 0) {
+    if (spec_.plan->supervise && pipe2(events, O_CLOEXEC) == 0) {
         fcntl(events[1], F_SETPIPE_SZ, 1 << 20);  // room for thousands of events
         events_ = std::make_shared<JailEvents>(UniqueFd(events[1]), UniqueFd(events[0]));
     }
@@ -166,7 +168,7 @@ UniqueFd LocalProxy::client_table() {
 void LocalProxy::hold_proxy_log() {
     const policy::Settings& s = *spec_.settings;
     if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !s.audit.stderr_denials &&
-        s.log_level.value == "warn" && !s.disable_audit_logs.value) {
+        s.log_level.value == "warn") {
         const std::string path = spec_.session_dir + "/proxy.stderr";
         proxy_log_.reset(
             open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
@@ -218,8 +220,10 @@ bool LocalProxy::reaped(pid_t pid, int status) {
     std::string audit;
     if (events_) {
         auto id = proxy::new_session_id();
-        auto local = id ? proxy::start_auditor(*spec_.settings, *id)
-                        : Result<std::unique_ptr<proxy::Auditor>>(id.error());
+        auto local =
+            id ? proxy::start_auditor(*spec_.settings,
+                                      proxy::AuditRole{*id, command_basename(*spec_.cli), true, {}})
+               : Result<std::unique_ptr<proxy::Auditor>>(id.error());
         if (local && *local) {
             auditor_ = std::move(*local);
             audit = "; landjail writes the jail's audit events itself, as audit session " + *id;

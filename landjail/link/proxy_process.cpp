@@ -111,6 +111,11 @@ Status port_is_free(std::uint16_t port) {
 
 }  // namespace
 
+std::string command_basename(const CliOptions& cli) {
+    return cli.args.empty() ? std::string()
+                            : std::filesystem::path(cli.args.front()).filename().string();
+}
+
 std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
                                          const proxy::ConfigChoice& config,
                                          const std::string& ca_dir, const std::string& session_id) {
@@ -121,17 +126,16 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     for (const auto& [name, path] : config.profiles) {
         o.flags.profiles.push_back(std::filesystem::absolute(path).string());
     }
-    if (s.disable_audit_logs.value) {
-        o.flags.disable_audit_logs = true;
-        o.flags.audit_log.reset();
-        o.flags.audit_socket.reset();
-        o.flags.audit_required = false;
-    } else if (s.audit_file) {
+    o.flags.disable_audit_logs = s.disable_audit_logs.value;
+    if (s.audit_file) {
         o.flags.audit_log = s.audit_file->value;
     }
     o.ca_dir = ca_dir;
     std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
                                   "--session-id", session_id};
+    if (const std::string name = command_basename(cli); !name.empty()) {
+        a.insert(a.end(), {"--command-name", name});
+    }
     const std::vector<std::string> shared = proxy::forward_shared(o);
     a.insert(a.end(), shared.begin(), shared.end());
     return a;
@@ -139,7 +143,7 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
 
 Status check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
     Status ok;
-    if (s.audit_file && !s.disable_audit_logs.value) {
+    if (s.audit_file) {
         const std::string& origin = s.audit_file->origin;
         const bool from_log_dir = origin.rfind("log_dir", 0) == 0 && s.log_dir;
         // A log_dir that does not exist yet is created (launch_proxy); it is checked then.

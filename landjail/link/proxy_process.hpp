@@ -34,6 +34,10 @@ struct ProxyProcess {
     bool explained = false;
 };
 
+/// The basename of the command landjail runs ("" without one): the Coder agent's
+/// confined_process_name.
+std::string command_basename(const CliOptions& cli);
+
 /// The arguments landjail gives its landjail-proxy (before --ready-fd and friends): where to
 /// listen, the session, the same configuration and flags it read, the audit sinks, the CA.
 std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,

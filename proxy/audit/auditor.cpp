@@ -86,6 +86,13 @@ Result<std::unique_ptr<Auditor>> Auditor::start(Options options) {
     if (auto http = self->start_http(); !http) {
         return http.error();
     }
+    if (self->options_.coder) {
+        auto coder = CoderSink::start(*self->options_.coder);
+        if (!coder) {
+            return coder.error();
+        }
+        self->coder_ = std::move(*coder);
+    }
     try {
         self->writer_ = std::thread(&Auditor::run, self.get());
     } catch (const std::system_error& e) {
@@ -144,6 +151,9 @@ bool Auditor::enqueue(AuditEvent event) {
             // seq and time are taken under the lock that orders the queue, so file order is
             // seq order.
             const std::uint64_t seq = seq_.load() + 1;
+            if (!event.sequence && numbered() && coder_visible(event)) {
+                event.sequence = reserve_sequence();
+            }
             was_empty = queue_.empty();
             queue_.push_back(Queued{std::move(event), seq, Clock::now()});
             seq_.store(seq);
@@ -237,7 +247,7 @@ bool Auditor::wait_for_work(std::unique_lock<std::mutex>& lock) {
 }
 
 Status make_log_dir(const policy::Settings& s) {
-    if (!s.log_dir || s.disable_audit_logs.value) {
+    if (!s.log_dir) {
         return {};
     }
     // boundary creates its log_dir; so does landjail (mode 0700: the audit names URLs).
@@ -258,12 +268,43 @@ Status make_log_dir(const policy::Settings& s) {
     return {};
 }
 
-Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
-                                               const std::string& session_id,
-                                               const std::optional<std::string>& extra_ca) {
-    if (s.disable_audit_logs.value) {
-        return std::unique_ptr<Auditor>();
+namespace {
+
+/// The Coder agent's sink options when its socket exists now; a warning when a socket that
+/// was asked for is not there (a note at info for the default path, outside Coder).
+std::optional<CoderSink::Options> coder_options(const policy::Settings& s, const AuditRole& role,
+                                                const std::string& session_id) {
+    if (!role.coder || !s.coder.socket) {
+        return std::nullopt;
     }
+    const policy::Setting<std::string>& path = *s.coder.socket;
+    struct stat st {};
+    if (::stat(path.value.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        const std::string why =
+            errno == ENOENT || errno == ENOTDIR ? "does not exist" : "is not a unix socket";
+        const std::string line = "the Coder agent's audit socket " + path.value + " (from " +
+                                 path.origin + ") " + why +
+                                 ": audit events are not forwarded to Coder";
+        if (path.origin == "default") {
+            if (s.log_level.value == "info" || s.log_level.value == "debug") {
+                diag::note(line);
+            }
+        } else {
+            diag::warn(line);
+        }
+        return std::nullopt;
+    }
+    CoderSink::Options o;
+    o.socket_path = path.value;
+    o.session_id = session_id;
+    o.confined_process_name = role.command_name;
+    o.envelope = s.coder.drop_counts.value;
+    return o;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s, const AuditRole& role) {
     if (auto made = make_log_dir(s); !made) {
         return made.error();
     }
@@ -279,11 +320,20 @@ Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& s,
     o.stderr_denials =
         s.audit.stderr_denials ? s.audit.stderr_denials->value : s.log_level.value != "error";
     o.labels = s.labels;
-    o.session_id = session_id;
+    o.session_id = role.session_id;
+    if (o.session_id.empty()) {
+        auto id = new_session_id();
+        if (!id) {
+            return id.error();
+        }
+        o.session_id = std::move(*id);
+    }
     o.required = s.audit.required && s.audit.required->value;
     if (s.audit.http) {
-        o.http = http_sink_options(s, extra_ca);
+        o.http = http_sink_options(s, role.extra_ca);
     }
+    o.coder = coder_options(s, role, o.session_id);
+    o.sequence_numbers = s.correlation.enabled.value;
     return Auditor::start(std::move(o));
 }
 

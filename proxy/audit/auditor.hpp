@@ -27,6 +27,7 @@
 #include "policy/config.hpp"
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
+#include "proxy/audit/coder_sink.hpp"
 #include "proxy/audit/event.hpp"
 #include "proxy/audit/file.hpp"
 #include "proxy/audit/http_sink.hpp"
@@ -60,6 +61,11 @@ class Auditor {
         std::string session_id;  ///< empty: a random UUIDv4
         policy::Labels labels;   ///< workspace_id, … added to every event when set
         bool required = false;   ///< audit.required: requests are refused while !writable()
+        /// The Coder workspace agent (boundary's protocol): the http_request, connect_denied
+        /// and socket_denied events, numbered (AuditEvent::sequence), are also sent there.
+        std::optional<CoderSink::Options> coder;
+        /// Number those events even without an agent (session correlation headers).
+        bool sequence_numbers = false;
     };
 
     /// Opens the sinks (the file is opened here so that a bad path is an error at start-up,
@@ -75,6 +81,16 @@ class Auditor {
     /// first, so that a refusal of the jail precedes the requests made after it. Returns false
     /// when the event was dropped (queue full or stopped).
     bool record(AuditEvent event);
+
+    /// The next sequence number (int32 from 0, per session, as the Coder agent's protocol
+    /// has it) for an event that will be recorded: a request whose correlation header must
+    /// carry its event's number takes it at decision time. Every number taken must be
+    /// recorded (in AuditEvent::sequence), or the agent sees a gap. Thread-safe.
+    std::int32_t reserve_sequence() noexcept { return next_sequence_.fetch_add(1); }
+    /// Whether events are numbered (a Coder agent, or session correlation).
+    bool numbered() const noexcept { return options_.sequence_numbers || coder_ != nullptr; }
+    /// The Coder agent sink (its counters), or null without one.
+    const CoderSink* coder() const { return coder_.get(); }
 
     /// The jail's event pipe (landjail-proxy --event-fd): its events join this stream, read
     /// as they come by a thread of their own, and taken first by every record(). The events
@@ -157,13 +173,17 @@ class Auditor {
     void socket_failed(const AuditLoss& loss);
     void write_http(const std::string& lines);
     void write_denials(const std::vector<Queued>& batch) const;  ///< logfmt lines to stderr
+    void write_coder(const std::vector<Queued>& batch);  ///< the numbered events to the agent
+    void collect_coder_losses();
     void set_problem(Problem p, bool on);
     void close_sinks();  ///< after the writer ended: fsync, close, report the totals
 
     Options options_;
     std::unique_ptr<AuditFile> file_;
     UniqueFd socket_;
-    std::unique_ptr<HttpSink> http_;  ///< fed by the writer thread; stopped after it
+    std::unique_ptr<HttpSink> http_;    ///< fed by the writer thread; stopped after it
+    std::unique_ptr<CoderSink> coder_;  ///< fed by the writer thread; stopped after it
+    std::atomic<std::int32_t> next_sequence_{0};
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Queued> queue_;
@@ -191,14 +211,24 @@ class Auditor {
 /// Creates the settings' log_dir (and its parents) when it does not exist, as boundary does.
 Status make_log_dir(const policy::Settings& s);
 
-/// The auditor the settings ask for (file, socket, stderr denials, HTTP collector, labels),
-/// or none (null) when audit logs are disabled. `session_id` empty: a new random one. Shared
-/// by the proxy and the jail's supervisor, so both write the same session to the same sinks.
-/// An https collector is verified with the system store and `extra_ca` (default: the
-/// settings' tls.upstream_ca), as the proxy's upstream connections are.
-Result<std::unique_ptr<Auditor>> start_auditor(
-    const policy::Settings& settings, const std::string& session_id,
-    const std::optional<std::string>& extra_ca = std::nullopt);
+/// Who starts an auditor, for start_auditor().
+struct AuditRole {
+    std::string session_id;    ///< empty: a new random one
+    std::string command_name;  ///< the Coder agent's confined_process_name
+    /// Forward to the Coder agent when the settings ask for it (false for the launcher's
+    /// stand-in auditor beside an external proxy, which forwards its own stream).
+    bool coder = true;
+    /// An https collector is verified with the system store and this (default: the
+    /// settings' tls.upstream_ca), as the proxy's upstream connections are.
+    std::optional<std::string> extra_ca;
+};
+
+/// The auditor the settings ask for (file, socket, stderr denials, HTTP collector, the Coder
+/// agent, labels). Shared by the proxy and the jail's supervisor, so both write the same
+/// session to the same sinks. The Coder agent's socket is used when it exists now (one
+/// warning otherwise when it was configured, a note at info when it is the default path).
+Result<std::unique_ptr<Auditor>> start_auditor(const policy::Settings& settings,
+                                               const AuditRole& role);
 
 /// A random UUIDv4 for a new audit session.
 Result<std::string> new_session_id();

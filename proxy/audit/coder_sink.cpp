@@ -68,8 +68,8 @@ std::string payload_of(const pb::ReportBoundaryLogsRequest& req, bool envelope) 
 
 }  // namespace
 
-std::vector<std::string> CoderSink::frames(const std::vector<Log>& logs, const Options& o) {
-    std::vector<std::string> out;
+std::vector<CoderSink::Frame> CoderSink::frames(const std::vector<Log>& logs, const Options& o) {
+    std::vector<Frame> out;
     pb::ReportBoundaryLogsRequest req;
     const auto reset = [&] {
         req.Clear();
@@ -78,7 +78,9 @@ std::vector<std::string> CoderSink::frames(const std::vector<Log>& logs, const O
     };
     const auto emit = [&] {
         if (req.logs_size() > 0) {
-            out.push_back(frame_of(o.envelope ? kTagEnvelope : kTagLogs, payload_of(req, o.envelope)));
+            out.push_back(
+                {frame_of(o.envelope ? kTagEnvelope : kTagLogs, payload_of(req, o.envelope)),
+                 static_cast<std::size_t>(req.logs_size())});
         }
         reset();
     };
@@ -163,9 +165,8 @@ void CoderSink::lose(const std::string& reason, std::uint64_t n) {
         losses_.push_back({reason, n});
     }
     if (!std::exchange(drop_reported_, true)) {
-        report(reason == "queue_full"
-                   ? "the agent does not keep up: logs are dropped (and counted)"
-                   : "logs could not be delivered before exit");
+        report(reason == "queue_full" ? "the agent does not keep up: logs are dropped (and counted)"
+                                      : "logs could not be delivered before exit");
     }
 }
 
@@ -212,15 +213,16 @@ std::uint64_t CoderSink::dropped() const {
 void CoderSink::run() {
     std::vector<Log> batch;
     while (take_batch(batch)) {
-        if (deliver(batch)) {
-            std::lock_guard lock(mutex_);
-            delivered_ += batch.size();
+        const std::size_t sent = deliver(batch);
+        std::lock_guard lock(mutex_);
+        delivered_ += sent;
+        if (sent == batch.size()) {
             batch.clear();
             continue;
         }
-        // Not delivered: back to the head of the queue, in order, for the next attempt.
-        std::lock_guard lock(mutex_);
-        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()),
+        // The rest back to the head of the queue, in order, for the next attempt.
+        queue_.insert(queue_.begin(),
+                      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(sent)),
                       std::make_move_iterator(batch.end()));
         batch.clear();
         if (stopping_ && Steady::now() >= deadline_) {
@@ -257,9 +259,9 @@ bool CoderSink::take_batch(std::vector<Log>& batch) {
     return true;
 }
 
-bool CoderSink::deliver(const std::vector<Log>& batch) {
+std::size_t CoderSink::deliver(const std::vector<Log>& batch) {
     if (!connected()) {
-        return false;
+        return 0;
     }
     if (options_.envelope) {
         std::int64_t channel = 0, lost = 0;
@@ -270,18 +272,20 @@ bool CoderSink::deliver(const std::vector<Log>& batch) {
         }
         if (channel + lost != status_sent_) {
             if (!send_frame(status_frame(channel, lost))) {
-                return false;
+                return 0;
             }
             status_sent_ = channel + lost;
         }
     }
-    for (const std::string& frame : frames(batch, options_)) {
-        if (!send_frame(frame)) {
-            return false;  // the whole batch again: the agent may have kept part of a frame
+    std::size_t sent = 0;
+    for (const Frame& frame : frames(batch, options_)) {
+        if (!send_frame(frame.bytes)) {
+            return sent;
         }
+        sent += frame.logs;
     }
     failing_reported_ = false;
-    return true;
+    return sent;
 }
 
 /// (Re)connects at most every reconnect_interval; true when a connection is open.
@@ -323,17 +327,18 @@ bool CoderSink::send_frame(const std::string& frame) {
             continue;
         }
         const int err = n < 0 ? errno : EIO;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                Steady::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
         if ((err == EAGAIN || err == EINTR) && left.count() > 0) {
             pollfd p{socket_.get(), POLLOUT, 0};
             (void)::poll(&p, 1, static_cast<int>(left.count()));
             continue;
         }
         if (!std::exchange(failing_reported_, true)) {
-            report("send: " + (err == EAGAIN ? std::string("the agent stopped reading")
-                                             : diag::errno_text(err)) +
-                   "; reconnecting, the logs are sent again");
+            report(
+                "send: " +
+                (err == EAGAIN ? std::string("the agent stopped reading") : diag::errno_text(err)) +
+                "; reconnecting, the logs are sent again");
         }
         socket_.reset();
         return false;

@@ -11,7 +11,7 @@
 //
 // Unlike boundary, which loses its last partial batch at exit, the sink's own thread sends
 // batches (up to batch_logs logs or flush_interval) split to fit 32 KiB and 1000 logs,
-// reconnects after errors, resends a frame the agent may not have read whole, and delivers
+// reconnects after errors, resends from the frame the agent did not get whole, and delivers
 // what is left at stop() within a grace period. push() never blocks: beyond queue_capacity
 // logs are dropped and counted; every loss is reported (take_losses(), and with tag 2 to the
 // agent as BoundaryStatus).
@@ -86,9 +86,14 @@ class CoderSink {
     std::uint64_t delivered() const;  ///< logs written whole to the agent's socket
     std::uint64_t dropped() const;    ///< logs lost (queue full, or undelivered at stop)
 
-    /// The frames (header + payload) for `logs`, in order: each payload at most kMaxPayload
-    /// bytes and kMaxLogs logs; a log too large for a frame of its own has its URL cut. Pure.
-    static std::vector<std::string> frames(const std::vector<Log>& logs, const Options& options);
+    /// One frame (header + payload) and how many logs it carries.
+    struct Frame {
+        std::string bytes;
+        std::size_t logs = 0;
+    };
+    /// The frames for `logs`, in order: each payload at most kMaxPayload bytes and kMaxLogs
+    /// logs; a log too large for a frame of its own has its URL cut. Pure.
+    static std::vector<Frame> frames(const std::vector<Log>& logs, const Options& options);
     /// A tag-2 BoundaryStatus frame with the drop counts. Pure.
     static std::string status_frame(std::int64_t channel_full, std::int64_t batch_full);
 
@@ -96,28 +101,30 @@ class CoderSink {
     explicit CoderSink(Options options) : options_(std::move(options)) {}
     void run();
     bool take_batch(std::vector<Log>& batch);  ///< waits; false when stopping and empty
-    bool deliver(const std::vector<Log>& batch);
+    /// Sends the batch; returns how many of its logs went out in whole frames (the rest is
+    /// sent again after a reconnect: a frame cut by a failure is dropped by the agent).
+    std::size_t deliver(const std::vector<Log>& batch);
     bool send_frame(const std::string& frame);
     bool connected();
     void lose(const std::string& reason, std::uint64_t n);
 
     Options options_;
-    UniqueFd socket_;                                  ///< sender thread only
+    UniqueFd socket_;                                   ///< sender thread only
     std::chrono::steady_clock::time_point next_try_{};  ///< sender thread only
-    bool failing_reported_ = false;                    ///< sender thread only
-    std::int64_t status_sent_ = -1;                    ///< sender thread: drops last reported
+    bool failing_reported_ = false;                     ///< sender thread only
+    std::int64_t status_sent_ = -1;                     ///< sender thread: drops last reported
     mutable std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<Log> queue_;  ///< under mutex_
+    std::deque<Log> queue_;                                 ///< under mutex_
     std::chrono::steady_clock::time_point first_queued_{};  ///< under mutex_: queue_ filled
-    bool stopping_ = false;  ///< under mutex_
-    std::chrono::steady_clock::time_point deadline_{};  ///< under mutex_: stop() + grace
-    std::uint64_t delivered_ = 0;                       ///< under mutex_
-    std::uint64_t dropped_ = 0;                         ///< under mutex_
-    std::uint64_t channel_full_ = 0;                    ///< under mutex_
-    std::uint64_t batch_full_ = 0;                      ///< under mutex_
-    std::vector<Loss> losses_;                          ///< under mutex_
-    bool drop_reported_ = false;                        ///< under mutex_
+    bool stopping_ = false;                                 ///< under mutex_
+    std::chrono::steady_clock::time_point deadline_{};      ///< under mutex_: stop() + grace
+    std::uint64_t delivered_ = 0;                           ///< under mutex_
+    std::uint64_t dropped_ = 0;                             ///< under mutex_
+    std::uint64_t channel_full_ = 0;                        ///< under mutex_
+    std::uint64_t batch_full_ = 0;                          ///< under mutex_
+    std::vector<Loss> losses_;                              ///< under mutex_
+    bool drop_reported_ = false;                            ///< under mutex_
     std::thread sender_;
 };
 

@@ -3,6 +3,7 @@
 // sink reads it.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,16 @@ struct AuditEvent {
     /// How the exchange ended when it did not end normally: client_aborted, client_timeout,
     /// bad_chunk, upstream_failed, upstream_timeout, upstream_bad_response, idle_timeout.
     std::optional<std::string> outcome;
+    /// The Coder agent's sequence number ("sequence_number"): set when events are numbered
+    /// (Auditor::numbered), taken at decision time by a request that carries it in a header,
+    /// else when recorded.
+    std::optional<std::int32_t> sequence;
 };
+
+/// Whether the Coder agent is told of this event: a decided request or a refused connection
+/// or socket (not audit_dropped, start or stop events).
+inline bool coder_visible(const AuditEvent& e) {
+    return e.event == "http_request" || e.event == "connect_denied" || e.event == "socket_denied";
+}
 
 }  // namespace lj::proxy

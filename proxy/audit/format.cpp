@@ -132,6 +132,9 @@ std::string Auditor::to_json(const AuditEvent& event, const std::string& session
     if (event.status) {  // absent: no response reached the client (see outcome)
         j["status"] = *event.status;
     }
+    if (event.sequence) {  // the Coder agent's number of this event (and its header's)
+        j["sequence_number"] = *event.sequence;
+    }
     if (event.outcome) {
         j["outcome"] = *event.outcome;
     }

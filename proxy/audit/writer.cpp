@@ -115,6 +115,7 @@ void Auditor::write_batch(std::vector<Queued>& batch) {
         write_socket(lines, batch.size());
         write_http(lines);
         write_denials(batch);
+        write_coder(batch);
         collect_losses();                // the HTTP sink's, from this push: in the next notices
     } catch (const std::exception& e) {  // bad_alloc while rendering: the batch is lost
         dropped_.fetch_add(batch.size());
@@ -155,6 +156,63 @@ void Auditor::collect_losses() {
         for (const HttpSink::Loss& l : http_->take_losses()) {
             lose(AuditLoss{"http", l.reason, l.err, l.status, false, l.count});
         }
+    }
+    collect_coder_losses();
+}
+
+void Auditor::collect_coder_losses() {
+    if (coder_) {
+        for (const CoderSink::Loss& l : coder_->take_losses()) {
+            lose(AuditLoss{"coder", l.reason, 0, 0, false, l.count});
+        }
+    }
+}
+
+namespace {
+
+/// The agent's URL for an event that is not an HTTP request (DESIGN §6): a tunnel
+/// (CONNECT host:port, decided as a whole), a refused connect or socket of the jail.
+std::string coder_url(const AuditEvent& e) {
+    if (e.event == "socket_denied") {
+        std::string what = e.destination.value_or("");
+        std::replace(what.begin(), what.end(), ' ', '/');
+        return "socket:" + what;
+    }
+    if (e.event == "connect_denied") {
+        return "tcp://" + e.destination.value_or("");
+    }
+    return e.http_method == "CONNECT" ? "tcp://" + e.http_url : e.http_url;
+}
+
+}  // namespace
+
+void Auditor::write_coder(const std::vector<Queued>& batch) {
+    if (!coder_) {
+        return;
+    }
+    std::vector<CoderSink::Log> logs;
+    for (const Queued& q : batch) {
+        const AuditEvent& e = q.event;
+        if (!e.sequence || !coder_visible(e)) {
+            continue;
+        }
+        CoderSink::Log log;
+        log.allowed = e.allowed;
+        log.time = q.time;
+        log.method = e.event == "socket_denied"    ? "SOCKET"
+                     : e.event == "connect_denied" ? "CONNECT"
+                                                   : e.http_method;
+        log.url = coder_url(e);
+        // coderd records a log as allowed exactly when it names a rule: a deny rule that
+        // decided a refusal stays in the local trail only.
+        if (e.allowed) {
+            log.matched_rule = e.matched_rule.value_or("*");
+        }
+        log.sequence = *e.sequence;
+        logs.push_back(std::move(log));
+    }
+    if (!logs.empty()) {
+        coder_->push(std::move(logs));
     }
 }
 
@@ -342,6 +400,11 @@ void Auditor::close_sinks() {
     }
     if (http_) {
         http_->stop();  // delivers within its grace period; the rest stays in the spool
+    }
+    if (coder_) {
+        coder_->stop();  // delivers within its grace period; the trail says what it could not
+        collect_coder_losses();
+        write_file(std::string(), 0);  // the audit_dropped notice of those it could not
     }
     if (const std::uint64_t n = dropped_.load(); n > 0) {
         report(std::to_string(n) + " events were dropped because the audit queue was full");

@@ -90,7 +90,25 @@ const SharedRow kRows[] = {
                            "also send the audit trail (JSON lines) to the unix stream socket at "
                            "PATH",
                            false}),
-    row<&F::disable_audit_logs>({"disable-audit-logs", 0, nullptr, "write no audit events", false}),
+    row<&F::disable_audit_logs>({"disable-audit-logs", 0, nullptr,
+                                 "send no audit events to the Coder workspace agent (the local "
+                                 "trail is kept)",
+                                 false}),
+    row<&F::log_proxy_socket_path>({"log-proxy-socket-path", 0, "PATH",
+                                    "also send the audit trail to the Coder workspace agent's "
+                                    "socket at PATH when it exists (default "
+                                    "$TMPDIR/boundary-audit.sock)",
+                                    false}),
+    row<&F::log_proxy_drop_counts>({"log-proxy-drop-counts", 0, nullptr,
+                                    "send the Coder agent tag-2 frames that carry drop counts "
+                                    "(agents from March 2026 on)",
+                                    false}),
+    row<&F::enable_session_correlation>(
+        {"enable-session-correlation", 0, nullptr,
+         "set the session id and sequence number headers on requests to the targets", false}),
+    row<&F::session_id_inject_targets>(
+        {"session-id-inject-target", 0, "RULE",
+         "a request that gets the correlation headers (allow-rule syntax, method ignored)", true}),
     row<&F::audit_required>({"audit-required", 0, nullptr,
                              "refuse requests (503) while the audit trail cannot be written",
                              false}),

@@ -80,6 +80,14 @@ std::vector<Row> make_table() {
         {{"session-id", 0, "ID",
           "the audit session id (default: a random UUID; landjail passes its own)", false},
          &session_id},
+        {{"command-name", 0, "NAME",
+          "the jailed command's name (the Coder agent's confined_process_name; landjail "
+          "passes the basename of its COMMAND)",
+          false},
+         [](ProxyOptions& o, const std::string& v) -> Status {
+             o.command_name = v;
+             return {};
+         }},
         {{"threads", 0, "N",
           "worker threads, each with its own event loop (default: one per core, at most 4)", false},
          &threads},

@@ -27,6 +27,7 @@ struct ProxyOptions : SharedOptions {
     std::optional<int> event_fd;    ///< jail events (JSON lines) to add to the audit stream
     std::optional<int> clients_fd;  ///< landjail's table of the processes behind clients
     std::string session_id;         ///< audit session id; empty: a new random one
+    std::string command_name;       ///< the jailed command's name, for the Coder agent
     unsigned threads = 0;           ///< 0: one per core, at most kMaxDefaultThreads
     Timeouts timeouts;
     bool help = false;

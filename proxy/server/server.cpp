@@ -122,7 +122,8 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         upstream_ca = srv->settings_.tls.upstream_ca->value;
         upstream_ca_label = srv->settings_.tls.upstream_ca->origin + ": tls.upstream_ca";
     }
-    auto auditor = start_auditor(srv->settings_, opt.session_id, upstream_ca);
+    auto auditor = start_auditor(srv->settings_,
+                                 AuditRole{opt.session_id, opt.command_name, true, upstream_ca});
     if (!auditor) {
         return auditor.error();
     }

@@ -378,26 +378,30 @@ Test(settings, nsjail_warns) {
 
 // Newer boundary keys that would change what boundary does are each warned about, with
 // their location; their defaults (empty, false) are silent.
+// Newer boundary keys: upstream_proxy is warned about (no effect); the Coder agent's socket
+// and session correlation act (issue 15), so they are not warned about.
 Test(settings, newer_boundary_keys_warn) {
     Inputs in;
+    in.env["CODER_AGENT_URL"] = "https://coder.example.com";
     in.file = file(
         "upstream_proxy: http://proxy.corp:3128\n"
         "log_proxy_socket_path: /run/coder/boundary.sock\n"
         "session_correlation_enabled: true\n");
     const Settings s = build(in);
-    cr_assert_eq(s.warnings.size(), 3U, "three warnings, got %zu", s.warnings.size());
+    cr_assert_eq(s.warnings.size(), 1U, "one warning, got %zu", s.warnings.size());
     cr_expect(contains_any(s.warnings[0], "upstream_proxy (bad.yaml:1:17) is not supported"), "%s",
               s.warnings[0].c_str());
-    cr_expect(contains_any(s.warnings[1], "log_proxy_socket_path (bad.yaml:2:24) has no effect"),
-              "%s", s.warnings[1].c_str());
-    cr_expect(contains_any(s.warnings[2], "session correlation (bad.yaml:3:30)"), "%s",
-              s.warnings[2].c_str());
+    cr_expect_eq(s.coder.socket->value, "/run/coder/boundary.sock");
+    cr_expect(s.correlation.enabled.value && s.correlation.enabled.origin == "bad.yaml:3:30");
 
     Inputs defaults;
     defaults.file = file(
         "upstream_proxy: \"\"\nlog_proxy_socket_path: \"\"\n"
         "session_correlation_enabled: false\n");
-    cr_expect(build(defaults).warnings.empty(), "boundary's defaults are silent");
+    const Settings d = build(defaults);
+    cr_expect(d.warnings.empty(), "boundary's defaults are silent");
+    cr_expect_eq(d.coder.socket->origin, "default");
+    cr_expect(!d.correlation.enabled.value);
 }
 
 Test(settings, audit_file_default) {
@@ -513,7 +517,7 @@ Test(settings, disable_audit_logs) {
 }
 
 // audit.required (issue 13 item 6): the flag wins over the file; it needs a trail to
-// require, and cannot go with disable_audit_logs.
+// require; disable_audit_logs (the Coder agent's copy only, issue 15) does not take it away.
 Test(settings, audit_required) {
     Inputs flag;
     flag.flags.audit_required = true;
@@ -541,9 +545,8 @@ Test(settings, audit_required) {
     both.flags.disable_audit_logs = true;
     both.flags.audit_log = "/tmp/a.jsonl";
     const auto d = build_settings(both);
-    cr_assert(!d.ok() && d.error().message.find("contradicts disable_audit_logs (from "
-                                                "--disable-audit-logs)") != std::string::npos,
-              "%s", d.ok() ? "accepted" : d.error().message.c_str());
+    cr_assert(d.ok() && d->audit.required->value && d->audit_file, "%s",
+              d.ok() ? "" : d.error().message.c_str());
 }
 
 Test(settings, no_rules_denies_everything) {
