@@ -154,10 +154,8 @@ Status check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
         }
     }
     if (cli) {  // what only our own proxy uses
-        for (const std::string& r : cli->resolve) {
-            if (auto parsed = proxy::parse_resolve(r); ok && !parsed) {
-                ok = parsed.error();
-            }
+        if (auto parsed = proxy::resolve_overrides(cli->resolve); ok && !parsed) {
+            ok = parsed.error();
         }
         const auto& file_ca = s.tls.upstream_ca;
         if (ok && (cli->upstream_ca || file_ca)) {

@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cstdlib>
+#include <sstream>
+
 #include "policy/request.hpp"
 
 namespace lj::proxy {
@@ -57,6 +60,27 @@ Result<ResolveOverride> parse_resolve(std::string_view spec) {
             return bad(p.error().message);
         }
         out.to_port = *p;
+    }
+    return out;
+}
+
+Result<std::vector<ResolveOverride>> resolve_overrides(const std::vector<std::string>& flags) {
+    std::vector<ResolveOverride> out;
+    for (const std::string& spec : flags) {
+        auto r = parse_resolve(spec);
+        if (!r) {
+            return r.error();
+        }
+        out.push_back(std::move(*r));
+    }
+    const char* env = std::getenv("LANDJAIL_RESOLVE");
+    std::istringstream words(env ? env : "");
+    for (std::string spec; words >> spec;) {
+        auto r = parse_resolve(spec);
+        if (!r) {
+            return make_error("LANDJAIL_RESOLVE: " + r.error().message);
+        }
+        out.push_back(std::move(*r));
     }
     return out;
 }

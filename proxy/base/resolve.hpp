@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "policy/result.hpp"
 
@@ -22,5 +23,10 @@ struct ResolveOverride {
 
 /// Errors quote the option and say what the form is.
 Result<ResolveOverride> parse_resolve(std::string_view spec);
+
+/// Every override asked for: `flags` (--resolve), then the words of $LANDJAIL_RESOLVE (for
+/// programs that start landjail without flags of ours, as Coder's modules start boundary).
+/// Errors name the option or the variable.
+Result<std::vector<ResolveOverride>> resolve_overrides(const std::vector<std::string>& flags);
 
 }  // namespace lj::proxy

@@ -104,14 +104,11 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     if (!endpoint) {
         return endpoint.error();
     }
-    std::vector<ResolveOverride> resolves;
-    for (const std::string& spec : opt.resolve) {
-        auto r = parse_resolve(spec);
-        if (!r) {
-            return r.error();
-        }
-        resolves.push_back(*r);
+    auto overrides = resolve_overrides(opt.resolve);
+    if (!overrides) {
+        return overrides.error();
     }
+    std::vector<ResolveOverride> resolves = std::move(*overrides);
     auto passthrough = passthrough_patterns(srv->settings_.tls.passthrough);
     if (!passthrough) {
         return passthrough.error();
