@@ -187,7 +187,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         r = self._record()
-        path = self.path.split("?", 1)[0]
+        path = self.fake.api_path(self.path)
         j = r.json if isinstance(r.json, dict) else {}
         if path == "/v1/messages/count_tokens":
             self._send_json(200, {"input_tokens": max(1, len(r.raw) // 4)})
@@ -230,8 +230,11 @@ class FakeAnthropic:
     stop()."""
 
     def __init__(self, certfile: str, keyfile: str, reply: str, host: str = "127.0.0.1",
-                 port: int = 0, log=None, event_delay: float = 0.01):
+                 port: int = 0, log=None, event_delay: float = 0.01, prefix: str = ""):
         self.reply = reply
+        # A path prefix the API is served under, as behind Coder's AI Gateway
+        # (/api/v2/aibridge/anthropic): /PREFIX/v1/messages is the Messages API.
+        self.prefix = prefix.rstrip("/")
         self.event_delay = event_delay
         self.log = log  # None: sys.stderr at the time of each line (pytest's capture)
         self.requests: list[Recorded] = []
@@ -261,10 +264,17 @@ class FakeAnthropic:
         with self._lock:
             return list(self.requests)
 
+    def api_path(self, target: str) -> str:
+        """The API's path of a request target: without the query and the prefix."""
+        path = target.split("?", 1)[0]
+        if self.prefix and path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix):]
+        return path
+
     def messages(self) -> list[Recorded]:
         """The POST /v1/messages requests received so far."""
         return [r for r in self.received()
-                if r.method == "POST" and r.path.split("?", 1)[0] == "/v1/messages"]
+                if r.method == "POST" and self.api_path(r.path) == "/v1/messages"]
 
     def clear(self):
         with self._lock:
