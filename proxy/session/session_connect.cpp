@@ -77,7 +77,7 @@ awaitable<void> Session::intercept(const policy::Host& host, std::uint16_t port)
     const auto prefix = client_buf_.data();
     std::string bytes(static_cast<const char*>(prefix.data()), prefix.size());
     client_buf_.consume(client_buf_.size());
-    ec = co_await client_.handshake_server((*conf)->get(), bytes);
+    ec = co_await client_.handshake_server(std::move(*conf), bytes);
     if (ec) {
         spdlog::debug("TLS handshake with the client for {} failed: {}", host.text, ec.message());
         co_return;
