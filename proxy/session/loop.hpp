@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+// The request loop of one client connection, where every request starts: read a head under
+// the header deadline, refuse what cannot be read (431, 400) or whose framing is ambiguous
+// (400), then hand a CONNECT to the tunnel (tunnel.hpp) and any other request to one exchange
+// (exchange.hpp). Once a CONNECT tunnel is open, the loop serves the requests inside it
+// (origin-form, for the tunnel's origin) until the connection ends. A request goes
+// loop -> tunnel or loop -> exchange -> relay, and the loop reads the next one.
+//
+// Thread-safety: as Connection.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "proxy/net.hpp"
+#include "proxy/session/connection.hpp"
+#include "proxy/session/exchange.hpp"
+#include "proxy/session/request_head.hpp"
+#include "proxy/session/tunnel.hpp"
+
+namespace lj::proxy {
+
+/// The answer to a head that could not be read (`ec`): 431 over the header limit, 400 when it
+/// is malformed; none (nullopt) when the client closed, reset or timed out (`timed_out`)
+/// while sending it. Pure.
+std::optional<Refusal> unreadable_head(const error_code& ec, bool timed_out, bool head_request);
+
+/// The 400 for a head whose framing is ambiguous (framing_problem()), or nullopt. Pure.
+std::optional<Refusal> framing_refusal(const http::request_header<>& req, bool head_request);
+
+/// Reads the next request's head from the client under the header deadline. False when the
+/// connection ends here (the head could not be read; answered when it was refused).
+template <class W>
+awaitable<bool> read_request_head(Connection<W>& c,
+                                  http::request_parser<http::buffer_body>& parser) {
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    c.arm(Phase::Request, c.shared.timeouts.header);
+    c.waiting_for_request = true;
+    error_code ec;
+    co_await http::async_read_header(c.client, c.client_buf, parser,
+                                     asio::redirect_error(use_awaitable, ec));
+    c.waiting_for_request = false;
+    if (!ec) {
+        co_return true;
+    }
+    if (auto refusal = unreadable_head(ec, c.timed_out(), c.head_request)) {
+        co_await c.refuse(std::move(*refusal));
+    }
+    co_return false;
+}
+
+/// The requests of one connection: on the listener (absolute-form requests and CONNECT),
+/// then, after a CONNECT, inside its tunnel. Returns when the connection is done.
+template <class W>
+awaitable<void> serve_requests(Connection<W>& c) {
+    std::optional<TunnelOrigin> origin;  ///< inside a tunnel: where its requests must go
+    for (;;) {
+        if (c.worker.draining) {
+            co_return;
+        }
+        http::request_parser<http::buffer_body> parser;
+        if (!co_await read_request_head(c, parser)) {
+            co_return;
+        }
+        c.head_request = parser.get().method() == http::verb::head;
+        if (auto refusal = framing_refusal(parser.get(), c.head_request)) {
+            // Where this request ends (or goes) is ambiguous: whoever reads it next might
+            // read another request out of its body.
+            co_await c.refuse(std::move(*refusal));
+            co_return;
+        }
+        if (!origin && parser.get().method() == http::verb::connect) {
+            origin = co_await open_tunnel(c, parser.get());
+            if (!origin) {
+                co_return;
+            }
+            continue;
+        }
+        if (co_await run_exchange(c, parser, origin ? &*origin : nullptr) == Next::Close) {
+            co_return;
+        }
+    }
+}
+
+/// Serves one accepted client connection until it closes. `client_port` attributes its audit
+/// events to the jailed process behind it (0: unknown).
+template <class W>
+awaitable<void> serve_connection(W& worker, typename W::Stream client, std::uint16_t client_port) {
+    Connection<W> c(std::move(client), worker, client_port);
+    co_await serve_requests(c);
+    c.client.close();
+}
+
+}  // namespace lj::proxy
