@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -193,7 +194,8 @@ awaitable<RelayEnd> relay_response_body(Connection<W>& c, typename W::Stream& up
                                         beast::flat_buffer& up_buf, ResponseParser& rp) {
     if constexpr (std::is_same_v<typename W::Stream, Stream>) {
         if (spliceable(up, c.client, rp)) {
-            co_return co_await splice_body(up, up_buf, rp, c.client, [&c] { c.extend_idle(); });
+            const std::function<void()> idle = [&c] { c.extend_idle(); };
+            co_return co_await splice_body(up, up_buf, rp, c.client, idle);
         }
     }
     co_return co_await relay_message(up, up_buf, rp, c.client, [&c] { c.extend_idle(); });

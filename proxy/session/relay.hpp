@@ -134,16 +134,11 @@ awaitable<RelayEnd> relay_message(From& from, beast::flat_buffer& from_buf,
 }
 
 /// True for a large plain-HTTP response body of known length between two plain sockets,
-/// which splice_body() moves without copying it through user space. Never for other streams.
-template <class From, class To>
-bool spliceable(const From& from, const To& to,
-                const http::response_parser<http::buffer_body>& rp) {
-    if constexpr (std::is_same_v<From, Stream> && std::is_same_v<To, Stream>) {
-        return !from.is_tls() && !to.is_tls() && !rp.is_done() && !rp.get().chunked() &&
-               rp.content_length_remaining() && *rp.content_length_remaining() >= kSpliceMin;
-    } else {
-        return false;
-    }
+/// which splice_body() moves without copying it through user space.
+inline bool spliceable(const Stream& from, const Stream& to,
+                       const http::response_parser<http::buffer_body>& rp) {
+    return !from.is_tls() && !to.is_tls() && !rp.is_done() && !rp.get().chunked() &&
+           rp.content_length_remaining() && *rp.content_length_remaining() >= kSpliceMin;
 }
 
 /// The response body from `up` to `to` with splice(2) through a pipe (after its head and the

@@ -49,6 +49,18 @@ AuditEvent passthrough_event(const policy::Host& host, std::uint16_t port, bool 
                           std::move(reason), status);
 }
 
+Refusal passthrough_unavailable(const policy::Host& host, std::uint16_t port) {
+    return {passthrough_event(host, port, true, "audit_unavailable", 503),
+            reply(http::status::service_unavailable, audit_unavailable_body(), false, false)};
+}
+
+Refusal passthrough_unreachable(const policy::Host& host, std::uint16_t port,
+                                const UpstreamFailure& f) {
+    const std::string target = host.authority() + ":" + std::to_string(port);
+    return {passthrough_event(host, port, false, "passthrough", 502),
+            reply(http::status::bad_gateway, upstream_failure_body(target, f), false, false)};
+}
+
 awaitable<bool> accept_tls(Stream& client, beast::flat_buffer& client_buf, TlsContext& tls,
                            TunnelOrigin& origin) {
     std::string sni;

@@ -46,6 +46,11 @@ TunnelPlan plan_tunnel(std::string_view target, const policy::Engine& engine,
 /// The passthrough tunnel's one event ("CONNECT host:port", reason `reason`). Pure.
 AuditEvent passthrough_event(const policy::Host& host, std::uint16_t port, bool allowed,
                              std::string reason, int status);
+/// The 503 of a passthrough tunnel while audit.required cannot be written. Pure.
+Refusal passthrough_unavailable(const policy::Host& host, std::uint16_t port);
+/// The 502 of a passthrough tunnel whose origin cannot be reached (`f`: the step). Pure.
+Refusal passthrough_unreachable(const policy::Host& host, std::uint16_t port,
+                                const UpstreamFailure& f);
 
 /// Server-side TLS on the client stream with a leaf for `origin.host` (the bytes already
 /// read, `client_buf`, are the start of the ClientHello); sets `origin.misdirected` when the
@@ -89,19 +94,16 @@ awaitable<std::optional<TunnelOrigin>> intercept(Connection<W>& c, const policy:
 /// reached), then bytes move both ways untouched until either side closes.
 template <class W>
 awaitable<void> passthrough(Connection<W>& c, const policy::Host& host, std::uint16_t port) {
-    const std::string target = host.authority() + ":" + std::to_string(port);
     if (c.trail.must_refuse()) {  // an opaque tunnel: its one event must be written first
-        co_await c.refuse(
-            {passthrough_event(host, port, true, "audit_unavailable", 503),
-             reply(http::status::service_unavailable, audit_unavailable_body(), false, false)});
+        Refusal refusal = passthrough_unavailable(host, port);
+        co_await c.refuse(std::move(refusal));
         co_return;
     }
     UpstreamFailure failure;
     auto up = co_await c.worker.upstream->connect_tcp(host, port, failure);
     if (!up) {
-        co_await c.refuse({passthrough_event(host, port, false, "passthrough", 502),
-                           reply(http::status::bad_gateway, upstream_failure_body(target, failure),
-                                 false, false)});
+        Refusal refusal = passthrough_unreachable(host, port, failure);
+        co_await c.refuse(std::move(refusal));
         co_return;
     }
     c.trail.record(passthrough_event(host, port, true, "passthrough", 200));
