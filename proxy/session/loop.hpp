@@ -38,6 +38,7 @@ awaitable<bool> read_request_head(Connection<W>& c,
     parser.header_limit(kHeaderLimit);
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     c.arm(Phase::Request, c.shared.timeouts.header);
+    c.head_request = false;  // not the previous request's: an unreadable head gets its body
     c.waiting_for_request = true;
     error_code ec;
     co_await http::async_read_header(c.client, c.client_buf, parser,

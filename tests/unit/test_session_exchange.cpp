@@ -403,3 +403,18 @@ Test(session, audit_required_and_unwritable_answers_503, .timeout = 30) {
     expect_one_event(r, "allow", 503, "");
     cr_expect_eq(field(r.events[0], "reason"), "audit_unavailable");
 }
+
+Test(session, answer_after_a_head_request_has_its_body) {
+    SessionCase c;
+    c.client =
+        "HEAD http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+        "GET http://allowed.test/ HTTP/1.1\r\nX-Big: " +
+        std::string(70 * 1024, 'a') + "\r\n\r\n";
+    const SessionResult r = run_session(c);
+    const std::size_t second = r.to_client.find("HTTP/1.1 431 ");
+    cr_assert(second != std::string::npos, "%s", printable(r.to_client).c_str());
+    const auto res = parse_response(r.to_client.substr(second));
+    cr_assert(res, "%s", printable(r.to_client.substr(second)).c_str());
+    cr_expect_eq(res->body(), "landjail: request headers larger than 64 KiB\n",
+                 "the 431 lost its body to the HEAD before it");
+}
