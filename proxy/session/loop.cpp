@@ -33,14 +33,11 @@ std::optional<Refusal> unreadable_head(const error_code& ec, bool timed_out, boo
                          head_request)};
 }
 
-std::optional<Refusal> framing_refusal(const http::request_header<>& req, bool head_request) {
-    const std::string why = framing_problem(req);
-    if (why.empty()) {
-        return std::nullopt;
-    }
-    return Refusal{decision_event(std::string(req.method_string()), std::string(req.target()), "",
-                                  {}, "bad_request", 400, "ambiguous_framing"),
-                   reply(http::status::bad_request, bad_framing_body(why), false, head_request)};
+Refusal framing_refusal(const http::request_header<>& req, std::string_view why,
+                        bool head_request) {
+    return {decision_event(std::string(req.method_string()), std::string(req.target()), "", {},
+                           "bad_request", 400, "ambiguous_framing"),
+            reply(http::status::bad_request, bad_framing_body(why), false, head_request)};
 }
 
 }  // namespace lj::proxy

@@ -12,11 +12,14 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "proxy/net.hpp"
 #include "proxy/session/connection.hpp"
 #include "proxy/session/exchange.hpp"
+#include "proxy/session/http_fields.hpp"
 #include "proxy/session/request_head.hpp"
 #include "proxy/session/tunnel.hpp"
 
@@ -27,34 +30,31 @@ namespace lj::proxy {
 /// while sending it. Pure.
 std::optional<Refusal> unreadable_head(const error_code& ec, bool timed_out, bool head_request);
 
-/// The 400 for a head whose framing is ambiguous (framing_problem()), or nullopt. Pure.
-std::optional<Refusal> framing_refusal(const http::request_header<>& req, bool head_request);
+/// The 400 for a head whose framing is ambiguous (`why`: framing_problem()). Pure.
+Refusal framing_refusal(const http::request_header<>& req, std::string_view why, bool head_request);
 
-/// Reads the next request's head from the client under the header deadline. False when the
-/// connection ends here (the head could not be read; answered when it was refused).
+// The refusals run in coroutines of their own, so that the request loop's frame, which every
+// idle keep-alive connection holds, does not carry them.
+
+/// Answers a head that could not be read (`ec`), when unreadable_head() says so.
 template <class W>
-awaitable<bool> read_request_head(Connection<W>& c,
-                                  http::request_parser<http::buffer_body>& parser) {
-    parser.header_limit(kHeaderLimit);
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    c.arm(Phase::Request, c.shared.timeouts.header);
-    c.head_request = false;  // not the previous request's: an unreadable head gets its body
-    c.waiting_for_request = true;
-    error_code ec;
-    co_await http::async_read_header(c.client, c.client_buf, parser,
-                                     asio::redirect_error(use_awaitable, ec));
-    c.waiting_for_request = false;
-    if (!ec) {
-        co_return true;
-    }
+awaitable<void> answer_unreadable(Connection<W>& c, error_code ec) {
     if (auto refusal = unreadable_head(ec, c.timed_out(), c.head_request)) {
         co_await c.refuse(std::move(*refusal));
     }
-    co_return false;
+}
+
+/// Refuses a head whose framing is ambiguous (`why`): whoever reads it next might read
+/// another request out of its body.
+template <class W>
+awaitable<void> refuse_framing(Connection<W>& c, const http::request_header<>& req,
+                               std::string why) {
+    co_await c.refuse(framing_refusal(req, why, c.head_request));
 }
 
 /// The requests of one connection: on the listener (absolute-form requests and CONNECT),
-/// then, after a CONNECT, inside its tunnel. Returns when the connection is done.
+/// then, after a CONNECT, inside its tunnel. Each head is read under the header deadline.
+/// Returns when the connection is done.
 template <class W>
 awaitable<void> serve_requests(Connection<W>& c) {
     std::optional<TunnelOrigin> origin;  ///< inside a tunnel: where its requests must go
@@ -63,14 +63,22 @@ awaitable<void> serve_requests(Connection<W>& c) {
             co_return;
         }
         http::request_parser<http::buffer_body> parser;
-        if (!co_await read_request_head(c, parser)) {
+        parser.header_limit(kHeaderLimit);
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+        c.arm(Phase::Request, c.shared.timeouts.header);
+        c.head_request = false;  // not the previous request's: an unreadable head gets its body
+        c.waiting_for_request = true;
+        error_code ec;
+        co_await http::async_read_header(c.client, c.client_buf, parser,
+                                         asio::redirect_error(use_awaitable, ec));
+        c.waiting_for_request = false;
+        if (ec) {
+            co_await answer_unreadable(c, ec);
             co_return;
         }
         c.head_request = parser.get().method() == http::verb::head;
-        if (auto refusal = framing_refusal(parser.get(), c.head_request)) {
-            // Where this request ends (or goes) is ambiguous: whoever reads it next might
-            // read another request out of its body.
-            co_await c.refuse(std::move(*refusal));
+        if (std::string why = framing_problem(parser.get()); !why.empty()) {
+            co_await refuse_framing(c, parser.get(), std::move(why));
             co_return;
         }
         if (!origin && parser.get().method() == http::verb::connect) {

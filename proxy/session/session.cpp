@@ -32,11 +32,13 @@ void Worker::drain() {
     }
 }
 
+// Not a coroutine itself: every connection holds the frames of the coroutines it is in for
+// as long as it lives, so this one adds none.
 awaitable<void> serve_client(tcp::socket socket, Worker& worker) {
     const std::uint16_t port = client_port_of(socket);
     error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
-    co_await serve_connection(worker, Stream(std::move(socket)), port);
+    return serve_connection(worker, Stream(std::move(socket)), port);
 }
 
 }  // namespace lj::proxy

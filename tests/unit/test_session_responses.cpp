@@ -205,10 +205,12 @@ Test(session_responses, unreadable_and_misframed_heads) {
     auto h = head(http::verb::post, "http://a.test/", "a.test");
     h.set(http::field::content_length, "1");
     h.set(http::field::transfer_encoding, "chunked");
-    const auto f = proxy::framing_refusal(h, false);
-    cr_assert(f);
-    cr_expect_eq(f->event.outcome.value_or(""), "ambiguous_framing");
-    cr_expect(!proxy::framing_refusal(head(http::verb::get, "http://a.test/", "a.test"), false));
+    const std::string why = proxy::framing_problem(h);
+    cr_assert(!why.empty());
+    const auto f = proxy::framing_refusal(h, why, false);
+    cr_expect_eq(f.event.outcome.value_or(""), "ambiguous_framing");
+    cr_expect_eq(f.reply.body(), "landjail: bad request: " + why + "\n");
+    cr_expect(proxy::framing_problem(head(http::verb::get, "http://a.test/", "a.test")).empty());
 }
 
 Test(session_responses, outcome_names) {
