@@ -22,7 +22,7 @@
 
 #include "landjail/jail/seccomp_filter.hpp"
 #include "landjail/supervisor/procfs.hpp"
-#include "proxy/audit/auditor.hpp"
+#include "proxy/audit/event.hpp"
 #include "proxy/base/fd.hpp"
 
 namespace lj::jail {

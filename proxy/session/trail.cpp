@@ -37,9 +37,6 @@ void Trail::record(AuditEvent e) {
         e.pid = who_->pid;
         e.exe = who_->exe;
     }
-    if (shared_.sync_events) {
-        shared_.sync_events();
-    }
     shared_.auditor->record(std::move(e));
 }
 
