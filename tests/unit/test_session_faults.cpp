@@ -158,3 +158,27 @@ Test(session_faults, upstream_failure, .timeout = 60) {
     c.upstream_failure = lj::proxy::UpstreamFailure{"connect", "Connection refused", false};
     cr_expect(every_fail_point(c) > 2);
 }
+
+Test(session_faults, client_closing_mid_body, .timeout = 60) {
+    SessionCase c;
+    c.client =
+        "POST http://allowed.test/upload HTTP/1.1\r\nHost: allowed.test\r\n"
+        "Content-Length: 100\r\n\r\n0123456789";  // then EOF, 90 bytes short
+    c.origins = {{"", false}};
+    cr_expect(every_fail_point(c) > 3);
+}
+
+Test(session_faults, oversized_head, .timeout = 60) {
+    SessionCase c;
+    c.client = "GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nX-Big: " +
+               std::string(70 * 1024, 'a') + "\r\n\r\n";
+    cr_expect(every_fail_point(c) > 1);
+}
+
+Test(session_faults, ambiguous_framing, .timeout = 60) {
+    SessionCase c;
+    c.client =
+        "POST http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n"
+        "Transfer-Encoding: chunked\r\n\r\nhello";
+    cr_expect(every_fail_point(c) > 1);
+}
