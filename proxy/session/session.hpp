@@ -3,6 +3,18 @@
 // (TLS intercepted with a minted leaf, plain HTTP handled the same way, passthrough hosts
 // tunnelled untouched). Every request is decided by the policy and audited on its own;
 // bodies stream both ways through one bounded buffer; WebSocket upgrades are relayed.
+//
+// The rooms of proxy/session/, in the order a request walks through them:
+//   loop.hpp       the request loop of a connection (read a head, refuse the unreadable)
+//   tunnel.hpp     a CONNECT: decision, passthrough, or interception (TLS or plain)
+//   exchange.hpp   one forwarded request: decision, upstream, response, its audit event
+//   relay.hpp      moving a message or raw bytes between two streams (splice(2) in relay.cpp)
+// and what they share: connection.hpp (the connection's state and watchdog), responses.hpp
+// (the proxy's own answers, pure), trail.hpp (the one way to the audit trail),
+// request_head.hpp and http_fields.hpp (pure header rules), upstream.hpp (origin pool).
+// The roles are templates over the worker (and so the stream type): the product
+// instantiates them once, for Worker and Stream, in session.cpp; the unit tests on
+// beast::test::stream (tests/unit/test_session_*.cpp).
 #pragma once
 
 #include <chrono>
@@ -35,15 +47,18 @@ struct ProxyShared {
     ClientMap* clients = nullptr;  ///< who is behind a client (under landjail), may be null
 };
 
-class Session;
+template <class W>
+class Connection;
 
 /// Per-thread state: one io_context, its TLS context and upstream pool, and its sessions.
 struct Worker {
+    using Stream = lj::proxy::Stream;  ///< what its connections read and write
+
     asio::io_context io{1};
     const ProxyShared* shared = nullptr;
     std::unique_ptr<TlsContext> tls;
     std::unique_ptr<Upstream> upstream;
-    std::list<Session*> sessions;  ///< live sessions, for draining on shutdown
+    std::list<Connection<Worker>*> sessions;  ///< live sessions, for draining on shutdown
     bool draining = false;
     /// Keeps run() going while the worker waits for connections from the acceptor.
     asio::executor_work_guard<asio::io_context::executor_type> busy{io.get_executor()};

@@ -8,6 +8,8 @@
 
 #include <mbedtls/error.h>
 
+#include "proxy/tls/tls_config.hpp"
+
 namespace lj::proxy {
 namespace {
 
@@ -33,6 +35,7 @@ const boost::system::error_category& mbedtls_category() {
 }
 
 struct Stream::Tls {
+    std::unique_ptr<ServerConfig> server_conf;  ///< server side: freed after `ssl`
     mbedtls_ssl_context ssl;
     int fd = -1;
     std::string prefix;  ///< bytes read before the handshake, consumed first
@@ -114,14 +117,15 @@ awaitable<error_code> Stream::handshake() {
     }
 }
 
-awaitable<error_code> Stream::handshake_server(const mbedtls_ssl_config& conf,
+awaitable<error_code> Stream::handshake_server(std::unique_ptr<ServerConfig> conf,
                                                const std::string& prefix) {
     tls_ = std::make_unique<Tls>();
+    tls_->server_conf = std::move(conf);
     tls_->fd = socket_.native_handle();
     tls_->prefix = prefix;
     error_code ec;
     socket_.non_blocking(true, ec);
-    if (const int r = mbedtls_ssl_setup(&tls_->ssl, &conf); r != 0) {
+    if (const int r = mbedtls_ssl_setup(&tls_->ssl, &tls_->server_conf->get()); r != 0) {
         co_return mbedtls_error(r);
     }
     mbedtls_ssl_set_bio(&tls_->ssl, tls_.get(), &Tls::send, &Tls::recv, nullptr);

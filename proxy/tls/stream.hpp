@@ -21,6 +21,8 @@
 
 namespace lj::proxy {
 
+class ServerConfig;
+
 /// std::error_category for mbedTLS error codes (negative ints); message() is mbedtls_strerror.
 const boost::system::error_category& mbedtls_category();
 inline error_code mbedtls_error(int code) {
@@ -40,9 +42,10 @@ class Stream {
     tcp::socket& socket() { return socket_; }
     bool is_tls() const { return tls_ != nullptr; }
 
-    /// Server-side handshake with `conf` (which must outlive the stream); `prefix` holds bytes
-    /// already read from the socket that belong to the ClientHello.
-    awaitable<error_code> handshake_server(const mbedtls_ssl_config& conf,
+    /// Server-side handshake with `conf`, which the stream keeps as long as its TLS layer
+    /// (close_notify and mbedtls_ssl_free read it); `prefix` holds bytes already read from the
+    /// socket that belong to the ClientHello.
+    awaitable<error_code> handshake_server(std::unique_ptr<ServerConfig> conf,
                                            const std::string& prefix);
     /// Client-side handshake with SNI/verification name `host` (empty for IP literals, whose
     /// certificate the caller checks itself).
