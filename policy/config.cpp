@@ -290,6 +290,10 @@ void walk_tls(const Walker& w, const YAML::Node& node, TlsConfig& tls) {
                    }},
                   {"upstream_ca",
                    [&](const YAML::Node& n) { tls.upstream_ca = w.string(n, "tls.upstream_ca"); }},
+                  {"intercept_denied",
+                   [&](const YAML::Node& n) {
+                       tls.intercept_denied = w.boolean(n, "tls.intercept_denied");
+                   }},
               });
 }
 

@@ -46,6 +46,10 @@ struct AuditConfig {
 struct TlsConfig {
     std::vector<std::string> passthrough;  ///< domain patterns tunnelled without interception
     std::optional<Setting<std::string>> upstream_ca;
+    /// A CONNECT to port 443 that no rule can allow is intercepted (TLS with the local CA,
+    /// nothing sent upstream) so that each request inside is denied and audited with its
+    /// method and full URL; false: refused at CONNECT (403), as before. Default true.
+    std::optional<Setting<bool>> intercept_denied;
 };
 
 struct Labels {
@@ -58,7 +62,7 @@ struct Labels {
 struct BoundaryOnly {
     std::optional<Setting<std::string>> upstream_proxy;         ///< chaining to another proxy
     std::optional<Setting<std::string>> log_proxy_socket_path;  ///< the Coder agent's socket
-    std::optional<Setting<bool>> log_proxy_drop_counts;  ///< landjail's: tag-2 frames
+    std::optional<Setting<bool>> log_proxy_drop_counts;         ///< landjail's: tag-2 frames
     std::optional<Setting<bool>> session_correlation_enabled;   ///< header injection
     std::vector<Setting<std::string>> session_id_inject_targets;
     std::optional<Setting<std::string>> session_id_header_name, sequence_number_header_name;

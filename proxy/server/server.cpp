@@ -128,8 +128,16 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
     if (auto ok = srv->attach_jail(opt); !ok) {
         return ok.error();
     }
-    srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
-                    srv->auditor_.get(), srv->clients_.get()};
+    srv->shared_.engine = srv->settings_.engine;
+    srv->shared_.passthrough = std::move(*passthrough);
+    srv->shared_.timeouts = opt.timeouts;
+    srv->shared_.auditor = srv->auditor_.get();
+    srv->shared_.clients = srv->clients_.get();
+    const policy::Settings& s = srv->settings_;
+    srv->shared_.intercept_denied = !s.tls.intercept_denied || s.tls.intercept_denied->value;
+    srv->shared_.correlation = s.correlation.engine;
+    srv->shared_.session_header = s.correlation.session_header.value;
+    srv->shared_.sequence_header = s.correlation.sequence_header.value;
     srv->plan_limits(worker_count(opt));
     if (auto ok = srv->build_workers(opt, resolves, upstream_ca, upstream_ca_label); !ok) {
         return ok.error();

@@ -293,6 +293,11 @@ awaitable<Next> forward(Connection<W>& c, RequestParser& parser, const policy::R
     }
     c.upstream = up.get();
     rewrite_for_origin(req, preq, framing_of(parser));
+    if (auto corr = c.trail.correlate(preq)) {  // the client's values are replaced
+        x.sequence(corr->second);
+        req.set(c.shared.session_header, corr->first);
+        req.set(c.shared.sequence_header, std::to_string(corr->second));
+    }
     c.arm(Phase::Relay, c.shared.timeouts.idle);
     const auto idle = [&c] { c.extend_idle(); };
     if (const RelayEnd r = co_await relay_message(c.client, c.client_buf, parser, *up, idle);

@@ -58,6 +58,7 @@ awaitable<void> refuse_framing(Connection<W>& c, const http::request_header<>& r
 template <class W>
 awaitable<void> serve_requests(Connection<W>& c) {
     std::optional<TunnelOrigin> origin;  ///< inside a tunnel: where its requests must go
+    PendingRefusal pending(c.trail);     ///< an intercepted denied tunnel's CONNECT event
     for (;;) {
         if (c.worker.draining) {
             co_return;
@@ -82,7 +83,7 @@ awaitable<void> serve_requests(Connection<W>& c) {
             co_return;
         }
         if (!origin && parser.get().method() == http::verb::connect) {
-            origin = co_await open_tunnel(c, parser.get());
+            origin = co_await open_tunnel(c, parser.get(), pending);
             if (!origin) {
                 co_return;
             }

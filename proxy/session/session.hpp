@@ -45,6 +45,14 @@ struct ProxyShared {
     Timeouts timeouts;
     Auditor* auditor = nullptr;    ///< may be null (audit disabled)
     ClientMap* clients = nullptr;  ///< who is behind a client (under landjail), may be null
+    /// tls.intercept_denied: a CONNECT to port 443 no rule can allow is intercepted, and each
+    /// request inside denied with its full URL, instead of a 403 to the CONNECT.
+    bool intercept_denied = true;
+    /// Session correlation (Coder's AI Gateway): allowed requests these rules match (null:
+    /// off) get the session id and their event's sequence number in two headers.
+    std::shared_ptr<const policy::Engine> correlation;
+    std::string session_header = "X-Coder-Agent-Firewall-Session-Id";
+    std::string sequence_header = "X-Coder-Agent-Firewall-Sequence-Number";
 };
 
 template <class W>

@@ -37,7 +37,24 @@ void Trail::record(AuditEvent e) {
         e.pid = who_->pid;
         e.exe = who_->exe;
     }
+    ++recorded_;
     shared_.auditor->record(std::move(e));
+}
+
+std::optional<std::pair<std::string, std::int32_t>> Trail::correlate(
+    const policy::Request& request) {
+    if (!shared_.auditor || !shared_.correlation ||
+        !shared_.correlation->evaluate(request).allowed) {
+        return std::nullopt;
+    }
+    return std::make_pair(shared_.auditor->session_id(), shared_.auditor->reserve_sequence());
+}
+
+void PendingRefusal::settle() {
+    if (event_ && trail_.recorded() == mark_) {
+        trail_.record(std::move(*event_));
+    }
+    event_.reset();
 }
 
 void Exchange::record() {
@@ -45,8 +62,10 @@ void Exchange::record() {
         return;
     }
     recorded_ = true;
-    trail_.decision(request_.method, request_.url(), request_.host.text, decision_, {}, status_,
-                    outcome_);
+    AuditEvent e = decision_event(request_.method, request_.url(), request_.host.text, decision_,
+                                  {}, status_, outcome_);
+    e.sequence = sequence_;
+    trail_.record(std::move(e));
 }
 
 }  // namespace lj::proxy

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "policy/engine.hpp"
 #include "policy/request.hpp"
@@ -46,9 +47,18 @@ class Trail {
     /// audit.required and the trail cannot be written now: allowed requests get a 503.
     bool must_refuse() const { return shared_.auditor && shared_.auditor->must_refuse(); }
 
+    /// Events this connection recorded so far.
+    std::uint64_t recorded() const { return recorded_; }
+
+    /// Session correlation for an allowed request: the session id and the sequence number
+    /// reserved for its event (Auditor::reserve_sequence), when `request` matches a target;
+    /// nullopt otherwise (or without an auditor).
+    std::optional<std::pair<std::string, std::int32_t>> correlate(const policy::Request& request);
+
   private:
     const ProxyShared& shared_;
     std::uint16_t client_port_;
+    std::uint64_t recorded_ = 0;
     std::optional<ClientMap::Who> who_;  ///< the jailed process behind it, once taken
 };
 
@@ -65,6 +75,8 @@ class Exchange {
     Exchange& operator=(const Exchange&) = delete;
 
     void status(std::optional<int> code) { status_ = code; }
+    /// The event's sequence number, reserved at decision time (session correlation).
+    void sequence(std::int32_t n) { sequence_ = n; }
     void end(std::string_view outcome) {
         if (outcome_.empty()) {
             outcome_ = std::string(outcome);
@@ -78,8 +90,33 @@ class Exchange {
     const policy::Request& request_;
     const policy::Decision& decision_;
     std::optional<int> status_;
+    std::optional<std::int32_t> sequence_;
     std::string outcome_;
     bool recorded_ = false;
+};
+
+/// The CONNECT refusal of a denied tunnel that was intercepted (ProxyShared::intercept_denied):
+/// recorded when the connection ends without a request decided in the tunnel (the client gave
+/// up at TLS, or sent nothing), so that the decision still has its one event.
+class PendingRefusal {
+  public:
+    explicit PendingRefusal(Trail& trail) : trail_(trail) {}
+    ~PendingRefusal() { settle(); }
+    PendingRefusal(const PendingRefusal&) = delete;
+    PendingRefusal& operator=(const PendingRefusal&) = delete;
+
+    /// Holds `event` until settle(); events recorded from now on stand for it.
+    void arm(AuditEvent event) {
+        event_ = std::move(event);
+        mark_ = trail_.recorded();
+    }
+    /// Records the held event when nothing was recorded since arm(). Once.
+    void settle();
+
+  private:
+    Trail& trail_;
+    std::optional<AuditEvent> event_;
+    std::uint64_t mark_ = 0;
 };
 
 }  // namespace lj::proxy

@@ -29,6 +29,7 @@ TunnelPlan plan_tunnel(std::string_view target, const policy::Engine& engine,
         const std::string text = plan.host.authority() + ":" + std::to_string(plan.port);
         plan.refusal = Refusal{decision_event("CONNECT", text, plan.host.text, d, {}, 403),
                                connect_deny_reply(text, plan.host, d)};
+        plan.denied = true;
         return plan;
     }
     for (const policy::HostPattern& p : passthrough) {
@@ -38,6 +39,12 @@ TunnelPlan plan_tunnel(std::string_view target, const policy::Engine& engine,
         }
     }
     return plan;
+}
+
+AuditEvent unused_denied_tunnel(AuditEvent connect_refusal) {
+    connect_refusal.status.reset();
+    connect_refusal.outcome = "no_request";
+    return connect_refusal;
 }
 
 AuditEvent passthrough_event(const policy::Host& host, std::uint16_t port, bool allowed,

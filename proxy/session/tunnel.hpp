@@ -35,7 +35,20 @@ struct TunnelPlan {
     policy::Host host;
     std::uint16_t port = 0;
     bool passthrough = false;  ///< a tls.passthrough host: relayed untouched
+    bool denied = false;       ///< refused by the policy (a 403), not for a bad target
 };
+
+/// Whether a refused plan is intercepted instead (ProxyShared::intercept_denied): a policy
+/// refusal of port 443, where clients speak TLS; other ports are refused at CONNECT, as are
+/// clients that would not speak TLS. Pure.
+inline bool intercepts_denial(const TunnelPlan& plan, bool intercept_denied) {
+    return plan.refusal && plan.denied && intercept_denied && plan.port == 443;
+}
+
+/// The event of an intercepted denied tunnel in which no request was decided (the client
+/// gave up at TLS, or sent nothing): the CONNECT's refusal, nothing reached the client but
+/// the 200, outcome `no_request`. Pure.
+AuditEvent unused_denied_tunnel(AuditEvent connect_refusal);
 
 /// The plan for CONNECT `target` (host:port) under `engine`: refused when the target does not
 /// parse or no rule can allow any request to host:port, passed through for the `passthrough`
@@ -119,13 +132,20 @@ awaitable<void> passthrough(Connection<W>& c, const policy::Host& host, std::uin
 
 /// A CONNECT request: refused, passed through, or opened for interception. Returns the origin
 /// whose requests the loop serves next inside the tunnel, or nullopt when the connection ends.
+/// A tunnel no rule can allow may be intercepted (intercepts_denial): its requests are then
+/// denied one by one, with their full URLs, and `pending` holds the CONNECT's refusal for a
+/// tunnel that ends without one.
 template <class W>
 awaitable<std::optional<TunnelOrigin>> open_tunnel(Connection<W>& c,
-                                                   const http::request_header<>& req) {
+                                                   const http::request_header<>& req,
+                                                   PendingRefusal& pending) {
     TunnelPlan plan = plan_tunnel(req.target(), *c.shared.engine, c.shared.passthrough);
-    if (plan.refusal) {
+    if (plan.refusal && !intercepts_denial(plan, c.shared.intercept_denied)) {
         co_await c.refuse(std::move(*plan.refusal));
         co_return std::nullopt;
+    }
+    if (plan.refusal) {
+        pending.arm(unused_denied_tunnel(std::move(plan.refusal->event)));
     }
     if (plan.passthrough) {
         co_await passthrough(c, plan.host, plan.port);

@@ -133,6 +133,7 @@ std::unique_ptr<proxy::Auditor> file_auditor(const SessionCase& c, std::string& 
     o.file = file;
     o.stderr_denials = false;
     o.session_id = "unit";
+    o.sequence_numbers = !c.correlation.empty();
     if (c.audit_refusing) {
         o.socket = std::string(dir) + "/nobody-listens.sock";
         o.required = true;
@@ -189,6 +190,15 @@ SessionResult run_session(const SessionCase& c) {
     shared.passthrough = patterns(c.passthrough);
     shared.timeouts = {c.header_timeout, c.idle_timeout, c.upstream_timeout};
     shared.auditor = auditor.get();
+    shared.intercept_denied = c.intercept_denied;
+    if (!c.correlation.empty()) {
+        std::vector<policy::Rule> targets = rules(c.correlation);
+        for (policy::Rule& t : targets) {
+            t.methods.clear();  // as policy::apply_coder_settings: a target ignores the method
+        }
+        shared.correlation =
+            std::make_shared<const policy::Engine>(std::move(targets), std::vector<policy::Rule>{});
+    }
     std::optional<boost::beast::test::fail_count> fc;
     if (c.fail_after) {
         fc.emplace(*c.fail_after, c.fail_with);

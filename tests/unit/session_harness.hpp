@@ -50,6 +50,10 @@ struct SessionCase {
     /// audit.required with a trail that cannot be written (an audit socket nobody listens
     /// on): allowed requests and passthrough tunnels are refused with 503.
     bool audit_refusing = false;
+    /// tls.intercept_denied (off here: the cases that ask for it say so).
+    bool intercept_denied = false;
+    /// Session correlation targets (allow-rule syntax); empty: off.
+    std::vector<std::string> correlation;
 };
 
 struct SessionResult {
