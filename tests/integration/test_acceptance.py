@@ -53,8 +53,23 @@ def test_post_https_denied_with_one_audit_line(proxy, origins):
     assert len(requests_only(lines)) == 1, lines
 
 
-def test_other_host_connect_refused_with_one_audit_line(proxy, origins):
+def test_other_host_request_denied_inside_with_one_audit_line(proxy, origins):
+    """tls.intercept_denied (issue 15): the tunnel to a host no rule names is intercepted and
+    its request denied, with the full URL in the one audit line."""
     p = proxy(allow=[RULE])
+    r = curl(p, "https://other.test/x?y=1")
+    assert r.rc == 0 and r.connect_status == 200 and r.status == 403, r
+    assert origins.received() == [], "a denied request reached the origin"
+    p.stop()
+    lines = p.audit()
+    assert len(lines) == 1, lines
+    check_line(lines[0], decision="deny", method="GET", url="https://other.test/x?y=1",
+               host="other.test", rule=None, reason="no_rule_matched", status=403)
+
+
+def test_other_host_connect_refused_with_one_audit_line(proxy, origins):
+    """tls.intercept_denied: false keeps the refusal at CONNECT."""
+    p = proxy(allow=[RULE], config="tls:\n  intercept_denied: false\n")
     r = curl(p, "https://other.test/")
     assert r.rc == 56 and r.connect_status == 403, r
     assert "CONNECT tunnel failed, response 403" in r.stderr, r

@@ -16,7 +16,7 @@ def test_one_line_per_decided_request(proxy, origins):
         (curl(p, "https://origin.test/path-echo/x?y=1"), 200),
         (curl(p, "http://origin.test/echo", "--data-binary", "no"), 403),
         (curl(p, "https://origin.test/secret"), 403),
-        (curl(p, "https://other.test/"), None),  # refused CONNECT
+        (curl(p, "https://other.test/"), 403),  # intercepted: denied inside
         (curl(p, "http://origin.test/", "-I"), 200),
     ]
     for r, status in steps:
@@ -39,7 +39,7 @@ def test_one_line_per_decided_request(proxy, origins):
                host="origin.test", rule=None, reason="no_rule_matched", status=403)
     check_line(lines[3], decision="deny", method="GET", url="https://origin.test/secret",
                host="origin.test", rule=DENY, reason="deny_rule_matched", status=403)
-    check_line(lines[4], decision="deny", method="CONNECT", url_contains="other.test",
+    check_line(lines[4], decision="deny", method="GET", url="https://other.test/",
                host="other.test", rule=None, reason="no_rule_matched", status=403)
     check_line(lines[5], decision="allow", method="HEAD", url="http://origin.test/",
                host="origin.test", rule=ALLOW, reason="allow_rule_matched", status=200)

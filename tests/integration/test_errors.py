@@ -322,12 +322,25 @@ def test_missing_config_refuses_to_start(proxy, tmp_path):
 
 
 def test_connect_refused_by_deny_rule_names_it(proxy, origins):
-    p = proxy(allow=["domain=origin.test"], deny=["domain=origin.test"])
+    p = proxy(allow=["domain=origin.test"], deny=["domain=origin.test"],
+              config="tls:\n  intercept_denied: false\n")
     r = curl(p, "https://origin.test/path-echo/x")
     assert r.connect_status == 403, r
     assert origins.received() == []
     d = denies(p.audit(1, where=lambda x: x["decision"] == "deny"))
     assert d[0]["http_method"] == "CONNECT"
+    assert d[0]["reason"] == "deny_rule_matched"
+    assert d[0]["matched_rule"] == "domain=origin.test"
+
+
+def test_intercepted_request_refused_by_deny_rule_names_it(proxy, origins):
+    p = proxy(allow=["domain=origin.test"], deny=["domain=origin.test"])
+    r = curl(p, "https://origin.test/path-echo/x")
+    assert r.connect_status == 200 and r.status == 403, r
+    assert b"domain=origin.test" in r.body, r
+    assert origins.received() == []
+    d = denies(p.audit(1, where=lambda x: x["decision"] == "deny"))
+    assert (d[0]["http_method"], d[0]["http_url"]) == ("GET", "https://origin.test/path-echo/x")
     assert d[0]["reason"] == "deny_rule_matched"
     assert d[0]["matched_rule"] == "domain=origin.test"
 

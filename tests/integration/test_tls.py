@@ -142,7 +142,7 @@ def test_deny_then_allow_in_same_tunnel(proxy, origins):
 
 
 def test_connect_refused_for_unmatchable_host_is_immediate(proxy, origins):
-    p = proxy(allow=["domain=origin.test"])
+    p = proxy(allow=["domain=origin.test"], config="tls:\n  intercept_denied: false\n")
     c, r = tunnel(p, "other.test", 443)
     with c:
         assert r.status == 403, r
@@ -224,5 +224,11 @@ def test_passthrough_still_needs_an_allow_rule(proxy, origins, pki):
     p = proxy(allow=(),
               config="allowlist:\n  - domain=other.test\ntls:\n  passthrough:\n    - origin.test\n")
     r = curl(p, "https://origin.test/path-echo/pt", ca=str(pki.ca_pem))
-    assert r.connect_status == 403, r
+    # Intercepted (tls.intercept_denied), not passed through: the client, which trusts only
+    # the origin's CA, refuses the proxy's certificate; nothing reaches the origin.
+    assert r.connect_status == 200 and r.status == 0, r
     assert origins.received("/path-echo/pt") == []
+    p.stop()
+    e = [x for x in p.audit() if x["event"] == "http_request"]
+    assert [(x["http_method"], x["decision"], x.get("outcome")) for x in e] == [
+        ("CONNECT", "deny", "no_request")], e
