@@ -98,6 +98,7 @@ Answer Supervisor::perform(const Notification& n, const Verdict& v, Held& held) 
             // and the proxy must know who sends it by then.
             report_client(n, sock.get());
         }
+        after_answer_ = std::move(sock);
         return Answer::result(result);
     }
     if (err == EBADF) {
@@ -136,7 +137,7 @@ Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
         return Answer::result(EBADF);
     }
     type |= SOCK_CLOEXEC | ((*flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
-    const UniqueFd sock(socket(family, type, 0));
+    UniqueFd sock(socket(family, type, 0));
     if (!sock.valid()) {
         return Answer::result(errno);
     }
@@ -157,6 +158,7 @@ Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
         return Answer::result(add_err == EINVAL || add_err == ENOTTY ? ENOSYS : add_err);
     }
     report_client(n, sock.get());
+    after_answer_ = std::move(sock);
     // A separate answer: ADDFD_FLAG_SEND would make connect() return the fd number.
     return Answer::result(err);
 }

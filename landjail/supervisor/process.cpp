@@ -149,7 +149,9 @@ Answer Supervisor::on_pidfd_signal(const Notification& n) {
         f.reach = read_reach(n, Aim{f.to_group ? Aim::Kind::Group : Aim::Kind::Process, f.target});
     }
     held.file = file.get();
-    return execute(n, decide_pidfd_signal(f), held);
+    const Answer a = execute(n, decide_pidfd_signal(f), held);
+    after_answer_ = std::move(file);
+    return a;
 }
 
 Answer Supervisor::signal_pidfd(const Notification& n, const Held& held) {

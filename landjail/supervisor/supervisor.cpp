@@ -48,6 +48,7 @@ bool Supervisor::handle_one() {
     switch (io_->recv(n.req)) {
         case NotifyIo::Received::Notification:
             answer(n.req.id, handle(n));
+            after_answer_.reset();
             return true;
         case NotifyIo::Received::Nothing:
             return true;

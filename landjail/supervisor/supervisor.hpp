@@ -138,6 +138,10 @@ class Supervisor {
     UniqueFd proxy_pidfd_;                ///< our copy of config.proxy_pidfd
     unsigned long long child_start_ = 0;  ///< when the command started (ProcStat::start)
     std::unordered_map<pid_t, Caller> callers_;
+    /// A descriptor the executor is done with (our copy of the caller's socket or pidfd, or
+    /// the socket ADDFD installed), closed only after the answer: the caller, still blocked
+    /// in its call, need not wait for our close(2) (about 1.3 µs per connect here).
+    UniqueFd after_answer_;
     bool addfd_warned_ = false;
 };
 

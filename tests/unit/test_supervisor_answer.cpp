@@ -48,6 +48,8 @@ class FakeNotifyIo final : public NotifyIo {
     bool valid = true;
     std::deque<int> getfd_errnos;  ///< one per getfd() call; empty: succeed
     int getfd_calls = 0;
+    int last_copy = -1;              ///< the descriptor the last successful getfd() made
+    bool copy_open_at_send = false;  ///< it was still open when the answer was sent
     int connect_errno = 0;
     std::vector<sockaddr_storage> connected;
     std::vector<seccomp_notif_addfd> added;
@@ -70,6 +72,7 @@ class FakeNotifyIo final : public NotifyIo {
     }
     void send(const seccomp_notif_resp& resp) override {
         sent.push_back(resp);
+        copy_open_at_send = last_copy >= 0 && fcntl(last_copy, F_GETFD) != -1;
         if (log) {
             log->push_back("send");
         }
@@ -93,6 +96,7 @@ class FakeNotifyIo final : public NotifyIo {
             }
         }
         out.reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+        last_copy = out.get();
         return out.valid() ? 0 : errno;
     }
     int connect(int, const sockaddr_storage& addr, socklen_t) override {
@@ -219,6 +223,9 @@ Test(supervisor_answer, proxy_connect_performed_on_the_callers_socket) {
     cr_expect(rig.io->added.empty(), "no ADDFD");
     cr_expect(rig.events.empty(), "allowed connects are not audited here");
     cr_expect_eq(rig.io->id_valid_calls, 1, "a fresh caller is confirmed with ID_VALID");
+    // The caller waits for the answer, not for the supervisor's close(2) of its copy.
+    cr_expect(rig.io->copy_open_at_send, "our copy of the socket was closed before the answer");
+    cr_expect_eq(fcntl(rig.io->last_copy, F_GETFD), -1, "our copy is closed after the answer");
 }
 
 Test(supervisor_answer, proxy_connect_result_is_the_answer) {
