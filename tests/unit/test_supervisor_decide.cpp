@@ -90,529 +90,137 @@ void fill(const AddrSpec& a, ConnectFacts& f) {
 
 // ---- decide_connect ------------------------------------------------------------------------
 
-struct ConnectCase {
-    const char* name;
-    AddrSpec addr;
-    const char* proxy;  ///< the jail's proxy address
-    int abi;
-    bool getfd;
-    ConnectFacts::Read read;
-    bool gone;
-    bool proxy_gone;
-    K kind;
-    int error;           ///< Deny
-    const char* reason;  ///< Deny: the audit reason, or nullptr when not audited
-    const char* dest;    ///< Deny (audited): the destination text; Perform: the path connected
-    bool from_memory;
-};
-
 constexpr auto Done = ConnectFacts::Read::Done;
 constexpr auto Unreadable = ConnectFacts::Read::Unreadable;
 constexpr auto Fault = ConnectFacts::Read::Fault;
 constexpr int kRefused = lj::jail::kConnectDeniedErrno;
+
+/// The jail around the call: Landlock ABI, pidfd_getfd, and what reading the call gave.
+struct Env {
+    int abi;
+    bool getfd;
+    ConnectFacts::Read read = Done;
+    bool gone = false;
+    bool proxy_gone = false;
+};
+
+const Env kFull{7, true};
+const Env kAbi6{6, true};
+const Env kAbi5{5, true};
+const Env kAbi4{4, true};
+const Env kAddfd{7, false};
+const Env kAddfd4{4, false};
+const Env kDocker{0, false};  // no Landlock, no pidfd_getfd
+const Env kProxyGone{7, true, Done, false, true};
+const Env kUnreadable{7, true, Unreadable};
+const Env kFault{7, true, Fault};
+const Env kGone{7, true, Done, true};
+const Env kGoneUnreadable{7, true, Unreadable, true};
+
+/// The verdict a row expects. `dest`: the audited destination (Deny) or the unix path
+/// connected (Perform*); `mem`: decided on bytes read from the caller's memory.
+struct Want {
+    K kind;
+    int error = 0;
+    const char* reason = nullptr;
+    const char* dest = nullptr;
+    bool mem = false;
+};
+
+Want perform(const char* path = nullptr, bool mem = true) {
+    return {K::Perform, 0, nullptr, path, mem};
+}
+Want addfd(const char* path = nullptr) {
+    return {K::PerformAddfd, 0, nullptr, path, true};
+}
+Want cont() {
+    return {K::Continue};
+}
+Want gone_() {
+    return {K::Gone};
+}
+Want denied(int err, const char* reason, const char* dest, bool mem = true) {
+    return {K::Deny, err, reason, dest, mem};
+}
+Want fail(int err, bool mem) {
+    return {K::Deny, err, nullptr, nullptr, mem};
+}
+
+struct ConnectCase {
+    const char* name;
+    AddrSpec addr;
+    const char* proxy;  ///< the jail's proxy address
+    Env env;
+    Want want;
+};
+
+constexpr const char* kP4 = "127.0.0.1:3128";
+constexpr const char* kP6 = "[::1]:3128";
+constexpr Fam V4 = Fam::V4;
+constexpr Fam V6 = Fam::V6;
+constexpr Fam Unix = Fam::Unix;
+constexpr Fam Raw = Fam::Raw;
 const std::string kLong(100, 'x');  // a relative path that no longer fits once made absolute
 
+// clang-format off
 const ConnectCase kConnect[] = {
     // The proxy's exact address: performed, never continued, at every ABI.
-    {"proxy v4",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v4, ABI 4",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v4 without pidfd_getfd",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     false,
-     Done,
-     false,
-     false,
-     K::PerformAddfd,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v4-mapped",
-     {Fam::V6, "::ffff:127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v6",
-     {Fam::V6, "::1", 3128},
-     "[::1]:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v6, RFC 2133 length",
-     {Fam::V6, "::1", 3128, 24},
-     "[::1]:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"proxy v6, ADDFD",
-     {Fam::V6, "::1", 3128},
-     "[::1]:3128",
-     0,
-     false,
-     Done,
-     false,
-     false,
-     K::PerformAddfd,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    // Anything else inet: denied and audited.
-    {"other v4 address",
-     {Fam::V4, "127.0.0.2", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "127.0.0.2:3128",
-     true},
-    {"port mismatch",
-     {Fam::V4, "127.0.0.1", 3129},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "127.0.0.1:3129",
-     true},
-    {"other v4-mapped address",
-     {Fam::V6, "::ffff:127.0.0.2", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "127.0.0.2:3128",
-     true},
-    {"v6 loopback, v4 proxy",
-     {Fam::V6, "::1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "[::1]:3128",
-     true},
-    {"v6 with another scope",
-     {Fam::V6, "fe80::1", 3128, -1, 2},
-     "[fe80::1]:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "[fe80::1]:3128",
-     true},
-    {"v4 to a v6 proxy",
-     {Fam::V4, "127.0.0.1", 3128},
-     "[::1]:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "127.0.0.1:3128",
-     true},
-    {"other address, no Landlock",
-     {Fam::V4, "10.0.0.1", 80},
-     "127.0.0.1:3128",
-     0,
-     false,
-     Done,
-     false,
-     false,
-     K::Deny,
-     kRefused,
-     "not_the_proxy",
-     "10.0.0.1:80",
-     true},
-    {"proxy gone",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     true,
-     K::Deny,
-     kRefused,
-     "proxy_gone",
-     "127.0.0.1:3128",
-     true},
-    {"short v4",
-     {Fam::V4, "127.0.0.1", 3128, 8},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EINVAL,
-     nullptr,
-     nullptr,
-     true},
-    {"short v6",
-     {Fam::V6, "::1", 3128, 20},
-     "[::1]:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EINVAL,
-     nullptr,
-     nullptr,
-     true},
+    {"proxy v4",                     {V4, "127.0.0.1", 3128},        kP4, kFull,  perform()},
+    {"proxy v4, ABI 4",              {V4, "127.0.0.1", 3128},        kP4, kAbi4,  perform()},
+    {"proxy v4, no pidfd_getfd",     {V4, "127.0.0.1", 3128},        kP4, kAddfd, addfd()},
+    {"proxy v4-mapped",              {V6, "::ffff:127.0.0.1", 3128}, kP4, kFull,  perform()},
+    {"proxy v6",                     {V6, "::1", 3128},              kP6, kFull,  perform()},
+    {"proxy v6, RFC 2133 length",    {V6, "::1", 3128, 24},          kP6, kFull,  perform()},
+    {"proxy v6, no Landlock",        {V6, "::1", 3128},              kP6, kDocker, addfd()},
+    // Any other inet destination: denied and audited.
+    {"other v4 address",             {V4, "127.0.0.2", 3128},        kP4, kFull,
+     denied(kRefused, "not_the_proxy", "127.0.0.2:3128")},
+    {"port mismatch",                {V4, "127.0.0.1", 3129},        kP4, kFull,
+     denied(kRefused, "not_the_proxy", "127.0.0.1:3129")},
+    {"other v4-mapped address",      {V6, "::ffff:127.0.0.2", 3128}, kP4, kFull,
+     denied(kRefused, "not_the_proxy", "127.0.0.2:3128")},
+    {"v6 loopback, v4 proxy",        {V6, "::1", 3128},              kP4, kFull,
+     denied(kRefused, "not_the_proxy", "[::1]:3128")},
+    {"v4 loopback, v6 proxy",        {V4, "127.0.0.1", 3128},        kP6, kFull,
+     denied(kRefused, "not_the_proxy", "127.0.0.1:3128")},
+    {"v6 with another scope id",     {V6, "fe80::1", 3128, -1, 2}, "[fe80::1]:3128", kFull,
+     denied(kRefused, "not_the_proxy", "[fe80::1]:3128")},
+    {"other address, no Landlock",   {V4, "10.0.0.1", 80},           kP4, kDocker,
+     denied(kRefused, "not_the_proxy", "10.0.0.1:80")},
+    {"proxy gone",                   {V4, "127.0.0.1", 3128},        kP4, kProxyGone,
+     denied(kRefused, "proxy_gone", "127.0.0.1:3128")},
+    {"short v4",                     {V4, "127.0.0.1", 3128, 8},     kP4, kFull,  fail(EINVAL, true)},
+    {"short v6",                     {V6, "::1", 3128, 20},          kP6, kFull,  fail(EINVAL, true)},
     // Unix: CONTINUE with Landlock scopes (ABI >= 6); without them the supervisor checks.
-    {"unix path, scoped",
-     {Fam::Unix, "/run/x.sock", 0},
-     "127.0.0.1:3128",
-     6,
-     true,
-     Done,
-     false,
-     false,
-     K::Continue,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"unix path, no scopes",
-     {Fam::Unix, "/run/x.sock", 0},
-     "127.0.0.1:3128",
-     5,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     "/run/x.sock",
-     true},
-    {"unix path, ADDFD",
-     {Fam::Unix, "/run/x.sock", 0},
-     "127.0.0.1:3128",
-     4,
-     false,
-     Done,
-     false,
-     false,
-     K::PerformAddfd,
-     0,
-     nullptr,
-     "/run/x.sock",
-     true},
-    {"abstract unix, scoped",
-     {Fam::Unix, "@name", 0},
-     "127.0.0.1:3128",
-     6,
-     true,
-     Done,
-     false,
-     false,
-     K::Continue,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"abstract unix, no scopes",
-     {Fam::Unix, "@name", 0},
-     "127.0.0.1:3128",
-     5,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EPERM,
-     "abstract_unix_socket",
-     "unix:@name",
-     true},
-    {"abstract unix, no Landlock",
-     {Fam::Unix, "@name", 0},
-     "127.0.0.1:3128",
-     0,
-     false,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EPERM,
-     "abstract_unix_socket",
-     "unix:@name",
-     true},
-    {"relative unix path, no scopes",
-     {Fam::Unix, "run/x.sock", 0},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     "/proc/4242/cwd/run/x.sock",
-     true},
-    {"relative unix path, scoped",
-     {Fam::Unix, "run/x.sock", 0},
-     "127.0.0.1:3128",
-     6,
-     true,
-     Done,
-     false,
-     false,
-     K::Continue,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"relative unix path too long",
-     {Fam::Unix, kLong.c_str(), 0},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     ENAMETOOLONG,
-     nullptr,
-     nullptr,
-     true},
-    {"unnamed unix, no scopes",
-     {Fam::Unix, "", 0},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
+    {"unix path, scoped",            {Unix, "/run/x.sock", 0},       kP4, kAbi6,  cont()},
+    {"unix path, no scopes",         {Unix, "/run/x.sock", 0},       kP4, kAbi5,  perform("/run/x.sock")},
+    {"unix path, ADDFD",             {Unix, "/run/x.sock", 0},       kP4, kAddfd4, addfd("/run/x.sock")},
+    {"abstract unix, scoped",        {Unix, "@name", 0},             kP4, kAbi6,  cont()},
+    {"abstract unix, no scopes",     {Unix, "@name", 0},             kP4, kAbi5,
+     denied(EPERM, "abstract_unix_socket", "unix:@name")},
+    {"abstract unix, no Landlock",   {Unix, "@name", 0},             kP4, kDocker,
+     denied(EPERM, "abstract_unix_socket", "unix:@name")},
+    {"relative unix path, scoped",   {Unix, "run/x.sock", 0},        kP4, kAbi6,  cont()},
+    {"relative unix path, no scopes", {Unix, "run/x.sock", 0},       kP4, kAbi4,
+     perform("/proc/4242/cwd/run/x.sock")},
+    {"relative unix path too long",  {Unix, kLong.c_str(), 0},       kP4, kAbi4,  fail(ENAMETOOLONG, true)},
+    {"unnamed unix, no scopes",      {Unix, "", 0},                  kP4, kAbi4,  perform()},
     // Other families: the supervisor makes the call (or CONTINUE when Landlock holds).
-    {"netlink, scoped",
-     {Fam::Raw, "", AF_NETLINK},
-     "127.0.0.1:3128",
-     6,
-     true,
-     Done,
-     false,
-     false,
-     K::Continue,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"netlink, no scopes",
-     {Fam::Raw, "", AF_NETLINK},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     true},
-    {"AF_UNSPEC length 0, no scopes",
-     {Fam::Raw, "", AF_UNSPEC},
-     "127.0.0.1:3128",
-     4,
-     true,
-     Done,
-     false,
-     false,
-     K::Perform,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"AF_UNSPEC length 0, scoped",
-     {Fam::Raw, "", AF_UNSPEC},
-     "127.0.0.1:3128",
-     6,
-     true,
-     Done,
-     false,
-     false,
-     K::Continue,
-     0,
-     nullptr,
-     nullptr,
-     false},
+    {"netlink, scoped",              {Raw, "", AF_NETLINK},          kP4, kAbi6,  cont()},
+    {"netlink, no scopes",           {Raw, "", AF_NETLINK},          kP4, kAbi4,  perform()},
+    {"length 0, no scopes",          {Raw, "", AF_UNSPEC},           kP4, kAbi4,  perform(nullptr, false)},
+    {"length 0, scoped",             {Raw, "", AF_UNSPEC},           kP4, kAbi6,  cont()},
     // What could not be read, and the caller that left.
-    {"unreadable memory",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Unreadable,
-     false,
-     false,
-     K::Deny,
-     EPERM,
-     "address_unreadable",
-     "(unreadable: Permission denied)",
-     false},
-    {"unreadable address",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Fault,
-     false,
-     false,
-     K::Deny,
-     EFAULT,
-     nullptr,
-     nullptr,
-     false},
-    {"caller gone",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     true,
-     false,
-     K::Gone,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"caller gone, unreadable",
-     {Fam::V4, "127.0.0.1", 3128},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Unreadable,
-     true,
-     false,
-     K::Gone,
-     0,
-     nullptr,
-     nullptr,
-     false},
-    {"negative length",
-     {Fam::V4, "127.0.0.1", 3128, -2},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EINVAL,
-     nullptr,
-     nullptr,
-     false},
-    {"length over sockaddr_storage",
-     {Fam::V4, "127.0.0.1", 3128, 129},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     false,
-     false,
-     K::Deny,
-     EINVAL,
-     nullptr,
-     nullptr,
-     false},
-    {"bad length, caller gone",
-     {Fam::V4, "127.0.0.1", 3128, 4096},
-     "127.0.0.1:3128",
-     7,
-     true,
-     Done,
-     true,
-     false,
-     K::Deny,
-     EINVAL,
-     nullptr,
-     nullptr,
-     false},
+    {"unreadable memory",            {V4, "127.0.0.1", 3128},        kP4, kUnreadable,
+     denied(EPERM, "address_unreadable", "(unreadable: Permission denied)", false)},
+    {"unreadable address",           {V4, "127.0.0.1", 3128},        kP4, kFault, fail(EFAULT, false)},
+    {"caller gone",                  {V4, "127.0.0.1", 3128},        kP4, kGone,  gone_()},
+    {"caller gone, unreadable",      {V4, "127.0.0.1", 3128},        kP4, kGoneUnreadable, gone_()},
+    {"negative length",              {V4, "127.0.0.1", 3128, -2},    kP4, kFull,  fail(EINVAL, false)},
+    {"length over sockaddr_storage", {V4, "127.0.0.1", 3128, 129},   kP4, kFull,  fail(EINVAL, false)},
+    {"bad length, caller gone",      {V4, "127.0.0.1", 3128, 4096},  kP4, kGone, fail(EINVAL, false)},
 };
+// clang-format on
 
 constexpr int kConnectRows = sizeof kConnect / sizeof kConnect[0];
 
@@ -651,6 +259,19 @@ void check_deny(const char* name, const Verdict& v, int error, const char* reaso
               dest);
 }
 
+/// Perform*: our copy of the address, or the unix path `path` (made the caller's).
+void check_perform(const char* name, const Verdict& v, const ConnectFacts& f, const char* path) {
+    if (path == nullptr) {
+        cr_expect_eq(v.len, static_cast<socklen_t>(f.len), "%s: length %u", name, v.len);
+        cr_expect_eq(std::memcmp(&v.addr, &f.addr, sizeof f.addr), 0, "%s: the address", name);
+        return;
+    }
+    const std::string got = unix_path(v);
+    cr_expect(got == path, "%s: connects to %s, expected %s", name, got.c_str(), path);
+    cr_expect_eq(v.len, static_cast<socklen_t>(sizeof(sa_family_t) + strlen(path) + 1),
+                 "%s: length %u", name, v.len);
+}
+
 }  // namespace
 
 ParameterizedTestParameters(supervisor_decide, connect) {
@@ -660,37 +281,25 @@ ParameterizedTestParameters(supervisor_decide, connect) {
 
 ParameterizedTest(int* i, supervisor_decide, connect) {
     const ConnectCase& c = kConnect[*i];
+    const Want& w = c.want;
     ConnectFacts f;
     f.tid = kTid;
     fill(c.addr, f);
-    f.read = c.read;
-    f.read_errno = c.read == Unreadable ? EACCES : 0;
-    f.gone = c.gone;
-    f.proxy_gone = c.proxy_gone;
+    f.read = c.env.read;
+    f.read_errno = c.env.read == Unreadable ? EACCES : 0;
+    f.gone = c.env.gone;
+    f.proxy_gone = c.env.proxy_gone;
     const auto proxy = lj::jail::parse_inet(c.proxy);
     cr_assert(proxy.ok(), "%s", c.proxy);
-    const ConnectRules rules{*proxy, c.abi, c.getfd};
-    const Verdict v = lj::jail::decide_connect(f, rules);
-    cr_assert_eq(v.kind, c.kind, "%s: %s, expected %s", c.name, lj::jail::verdict_name(v.kind),
-                 lj::jail::verdict_name(c.kind));
-    cr_expect_eq(v.from_memory, c.from_memory, "%s: from_memory %d", c.name, v.from_memory);
-    if (c.kind == K::Deny) {
-        check_deny(c.name, v, c.error, c.reason, c.dest);
+    const Verdict v = lj::jail::decide_connect(f, ConnectRules{*proxy, c.env.abi, c.env.getfd});
+    cr_assert_eq(v.kind, w.kind, "%s: %s, expected %s", c.name, lj::jail::verdict_name(v.kind),
+                 lj::jail::verdict_name(w.kind));
+    cr_expect_eq(v.from_memory, w.mem, "%s: from_memory %d", c.name, v.from_memory);
+    if (w.kind == K::Deny) {
+        check_deny(c.name, v, w.error, w.reason, w.dest);
     }
-    if (c.kind == K::Perform || c.kind == K::PerformAddfd) {
-        cr_expect_eq(v.len,
-                     c.dest && c.addr.fam == Fam::Unix
-                         ? static_cast<socklen_t>(sizeof(sa_family_t) + strlen(c.dest) + 1)
-                         : static_cast<socklen_t>(f.len),
-                     "%s: length %u", c.name, v.len);
-        if (c.dest) {
-            const std::string path = unix_path(v);
-            cr_expect(path == c.dest, "%s: connects to %s, expected %s", c.name, path.c_str(),
-                      c.dest);
-        } else {
-            cr_expect_eq(std::memcmp(&v.addr, &f.addr, sizeof f.addr), 0, "%s: the address",
-                         c.name);
-        }
+    if (w.kind == K::Perform || w.kind == K::PerformAddfd) {
+        check_perform(c.name, v, f, w.dest);
     }
 }
 
@@ -699,7 +308,7 @@ ParameterizedTest(int* i, supervisor_decide, connect) {
 Test(supervisor_decide, connect_table_covers_every_connect_verdict) {
     std::set<K> seen;
     for (const ConnectCase& c : kConnect) {
-        seen.insert(c.kind);
+        seen.insert(c.want.kind);
     }
     for (const K k : {K::Gone, K::Continue, K::Deny, K::Perform, K::PerformAddfd}) {
         cr_expect(seen.count(k) == 1, "no connect row for %s", lj::jail::verdict_name(k));
@@ -734,6 +343,7 @@ constexpr std::uint64_t u(int v) {
     return static_cast<std::uint64_t>(static_cast<std::int64_t>(v));
 }
 
+// clang-format off
 const AimCase kAim[] = {
     {"kill(pid)", SYS_kill, 123, 10, 0, A::Process, 123, 0},
     {"kill(0): the caller's group", SYS_kill, 0, 10, 0, A::GroupSignal, 0, 0},
@@ -772,6 +382,7 @@ const AimCase kAim[] = {
     {"sched_setattr(0)", SYS_sched_setattr, 0, 0x1000, 0, A::Own, 0, 0},
     {"a call the filter never notifies", SYS_getpid, 0, 0, 0, A::Unknown, 0, 0},
 };
+// clang-format on
 
 constexpr int kAimRows = sizeof kAim / sizeof kAim[0];
 
@@ -835,54 +446,31 @@ Reach gone() {
     return r;
 }
 
+// clang-format off
 const ProcessCase kProcess[] = {
-    {"own", {A::Own}, {}, K::Continue, 0, {}},
-    {"process in the jail", {A::Process, 10}, process(true), K::Continue, 0, {}},
-    {"process outside", {A::Process, 10}, process(false), K::Deny, EPERM, {}},
-    {"group all in the jail", {A::Group, 20}, group(20, {20, 21}, false), K::Continue, 0, {}},
-    {"group with outsiders", {A::Group, 20}, group(20, {21}, true), K::Deny, EPERM, {}},
-    {"group with no members", {A::Group, 20}, group(20, {}, false), K::Deny, EPERM, {}},
-    {"kill to an empty group", {A::GroupSignal, 20}, group(20, {}, false), K::Continue, 0, {}},
-    {"kill to a jailed group", {A::GroupSignal, 0}, group(20, {20, 21}, false), K::Continue, 0, {}},
-    {"kill to a mixed group",
-     {A::GroupSignal, 0},
-     group(20, {21, 22}, true),
-     K::SignalGroup,
-     0,
-     {21, 22}},
-    {"kill to an outside group", {A::GroupSignal, 30}, group(30, {}, true), K::SignalGroup, 0, {}},
-    {"setpgid into a group of its own", {A::Join, 0, 40}, join(40, 7), K::Continue, 0, {}},
-    {"setpgid into the group it is in", {A::Join, 40, 7}, join(40, 7), K::Continue, 0, {}},
-    {"setpgid into a jailed group",
-     {A::Join, 40, 50},
-     join(40, 7, group(50, {50}, false)),
-     K::Continue,
-     0,
-     {}},
-    {"setpgid into a mixed group",
-     {A::Join, 40, 50},
-     join(40, 7, group(50, {50}, true)),
-     K::Deny,
-     EPERM,
-     {}},
-    {"setpgid into an empty group",
-     {A::Join, 40, 50},
-     join(40, 7, group(50, {}, false)),
-     K::Deny,
-     EPERM,
-     {}},
-    {"setpgid, mover unknown",
-     {A::Join, 0, -1},
-     join(-2, -1, group(-1, {}, false)),
-     K::Deny,
-     EPERM,
-     {}},
-    {"everyone", {A::Everyone}, {}, K::Deny, EPERM, {}},
-    {"unknown call", {A::Unknown}, {}, K::Deny, ENOSYS, {}},
-    {"unknown call, caller gone", {A::Unknown}, gone(), K::Deny, ENOSYS, {}},
-    {"caller gone", {A::Process, 10}, gone(), K::Gone, 0, {}},
-    {"caller gone, own", {A::Own}, gone(), K::Gone, 0, {}},
+    {"own",                             {A::Own},             {},                    K::Continue, 0, {}},
+    {"process in the jail",             {A::Process, 10},     process(true),         K::Continue, 0, {}},
+    {"process outside",                 {A::Process, 10},     process(false),        K::Deny, EPERM, {}},
+    {"group all in the jail",           {A::Group, 20},       group(20, {20, 21}, false), K::Continue, 0, {}},
+    {"group with outsiders",            {A::Group, 20},       group(20, {21}, true), K::Deny, EPERM, {}},
+    {"group with no members",           {A::Group, 20},       group(20, {}, false),  K::Deny, EPERM, {}},
+    {"kill to an empty group",          {A::GroupSignal, 20}, group(20, {}, false),  K::Continue, 0, {}},
+    {"kill to a jailed group",          {A::GroupSignal, 0},  group(20, {20, 21}, false), K::Continue, 0, {}},
+    {"kill to a mixed group",           {A::GroupSignal, 0},  group(20, {21, 22}, true), K::SignalGroup, 0, {21, 22}},
+    {"kill to an outside group",        {A::GroupSignal, 30}, group(30, {}, true),   K::SignalGroup, 0, {}},
+    {"setpgid into a group of its own", {A::Join, 0, 40},     join(40, 7),           K::Continue, 0, {}},
+    {"setpgid into the group it is in", {A::Join, 40, 7},     join(40, 7),           K::Continue, 0, {}},
+    {"setpgid into a jailed group",     {A::Join, 40, 50}, join(40, 7, group(50, {50}, false)), K::Continue, 0, {}},
+    {"setpgid into a mixed group",      {A::Join, 40, 50}, join(40, 7, group(50, {50}, true)), K::Deny, EPERM, {}},
+    {"setpgid into an empty group",     {A::Join, 40, 50}, join(40, 7, group(50, {}, false)), K::Deny, EPERM, {}},
+    {"setpgid, mover unknown",          {A::Join, 0, -1},  join(-2, -1, group(-1, {}, false)), K::Deny, EPERM, {}},
+    {"everyone",                        {A::Everyone},        {},                    K::Deny, EPERM, {}},
+    {"unknown call",                    {A::Unknown},         {},                    K::Deny, ENOSYS, {}},
+    {"unknown call, caller gone",       {A::Unknown},         gone(),                K::Deny, ENOSYS, {}},
+    {"caller gone",                     {A::Process, 10},     gone(),                K::Gone, 0, {}},
+    {"caller gone, own",                {A::Own},             gone(),                K::Gone, 0, {}},
 };
+// clang-format on
 
 constexpr int kProcessRows = sizeof kProcess / sizeof kProcess[0];
 
@@ -922,6 +510,7 @@ struct PidfdCase {
     int error;
 };
 
+// clang-format off
 const PidfdCase kPidfd[] = {
     {"target in the jail", false, true, 0, 10, false, process(true), K::SignalPidfd, 0},
     {"target outside", false, true, 0, 10, false, process(false), K::Deny, EPERM},
@@ -935,6 +524,7 @@ const PidfdCase kPidfd[] = {
     {"target exited", false, true, 0, -1, false, {}, K::Deny, ESRCH},
     {"caller gone", true, true, 0, 0, false, {}, K::Gone, 0},
 };
+// clang-format on
 
 constexpr int kPidfdRows = sizeof kPidfd / sizeof kPidfd[0];
 
