@@ -52,7 +52,8 @@ ConnectFacts Supervisor::read_connect(const Notification& n, Caller*& c) {
     if ((f.read != ConnectFacts::Read::Done || !c || c->fresh) && !io_->id_valid(n.req.id)) {
         f.gone = true;
     }
-    const int family = f.len >= 2 ? f.addr.ss_family : AF_UNSPEC;
+    const int family =
+        static_cast<std::size_t>(f.len) >= sizeof(sa_family_t) ? f.addr.ss_family : AF_UNSPEC;
     f.proxy_gone = f.read == ConnectFacts::Read::Done &&
                    (family == AF_INET || family == AF_INET6) && proxy_gone();
     return f;
@@ -112,15 +113,14 @@ Answer Supervisor::perform(const Notification& n, const Verdict& v, Held& held) 
     return perform_addfd(n, v);
 }
 
-Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
+int Supervisor::socket_like(const Notification& n, int family, UniqueFd& sock, long& flags) {
     const int fd = static_cast<int>(n.arg(0));
-    const int family = v.addr.ss_family;
     int type = SOCK_STREAM;
     if (family == AF_UNIX) {
         // Without the caller's socket we learn its type from /proc/TID/net/unix.
         const auto unix_type = unix_socket_type(n.pid(), fd);
         if (!unix_type) {
-            return Answer::result(EBADF);
+            return EBADF;
         }
         type = *unix_type;
     } else if (family != AF_INET && family != AF_INET6) {
@@ -130,16 +130,22 @@ Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
                        "and unix-socket connections for the jail");
             addfd_warned_ = true;
         }
-        return Answer::result(EACCES);
+        return EACCES;
     }
-    const auto flags = fd_flags(n.pid(), fd);
-    if (!flags) {
-        return Answer::result(EBADF);
+    const auto fd_status = fd_flags(n.pid(), fd);
+    if (!fd_status) {
+        return EBADF;
     }
-    type |= SOCK_CLOEXEC | ((*flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
-    UniqueFd sock(socket(family, type, 0));
-    if (!sock.valid()) {
-        return Answer::result(errno);
+    flags = *fd_status;
+    sock.reset(socket(family, type | SOCK_CLOEXEC | ((flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0));
+    return sock.valid() ? 0 : errno;
+}
+
+Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
+    UniqueFd sock;
+    long flags = 0;
+    if (const int err = socket_like(n, v.addr.ss_family, sock, flags); err != 0) {
+        return Answer::result(err);
     }
     const int err = io_->connect(sock.get(), v.addr, v.len);
     if (err != 0 && err != EINPROGRESS) {
@@ -149,8 +155,8 @@ Answer Supervisor::perform_addfd(const Notification& n, const Verdict& v) {
     add.id = n.req.id;
     add.flags = SECCOMP_ADDFD_FLAG_SETFD;
     add.srcfd = static_cast<std::uint32_t>(sock.get());
-    add.newfd = static_cast<std::uint32_t>(fd);
-    add.newfd_flags = (*flags & O_CLOEXEC) ? O_CLOEXEC : 0;
+    add.newfd = static_cast<std::uint32_t>(n.arg(0));
+    add.newfd_flags = (flags & O_CLOEXEC) ? O_CLOEXEC : 0;
     if (const int add_err = io_->addfd(add); add_err != 0) {
         if (add_err == ENOENT) {
             return Answer::none();  // the caller is gone

@@ -116,6 +116,10 @@ class Supervisor {
     ConnectFacts::Read read_address(const Notification& n, Caller* c, ConnectFacts& facts);
     Answer perform(const Notification& n, const Verdict& v, Held& held);
     Answer perform_addfd(const Notification& n, const Verdict& v);
+    /// A socket of ours like the caller's descriptor arg(0) (unix type from /proc, its
+    /// O_NONBLOCK) in `sock`, its status flags in `flags`; 0 or the errno to answer (EACCES
+    /// for a family ADDFD cannot stand in for).
+    int socket_like(const Notification& n, int family, UniqueFd& sock, long& flags);
     Answer deny(const Notification& n, const Verdict& v);       ///< audited before the answer
     void report_client(const Notification& n, int sock) const;  ///< config_.client
     bool proxy_gone() const;  ///< our proxy has exited (its pidfd is readable)
