@@ -206,6 +206,7 @@ test-unit: $(UNIT_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(UNIT_BIN) --jobs 2
 
 test-cli: $(LANDJAIL_BIN) $(PROXY_BIN) $(PROFILES)
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/layers.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/misuse.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/man_check.sh

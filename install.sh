@@ -11,13 +11,16 @@ set -eu
 PROG=install.sh
 
 # Build dependencies (clang and libclang-rt-14-dev, only recommended by clang, are for the
-# libFuzzer targets of `make fuzz`), then what the tests use (real clients run in the jail).
+# libFuzzer targets of `make fuzz`), then what the tests use (real clients run in the jail;
+# docker.io: a Docker daemon the container tests start themselves; wget, a JDK (javac builds
+# the Java client, its JRE runs it), gh and pip: clients whose CA settings
+# tests/e2e/test_client_trust.py checks).
 BUILD_PACKAGES="build-essential g++ make pkg-config git ca-certificates
     libboost-dev libmbedtls-dev libyaml-cpp-dev libseccomp-dev libspdlog-dev libfmt-dev
     nlohmann-json3-dev libcurl4-openssl-dev libcriterion-dev libbenchmark-dev
     clang libclang-rt-14-dev clang-format mandoc man-db"
 TEST_PACKAGES="curl python3 python3-pytest python3-requests nodejs openssl tmux procps
-    bsdextrautils util-linux logrotate"
+    bsdextrautils util-linux logrotate docker.io wget default-jdk-headless gh python3-pip"
 # `make bench`: the origin and the peer proxies measured against, a load generator, and
 # OpenSSL headers for the TLS connection client (tests/bench/proxy/tlsconn.c).
 BENCH_PACKAGES="nginx-light squid mitmproxy wrk libssl-dev"
@@ -47,7 +50,8 @@ Packages installed when missing (apt-get, --no-install-recommends):
 $(one_line $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES | fold -s -w 90 | sed 's/^/  /; s/ *$//')
 
 For the e2e tests, when missing (needs npm): @anthropic-ai/claude-code, the version pinned in
-tests/e2e/package.json, by npm ci into tests/e2e/node_modules.
+tests/e2e/package.json, by npm ci into tests/e2e/node_modules; and $NPM_CLIENTS
+by npm install -g.
 
 Needs root for apt-get and for a system PREFIX; uses sudo when not root and sudo exists.
 EOF
@@ -145,6 +149,28 @@ install_npm_packages() {
         die "$E2E_CLAUDE --version does not report $want after npm ci (its postinstall script puts the native binary in place: were install scripts disabled?)"
 }
 
+# yarn and pnpm, the npm clients tests/e2e/test_client_trust.py runs in the jail besides npm:
+# pinned, installed globally (npm install -g) when the installed version differs.
+NPM_CLIENTS="yarn@1.22.22 pnpm@10.34.9"
+
+install_npm_clients() {
+    missing=
+    for spec in $NPM_CLIENTS; do
+        name=${spec%@*}
+        have=$("$name" --version 2>/dev/null) || have=
+        [ "$have" = "${spec#*@}" ] || missing="$missing $spec"
+    done
+    if [ -z "$missing" ]; then
+        say "npm clients (e2e tests): $NPM_CLIENTS installed"
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || die "npm not found: it installs$missing for the e2e tests"
+    need_root "installing$missing with npm install -g" "--no-deps"
+    say "installing$missing for the e2e tests (npm install -g)"
+    # shellcheck disable=SC2086  # the specs are words
+    $SUDO npm install -g --no-audit --no-fund $missing
+}
+
 # Sets SUDO for writing under $1: "" when this user can write its nearest existing ancestor.
 install_sudo() {
     dir=$1
@@ -201,6 +227,7 @@ fi
 if [ "$DEPS" -eq 1 ]; then
     install_packages
     install_npm_packages
+    install_npm_clients
 fi
 command -v make >/dev/null 2>&1 || die "make not found; rerun without --no-deps"
 

@@ -7,61 +7,82 @@
 namespace lj::jail {
 namespace {
 
-using proxy::OptSpec;
+using proxy::OptRow;
+using Row = OptRow<CliOptions>;
 
-constexpr std::array kTable = {
-    OptSpec{"config", 'c', "PATH",
-            "read this config file (default: discovered, see FILES in landjail(1))", false},
-    OptSpec{"allow", 'a', "RULE",
-            "allow requests matching RULE, e.g. 'domain=github.com method=GET'", true},
-    OptSpec{"deny", 0, "RULE", "deny requests matching RULE even when an allow rule matches", true},
-    OptSpec{"profile", 0, "NAME",
-            "add the rules of a shipped profile (claude-code, github, package-managers) or of "
-            "a YAML file given by path",
-            true},
-    OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
-    OptSpec{"log-dir", 0, "DIR", "directory for logs; the audit log defaults to DIR/audit.jsonl",
-            false},
-    OptSpec{"proxy-port", 0, "PORT", "port of the proxy (default: a free ephemeral port)", false},
-    OptSpec{"jail-type", 0, "TYPE",
-            "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
-    OptSpec{"proxy-addr", 0, "HOST:PORT",
-            "use the landjail-proxy already listening there instead of starting one", false},
-    OptSpec{"audit-log", 0, "PATH", "write the audit trail (JSON lines) to PATH", false},
-    OptSpec{"audit-socket", 0, "PATH",
-            "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
-    OptSpec{"disable-audit-logs", 0, nullptr, "do not write audit events", false},
-    OptSpec{"audit-required", 0, nullptr,
-            "the proxy refuses requests (503) while the audit trail cannot be written", false},
-    OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
-            "the proxy connects to ADDR (port PORT2) for HOST:PORT instead of resolving HOST",
-            true},
-    OptSpec{"upstream-ca", 0, "FILE",
-            "the proxy also trusts the CA certificates in FILE for upstream servers", false},
-    OptSpec{"max-connections", 0, "N",
-            "the proxy serves at most N client connections at once and answers more with 503 "
-            "(default: what its file descriptor limit allows, at most 4096)",
-            false},
-    OptSpec{"ca-dir", 0, "DIR",
-            "directory of the interception CA (ca.pem, ca-key.pem; default ~/.config/landjail)",
-            false},
-    OptSpec{"require", 0, "LAYER,...",
-            "fail unless these layers hold: landlock (network rules), seccomp (the supervisor)",
-            false},
-    OptSpec{"allow-weak", 0, nullptr,
-            "without seccomp notification, run with a Landlock port rule only (weak)", false},
-    OptSpec{"no-shim", 0, nullptr, "do not preload the shim into COMMAND", false},
-    OptSpec{"keep-fd", 0, "N",
-            "give COMMAND the inherited descriptor N even if it is a network socket (closed "
-            "otherwise: it would send around the proxy)",
-            true},
-    OptSpec{"use-real-dns", 0, nullptr,
-            "accepted for boundary compatibility; landjail never intercepts DNS", false},
-    OptSpec{"no-user-namespace", 0, nullptr,
-            "accepted for boundary compatibility; landjail never uses namespaces", false},
-    OptSpec{"version", 0, nullptr, "print the version and exit", false},
-    OptSpec{"help", 'h', nullptr, "print this help and exit", false},
-};
+/// A setter for a text option of CliOptions.
+template <std::optional<std::string> CliOptions::*M>
+Status text(CliOptions& o, const std::string& v) {
+    o.*M = v;
+    return {};
+}
+
+template <bool CliOptions::*M>
+Status flag(CliOptions& o, const std::string&) {
+    o.*M = true;
+    return {};
+}
+
+Status nothing(CliOptions&, const std::string&) {
+    return {};  // boundary compatibility: accepted, no effect
+}
+
+Status keep_fd(CliOptions& o, const std::string& value);
+
+std::vector<Row> make_table() {
+    std::vector<Row> t = proxy::shared_rows_for<CliOptions>();
+    const auto flags = [](std::optional<std::string> policy::FlagInputs::*m) {
+        return [m](CliOptions& o, const std::string& v) -> Status {
+            o.flags.*m = v;
+            return {};
+        };
+    };
+    const std::vector<Row> own = {
+        {{"log-dir", 0, "DIR", "directory for logs; the audit log defaults to DIR/audit.jsonl",
+          false},
+         flags(&policy::FlagInputs::log_dir)},
+        {{"proxy-port", 0, "PORT", "port of the proxy (default: a free ephemeral port)", false},
+         flags(&policy::FlagInputs::proxy_port)},
+        {{"jail-type", 0, "TYPE",
+          "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
+         flags(&policy::FlagInputs::jail_type)},
+        {{"proxy-addr", 0, "HOST:PORT",
+          "use the landjail-proxy already listening there instead of starting one", false},
+         &text<&CliOptions::proxy_addr>},
+        {{"require", 0, "LAYER,...",
+          "fail unless these layers hold: landlock (network rules), seccomp (the supervisor)",
+          false},
+         &text<&CliOptions::require>},
+        {{"allow-weak", 0, nullptr,
+          "without seccomp notification, run with a Landlock port rule only (weak)", false},
+         &flag<&CliOptions::allow_weak>},
+        {{"no-shim", 0, nullptr, "do not preload the shim into COMMAND", false},
+         &flag<&CliOptions::no_shim>},
+        {{"keep-fd", 0, "N",
+          "give COMMAND the inherited descriptor N even if it is a network socket (closed "
+          "otherwise: it would send around the proxy)",
+          true},
+         &keep_fd},
+        {{"use-real-dns", 0, nullptr,
+          "accepted for boundary compatibility; landjail never intercepts DNS", false},
+         &nothing},
+        {{"no-user-namespace", 0, nullptr,
+          "accepted for boundary compatibility; landjail never uses namespaces", false},
+         &nothing},
+        {{"version", 0, nullptr, "print the version and exit", false},
+         [](CliOptions& o, const std::string&) -> Status {
+             o.command = Command::Version;
+             return {};
+         }},
+        {{"help", 'h', nullptr, "print this help and exit", false},
+         [](CliOptions& o, const std::string&) -> Status {
+             o.command = Command::Help;
+             return {};
+         }},
+    };
+    t.insert(t.end(), own.begin(), own.end());
+    return t;
+}
 
 bool is_subcommand(std::string_view s) {
     return s == "check" || s == "explain" || s == "doctor";
@@ -83,69 +104,17 @@ Result<int> parse_fd(const std::string& value) {
     return static_cast<int>(fd);
 }
 
-/// Stores one parsed option into `out`.
-Status store(CliOptions& out, const OptSpec& spec, const std::string& value) {
-    const std::string_view name = spec.long_name;
-    if (name == "config") {
-        out.config = value;
-    } else if (name == "allow") {
-        out.flags.allow.push_back(value);
-    } else if (name == "deny") {
-        out.flags.deny.push_back(value);
-    } else if (name == "profile") {
-        out.flags.profiles.push_back(value);
-    } else if (name == "log-level") {
-        out.flags.log_level = value;
-    } else if (name == "log-dir") {
-        out.flags.log_dir = value;
-    } else if (name == "proxy-port") {
-        out.flags.proxy_port = value;
-    } else if (name == "jail-type") {
-        out.flags.jail_type = value;
-    } else if (name == "audit-log") {
-        out.flags.audit_log = value;
-    } else if (name == "audit-socket") {
-        out.flags.audit_socket = value;
-    } else if (name == "disable-audit-logs") {
-        out.flags.disable_audit_logs = true;
-    } else if (name == "audit-required") {
-        out.flags.audit_required = true;
-    } else if (name == "proxy-addr") {
-        out.proxy_addr = value;
-    } else if (name == "resolve") {
-        out.resolve.push_back(value);
-    } else if (name == "upstream-ca") {
-        out.upstream_ca = value;
-    } else if (name == "max-connections") {
-        out.flags.max_connections = value;
-    } else if (name == "ca-dir") {
-        out.ca_dir = value;
-    } else if (name == "require") {
-        out.require = value;
-    } else if (name == "allow-weak") {
-        out.allow_weak = true;
-    } else if (name == "no-shim") {
-        out.no_shim = true;
-    } else if (name == "keep-fd") {
-        auto fd = parse_fd(value);
-        if (!fd) {
-            return fd.error();
-        }
-        out.keep_fds.push_back(*fd);
-    } else if (name == "use-real-dns" || name == "no-user-namespace") {
-        // boundary compatibility: nothing to do
-    } else if (name == "version") {
-        out.command = Command::Version;
-    } else if (name == "help") {
-        out.command = Command::Help;
+Status keep_fd(CliOptions& o, const std::string& value) {
+    auto fd = parse_fd(value);
+    if (!fd) {
+        return fd.error();
     }
+    o.keep_fds.push_back(*fd);
     return {};
 }
 
 Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
-    return proxy::parse_options(
-        argc, argv, kTable, permute, "landjail",
-        [&](const OptSpec& spec, const std::string& value) { return store(out, spec, value); });
+    return proxy::parse_rows(argc, argv, options(), permute, "landjail", out);
 }
 
 /// Operands of check/explain, validated.
@@ -164,8 +133,9 @@ Result<CliOptions> finish_subcommand(CliOptions out) {
 
 }  // namespace
 
-std::span<const OptSpec> options() {
-    return kTable;
+const std::vector<Row>& options() {
+    static const std::vector<Row> table = make_table();
+    return table;
 }
 
 Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
@@ -223,7 +193,7 @@ std::string help_text() {
            "                       and the normalized request (exit 0 allow, 1 deny, 2 error)\n"
            "\n"
            "Options:\n" +
-           proxy::format_options(kTable) +
+           proxy::format_rows(options()) +
            "\n"
            "Rules are 'key=value ...' with the keys domain, method, path and port; see "
            "landjail(1).\n"

@@ -10,30 +10,27 @@
 
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
-#include "proxy/base/opt_table.hpp"
+#include "proxy/base/options.hpp"
 
 namespace lj::jail {
 
 enum class Command { Run, Check, Explain, Doctor, Help, Version };
 
-/// Every option landjail accepts, in --help order.
-std::span<const proxy::OptSpec> options();
-
-struct CliOptions {
+/// landjail's options; the shared ones (config, rules, audit sinks, resolve, upstream_ca,
+/// ca_dir, …) are forwarded to the proxy landjail starts.
+struct CliOptions : proxy::SharedOptions {
     Command command = Command::Run;
-    std::optional<std::string> config;
-    policy::FlagInputs flags;
     std::vector<std::string> args;  ///< explain: METHOD URL; run: COMMAND ARGS…
     // The jail (landjail -- COMMAND and doctor).
-    std::optional<std::string> proxy_addr;   ///< use this running proxy, start none
-    std::vector<std::string> resolve;        ///< passed to landjail-proxy
-    std::optional<std::string> upstream_ca;  ///< passed to landjail-proxy
-    std::optional<std::string> ca_dir;       ///< the interception CA (proxy and CA bundle)
-    std::optional<std::string> require;      ///< --require landlock,seccomp
+    std::optional<std::string> proxy_addr;  ///< use this running proxy, start none
+    std::optional<std::string> require;     ///< --require landlock,seccomp
     bool allow_weak = false;
     bool no_shim = false;
     std::vector<int> keep_fds;  ///< --keep-fd: inherited descriptors COMMAND keeps
 };
+
+/// Every option landjail accepts, in --help order: the shared rows and landjail's own.
+const std::vector<proxy::OptRow<CliOptions>>& options();
 
 /// Parses argv (argv[0] is the program). Errors are usage errors for the user; `seen` (when
 /// given) receives the command recognised so far, so the caller picks the right exit status.

@@ -6,9 +6,11 @@
 
 #include "landjail/cli.hpp"
 #include "landjail/subcommands.hpp"
+#include "proxy/base/diag.hpp"
 
 int main(int argc, char** argv) {
     using namespace lj::jail;
+    lj::diag::set_program("landjail");
     // Before anything: a write to a peer that went away (the proxy's event pipe, an audit
     // socket) must fail with EPIPE, never kill landjail and, with it, the jailed command.
     std::signal(SIGPIPE, SIG_IGN);
@@ -20,7 +22,7 @@ int main(int argc, char** argv) {
     Command seen = Command::Run;
     auto cli = parse_cli(argc, argv, &seen);
     if (!cli) {
-        std::cerr << "landjail: " << cli.error().message << "\n";
+        lj::diag::error(cli.error().message);
         return seen == Command::Run ? kExitFailed : kExitUsage;
     }
     switch (cli->command) {

@@ -9,18 +9,15 @@
 #include "policy/request.hpp"
 #include "policy/rule.hpp"
 #include "proxy/base/config_loader.hpp"
+#include "proxy/base/diag.hpp"
 
 namespace lj::jail {
 namespace {
 
-void error(const std::string& msg) {
-    std::cerr << "landjail: " << msg << "\n";
-}
-
 void print_warnings(const policy::Settings& s) {
     for (const auto* list : {&s.jail_warnings, &s.warnings}) {
         for (const std::string& w : *list) {
-            std::cerr << "landjail: warning: " << w << "\n";
+            diag::warn(w);
         }
     }
 }
@@ -77,8 +74,8 @@ int run_check(const CliOptions& cli) {
     proxy::ConfigChoice choice;
     auto settings = proxy::load_settings(cli.config, cli.flags, &choice);
     if (!settings) {
-        error(settings.error().what());
-        error("configuration is invalid");
+        diag::error(settings.error().what());
+        diag::error("configuration is invalid");
         return kExitUsage;
     }
     const policy::Settings& s = *settings;
@@ -128,7 +125,7 @@ int run_check(const CliOptions& cli) {
 int run_explain(const CliOptions& cli) {
     auto settings = proxy::load_settings(cli.config, cli.flags);
     if (!settings) {
-        error(settings.error().what());
+        diag::error(settings.error().what());
         return kExitUsage;
     }
     print_warnings(*settings);
@@ -136,7 +133,7 @@ int run_explain(const CliOptions& cli) {
     const std::string& url = cli.args.at(1);
     auto req = policy::parse_request(method, url);
     if (!req) {
-        error("explain: cannot decide " + method + " " + url + ": " + req.error().message);
+        diag::error("explain: cannot decide " + method + " " + url + ": " + req.error().message);
         return kExitUsage;
     }
     const policy::Decision d = settings->engine->evaluate(*req);
@@ -163,7 +160,7 @@ int run_doctor(const CliOptions& cli) {
     auto req =
         cli.require ? parse_requirements(*cli.require) : Result<Requirements>(Requirements{});
     if (!req) {
-        error(req.error().message);
+        diag::error(req.error().message);
         return kExitUsage;
     }
     const HostFacts facts = probe_host(true);

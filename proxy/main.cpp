@@ -7,6 +7,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "proxy/base/diag.hpp"
 #include "proxy/server/cli.hpp"
 #include "proxy/server/server.hpp"
 
@@ -23,9 +24,10 @@ void setup_logging() {
 
 int main(int argc, char** argv) {
     using namespace lj::proxy;
+    lj::diag::set_program("landjail-proxy");
     auto options = parse_proxy_cli(argc, argv);
     if (!options) {
-        std::cerr << "landjail-proxy: " << options.error().message << "\n";
+        lj::diag::error(options.error().message);
         return 2;
     }
     if (options->help) {

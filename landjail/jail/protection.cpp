@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,32 +13,20 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "landjail/jail/uapi/landlock.h"
 #include "policy/text.hpp"
+#include "proxy/base/diag.hpp"
+#include "proxy/base/fd.hpp"
 
 namespace lj::jail {
 namespace {
 
-std::string errno_name(int err) {
-    switch (err) {
-        case ENOSYS:
-            return "ENOSYS";
-        case EPERM:
-            return "EPERM";
-        case EOPNOTSUPP:
-            return "EOPNOTSUPP";
-        case EINVAL:
-            return "EINVAL";
-        case EACCES:
-            return "EACCES";
-        default:
-            return std::strerror(err);
-    }
-}
+using diag::errno_name;
 
 int landlock_abi(int* err) {
     const long abi =
@@ -50,18 +39,14 @@ int landlock_abi(int* err) {
 }
 
 bool probe_pidfd_getfd(int* err) {
-    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-    if (pidfd < 0) {
+    const UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+    if (!pidfd.valid()) {
         *err = errno;
         return false;
     }
-    const int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, pidfd, 0));
-    *err = fd < 0 ? errno : 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    close(pidfd);
-    return fd >= 0;
+    const UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), pidfd.get(), 0)));
+    *err = fd.valid() ? 0 : errno;
+    return fd.valid();
 }
 
 int yama_scope() {
@@ -80,6 +65,7 @@ void probe_listener(HostFacts& f) {
     if (pipe2(p, O_CLOEXEC) != 0) {
         return;
     }
+    UniqueFd read_end(p[0]), write_end(p[1]);
     const pid_t pid = fork();
     if (pid == 0) {
         unsigned char result[3] = {0, 0, 0};
@@ -108,13 +94,12 @@ void probe_listener(HostFacts& f) {
             result[0] = 0;
             result[1] = static_cast<unsigned char>(errno);
         }
-        (void)!write(p[1], result, sizeof result);
+        (void)!write(write_end.get(), result, sizeof result);
         _exit(0);
     }
-    close(p[1]);
+    write_end.reset();  // EOF for the read below if the child dies without a word
     unsigned char result[3] = {0, 0, 0};
-    const bool got = pid > 0 && read(p[0], result, sizeof result) == 3;
-    close(p[0]);
+    const bool got = pid > 0 && read(read_end.get(), result, sizeof result) == 3;
     if (pid > 0) {
         waitpid(pid, nullptr, 0);
     }
@@ -130,6 +115,63 @@ void probe_listener(HostFacts& f) {
         f.notify = false;
         f.notify_errno = result[1];
     }
+}
+
+/// Seccomp, NoNewPrivs and the capability sets of this process (/proc/self/status).
+void probe_process(HostFacts& f) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto colon = line.find(':');
+        if (colon == std::string::npos) {
+            continue;
+        }
+        const std::string key = line.substr(0, colon);
+        std::istringstream value(line.substr(colon + 1));
+        if (key == "Seccomp") {
+            value >> f.seccomp_mode;
+        } else if (key == "Seccomp_filters") {
+            value >> f.seccomp_filters;
+        } else if (key == "NoNewPrivs") {
+            value >> f.no_new_privs;
+        } else if (key == "CapEff") {
+            value >> std::hex >> f.cap_eff;
+            f.caps_known = true;
+        } else if (key == "CapBnd") {
+            value >> std::hex >> f.cap_bnd;
+        }
+    }
+    std::ifstream max("/proc/sys/user/max_user_namespaces");
+    if (!(max >> f.max_user_namespaces)) {
+        f.max_user_namespaces = -1;
+    }
+}
+
+/// Whether this process could create a user namespace (unshare in a forked child).
+int probe_user_namespace() {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0xff));
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+/// The container runtime's marks, when there are any.
+std::string detect_container() {
+    if (access("/.dockerenv", F_OK) == 0) {
+        return "docker (/.dockerenv)";
+    }
+    if (access("/run/.containerenv", F_OK) == 0) {
+        return "podman (/run/.containerenv)";
+    }
+    if (std::getenv("KUBERNETES_SERVICE_HOST")) {
+        return "kubernetes (KUBERNETES_SERVICE_HOST)";
+    }
+    return "";
 }
 
 std::string landlock_text(const HostFacts& f) {
@@ -187,6 +229,9 @@ HostFacts probe_host(bool deep) {
     f.yama_ptrace_scope = yama_scope();
     if (deep) {
         probe_listener(f);
+        probe_process(f);
+        f.userns_errno = probe_user_namespace();
+        f.container = detect_container();
     }
     return f;
 }
@@ -284,6 +329,121 @@ Result<Plan> plan_protection(const HostFacts& f, const Requirements& req, bool a
                       landlock_text(f) + ") are available; the shim alone is not a boundary");
 }
 
+namespace {
+
+std::string seccomp_text(const HostFacts& f) {
+    switch (f.seccomp_mode) {
+        case 0:
+            return "none";
+        case 1:
+            return "strict";
+        case 2:
+            return "filter (" + std::to_string(f.seccomp_filters) +
+                   (f.seccomp_filters == 1 ? " filter" : " filters") +
+                   " from outside: a container runtime's profile or a service manager's)";
+        default:
+            return "unknown";
+    }
+}
+
+std::string userns_text(const HostFacts& f) {
+    std::string s = f.userns_errno == 0 ? "yes" : "no";
+    if (f.userns_errno > 0) {
+        s += " (" + errno_name(f.userns_errno);
+        if (f.max_user_namespaces == 0) {
+            s += ", user.max_user_namespaces = 0";
+        }
+        s += ")";
+    }
+    return s + "; landjail does not use them";
+}
+
+/// Why the layers above are what they are, in a container: its seccomp profile and
+/// capabilities (Docker's default profile allows pidfd_getfd only with CAP_SYS_PTRACE).
+void describe_process(std::ostringstream& out, const HostFacts& f) {
+    constexpr std::uint64_t kSysPtrace = 1ULL << 19;
+    out << "seccomp (this process): " << seccomp_text(f) << "\n";
+    out << "no_new_privs:           " << (f.no_new_privs == 1 ? "yes" : "no") << "\n";
+    if (f.caps_known) {
+        out << "capabilities effective: " << capability_names(f.cap_eff) << "\n";
+        out << "capabilities bounding:  " << capability_names(f.cap_bnd) << "\n";
+    }
+    out << "user namespaces:        " << userns_text(f) << "\n";
+    out << "container:              " << (f.container.empty() ? "none seen" : f.container) << "\n";
+    if (f.seccomp_mode == 2 && !f.pidfd_getfd && !(f.cap_bnd & kSysPtrace)) {
+        out << "  pidfd_getfd is refused by the seccomp filter above (Docker's default profile "
+               "allows it only to containers with CAP_SYS_PTRACE)\n";
+    }
+    if (f.seccomp_mode == 2 && f.landlock_abi == 0 && f.landlock_errno != EOPNOTSUPP) {
+        out << "  Landlock's system calls are refused, most likely by the seccomp filter above "
+               "(profiles older than Landlock refuse them)\n";
+    }
+}
+
+}  // namespace
+
+std::string capability_names(std::uint64_t mask) {
+    static const char* const kNames[] = {"chown",
+                                         "dac_override",
+                                         "dac_read_search",
+                                         "fowner",
+                                         "fsetid",
+                                         "kill",
+                                         "setgid",
+                                         "setuid",
+                                         "setpcap",
+                                         "linux_immutable",
+                                         "net_bind_service",
+                                         "net_broadcast",
+                                         "net_admin",
+                                         "net_raw",
+                                         "ipc_lock",
+                                         "ipc_owner",
+                                         "sys_module",
+                                         "sys_rawio",
+                                         "sys_chroot",
+                                         "sys_ptrace",
+                                         "sys_pacct",
+                                         "sys_admin",
+                                         "sys_boot",
+                                         "sys_nice",
+                                         "sys_resource",
+                                         "sys_time",
+                                         "sys_tty_config",
+                                         "mknod",
+                                         "lease",
+                                         "audit_write",
+                                         "audit_control",
+                                         "setfcap",
+                                         "mac_override",
+                                         "mac_admin",
+                                         "syslog",
+                                         "wake_alarm",
+                                         "block_suspend",
+                                         "audit_read",
+                                         "perfmon",
+                                         "bpf",
+                                         "checkpoint_restore"};
+    constexpr std::size_t kKnown = sizeof kNames / sizeof kNames[0];
+    const std::uint64_t all = (1ULL << kKnown) - 1;
+    if (mask == 0) {
+        return "none";
+    }
+    if ((mask & all) == all) {
+        return "all";
+    }
+    // Most of them (root outside a container): name the few that are missing.
+    const bool most = __builtin_popcountll(mask & all) > static_cast<int>(kKnown / 2);
+    std::string out;
+    for (std::size_t i = 0; i < kKnown; ++i) {
+        if (((mask >> i) & 1) != (most ? 0 : 1)) {
+            continue;
+        }
+        out += (out.empty() ? "" : ",") + std::string(kNames[i]);
+    }
+    return most ? "all but " + out : out;
+}
+
 std::string describe(const HostFacts& f) {
     std::ostringstream out;
     auto yes = [](bool b) { return b ? "yes" : "no"; };
@@ -303,6 +463,9 @@ std::string describe(const HostFacts& f) {
         << (f.yama_ptrace_scope < 0 ? std::string("none") : std::to_string(f.yama_ptrace_scope))
         << "\n";
     out << "running as uid:         " << getuid() << "\n";
+    if (f.deep) {
+        describe_process(out, f);
+    }
     return out.str();
 }
 

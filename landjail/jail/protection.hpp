@@ -3,6 +3,7 @@
 // probe_host() asks the kernel; plan_protection() is pure, so every level is unit-tested.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,17 @@ struct HostFacts {
     int pidfd_getfd_errno = 0;
     int yama_ptrace_scope = -1;  ///< -1: no Yama
     bool deep = false;           ///< addfd and wait_killable were probed (in a child process)
+    // What the process runs under (issue 16: why a container reaches the level it does),
+    // from /proc/self/status and /proc/sys; doctor only.
+    int seccomp_mode = -1;      ///< 0 none, 1 strict, 2 filter (-1: unknown)
+    int seccomp_filters = -1;   ///< filters stacked on this process (-1: unknown)
+    int no_new_privs = -1;      ///< NoNewPrivs (-1: unknown)
+    std::uint64_t cap_eff = 0;  ///< effective capabilities (CapEff)
+    std::uint64_t cap_bnd = 0;  ///< bounding set (CapBnd)
+    bool caps_known = false;
+    long max_user_namespaces = -1;  ///< user.max_user_namespaces (-1: unknown)
+    int userns_errno = -1;          ///< unshare(CLONE_NEWUSER) in a child: 0 ok (deep only)
+    std::string container;          ///< "docker (/.dockerenv)", "kubernetes (…)", or ""
 };
 
 /// Cheap probes (a few syscalls) for `landjail -- COMMAND`; `deep` adds a forked child that
@@ -50,6 +62,9 @@ struct Plan {
 /// The strongest protection the facts allow, or an error that names what is missing
 /// (`--require`, or level 6 without `--allow-weak`).
 Result<Plan> plan_protection(const HostFacts& facts, const Requirements& req, bool allow_weak);
+
+/// Capability names of a CapEff/CapBnd mask: "none", "all", or "chown,net_raw,…".
+std::string capability_names(std::uint64_t mask);
 
 /// `landjail doctor`: the facts and the plan, human-readable.
 std::string describe(const HostFacts& facts);

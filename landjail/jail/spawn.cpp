@@ -16,6 +16,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <utility>
 
@@ -112,18 +114,19 @@ void apply_landlock(const ChildArgs& a) {
         attr.scoped = LJ_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LJ_LANDLOCK_SCOPE_SIGNAL;
         size = sizeof attr;
     }
-    const int ruleset = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, size, 0));
+    const UniqueFd ruleset_fd(
+        static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, size, 0)));
+    const int ruleset = ruleset_fd.get();
     if (ruleset < 0) {
         fail(a, Step::LandlockRuleset, errno);
     }
     if (abi < 4) {
-        const int root = open("/", O_PATH | O_CLOEXEC);
-        lj_landlock_path_beneath_attr beneath{attr.handled_access_fs, root};
-        if (root < 0 || syscall(__NR_landlock_add_rule, ruleset, LJ_LANDLOCK_RULE_PATH_BENEATH,
-                                &beneath, 0) != 0) {
+        const UniqueFd root(open("/", O_PATH | O_CLOEXEC));
+        lj_landlock_path_beneath_attr beneath{attr.handled_access_fs, root.get()};
+        if (!root.valid() || syscall(__NR_landlock_add_rule, ruleset, LJ_LANDLOCK_RULE_PATH_BENEATH,
+                                     &beneath, 0) != 0) {
             fail(a, Step::LandlockRule, errno);
         }
-        close(root);
     }
     if (plan.weak) {
         lj_landlock_net_port_attr port{LJ_LANDLOCK_ACCESS_NET_CONNECT_TCP, a.spec->proxy_port};
@@ -134,7 +137,6 @@ void apply_landlock(const ChildArgs& a) {
     if (syscall(__NR_landlock_restrict_self, ruleset, 0) != 0) {
         fail(a, Step::LandlockRestrict, errno);
     }
-    close(ruleset);
 }
 
 /// Root without Landlock: CAP_SYS_PTRACE would open the supervisor's memory.
@@ -448,6 +450,22 @@ std::string describe_failure(const ChildFailure& f, const std::string& path) {
                "for another system)";
     }
     return "execve: " + std::string(std::strerror(f.err));
+}
+
+/// Whether a process of the jail is still alive: as the subreaper, every one of them that
+/// outlived its parent is our child, like the command and the proxy.
+bool jail_processes_left(pid_t proxy) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+        std::ifstream in(task.path() / "children");
+        pid_t pid = 0;
+        while (in >> pid) {
+            if (pid != proxy) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 }  // namespace lj::jail

@@ -64,4 +64,8 @@ ResolvedCommand resolve_command(const std::string& name, const std::string& path
 /// what is wrong with the file (a missing #! interpreter, a foreign binary format).
 std::string describe_failure(const ChildFailure& f, const std::string& path);
 
+/// Whether a process of the jail other than `proxy` is still alive: landjail is the jail's
+/// subreaper, so every process of it that outlived its parent is landjail's child.
+bool jail_processes_left(pid_t proxy);
+
 }  // namespace lj::jail

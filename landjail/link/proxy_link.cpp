@@ -1,447 +1,270 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "landjail/link/proxy_link.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <iostream>
-#include <string>
-#include <vector>
+#include <chrono>
 
 #include "landjail/jail/spawn.hpp"
+#include "landjail/link/proxy_process.hpp"
 #include "proxy/audit/auditor.hpp"
-#include "proxy/base/ca_file.hpp"
-#include "proxy/base/resolve.hpp"
+#include "proxy/audit/jail_events.hpp"
+#include "proxy/audit/jail_link.hpp"
+#include "proxy/base/diag.hpp"
 
 namespace lj::jail {
 namespace {
 
-bool executable(const std::string& p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0;
-}
+constexpr auto kProxyReadyTimeout = std::chrono::seconds(30);
+constexpr auto kProxyStopGrace = std::chrono::seconds(20);  // drain 10 s + audit.http 5 s
+/// After the command has exited, how long processes it left behind may still finish requests
+/// in flight before the proxy cuts them (at once when none is left: their client is gone).
+/// The user gets the terminal back within a second (issue 16).
+constexpr auto kOrphanRequestGrace = std::chrono::milliseconds(250);
 
-}  // namespace
+/// A landjail-proxy already running at --proxy-addr: landjail audits the jail's own events in
+/// a session of its own, written to the same sinks.
+class ExternalProxy final : public ProxyLink {
+  public:
+    explicit ExternalProxy(const LinkSpec& spec) : spec_(spec) {}
 
-std::string describe_status(int status) {
-    if (WIFEXITED(status)) {
-        return "exited with status " + std::to_string(WEXITSTATUS(status));
+    Status check() override {
+        // No proxy of ours reads this config: its warnings are ours to print.
+        for (const std::string& w : spec_.settings->warnings) {
+            diag::warn(w);
+        }
+        return check_proxy_inputs(*spec_.settings, nullptr);
     }
-    if (WIFSIGNALED(status)) {
-        return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-               strsignal(WTERMSIG(status)) + ")";
-    }
-    return "stopped";
-}
 
-namespace {
-
-/// Why the proxy stopped before it was ready. Status 1 is landjail-proxy's "could not start"
-/// (its message on stderr says why); 2 is a usage error, which with arguments landjail
-/// validated means a landjail-proxy of another version; 127 is from start_proxy's child.
-Error not_ready(ProxyProcess& proc, int status) {
-    const std::string who = proc.binary + " ";
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
-        proc.explained = true;
-        return make_error(who + "exited with status 1 before it was ready");
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
-        return make_error(who +
-                          "refused the options landjail gave it: is it the landjail-proxy "
-                          "of landjail " LJ_VERSION "? (landjail-proxy --version)");
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-        return make_error(who + "could not be executed");
-    }
-    return make_error(who + describe_status(status) + " before it was ready");
-}
-
-/// How the user wrote a setting: "--proxy-port 80", "PROXY_PORT=80" or
-/// "config.yaml:3:13: proxy_port 80".
-std::string named(const std::string& origin, const std::string& key, const std::string& value) {
-    if (origin.rfind("--", 0) == 0) {
-        return origin + " " + value;
-    }
-    if (!origin.empty() && origin.front() >= 'A' && origin.front() <= 'Z' &&
-        origin.find_first_of("/:. ") == std::string::npos) {
-        return origin + "=" + value;
-    }
-    return origin + ": " + key + " " + value;
-}
-
-/// Whether our proxy could listen on 127.0.0.1:`port` (it binds the same way, with
-/// SO_REUSEADDR). A port taken in between is reported by the proxy itself.
-Status port_is_free(std::uint16_t port) {
-    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int one = 1;
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd.valid() && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-        bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
+    Status start() override {
+        auto addr = parse_inet(*spec_.cli->proxy_addr);
+        if (!addr) {
+            return make_error("--proxy-addr " + addr.error().message);
+        }
+        addr_ = *addr;
+        if (spec_.plan->supervise) {
+            auto auditor = proxy::start_auditor(*spec_.settings, spec_.session_id);
+            if (!auditor) {
+                diag::warn(auditor.error().what() + "; the jail's own audit events are lost");
+            } else {
+                auditor_ = std::move(*auditor);
+            }
+        }
         return {};
     }
-    const int err = errno;
-    const std::string where = "127.0.0.1:" + std::to_string(port);
-    if (err == EADDRINUSE) {
-        return make_error("another program is already listening on " + where +
-                          ": choose another port, or 0 for a free one");
+
+    Result<InetAddr> wait_ready() override {
+        if (auto reached = probe_proxy(addr_); !reached) {
+            return make_error("--proxy-addr " + addr_.text() + ": " + reached.error().message);
+        }
+        return addr_;
     }
-    return make_error("cannot listen on " + where + ": " + std::strerror(err) +
-                      (err == EACCES ? " (ports below 1024 need privileges: choose a port from "
-                                       "1024 up, or 0 for a free one)"
-                                     : ""));
+
+    std::function<void(proxy::AuditEvent&&)> audit_sink() override {
+        if (!auditor_) {
+            return {};
+        }
+        return [a = auditor_](proxy::AuditEvent&& e) { a->record(std::move(e)); };
+    }
+    std::function<void(pid_t, std::uint16_t)> client_sink() override { return {}; }
+    pid_t pid() const override { return 0; }
+    int pidfd() const override { return -1; }
+    bool reaped(pid_t, int) override { return false; }
+
+    void stop() override {
+        if (auditor_) {
+            auditor_->stop();
+        }
+    }
+
+  private:
+    const LinkSpec& spec_;
+    InetAddr addr_;
+    std::shared_ptr<proxy::Auditor> auditor_;  ///< shared with the supervisor thread
+};
+
+/// Our own landjail-proxy: the supervisor's events go to it through a pipe (--event-fd) so
+/// that they join its ordered stream, and who is behind each client port through a shared
+/// table (--clients-fd). When it dies, the jail fails closed and landjail audits itself.
+class LocalProxy final : public ProxyLink {
+  public:
+    explicit LocalProxy(const LinkSpec& spec) : spec_(spec) {}
+
+    Status check() override { return check_proxy_inputs(*spec_.settings, spec_.cli); }
+    Status start() override;
+    Result<InetAddr> wait_ready() override;
+    std::function<void(proxy::AuditEvent&&)> audit_sink() override;
+    std::function<void(pid_t, std::uint16_t)> client_sink() override;
+    pid_t pid() const override { return proxy_.pid > 0 ? proxy_.pid : 0; }
+    int pidfd() const override { return proxy_.pidfd.get(); }
+    bool reaped(pid_t pid, int status) override;
+    void stop() override;
+
+  private:
+    UniqueFd client_table();
+    void hold_proxy_log();
+
+    const LinkSpec& spec_;
+    ProxyProcess proxy_;
+    // Shared with the supervisor thread, which is never joined: it blocks in the kernel
+    // until the process exits, so what it uses must outlive the link.
+    std::shared_ptr<JailEvents> events_;       ///< to the proxy's --event-fd
+    std::shared_ptr<proxy::Auditor> auditor_;  ///< once the proxy is gone
+    void* clients_table_ = nullptr;            ///< shared with the proxy's --clients-fd
+    UniqueFd proxy_log_;  ///< the proxy's stderr while the command has our terminal
+    off_t proxy_log_shown_ = 0;
+};
+
+Status LocalProxy::start() {
+    auto binary = find_proxy_binary();
+    if (!binary) {
+        return binary.error();
+    }
+    // The proxy gets --audit-log LOG_DIR/audit.jsonl; the directory is made here.
+    if (auto made = proxy::make_log_dir(*spec_.settings); !made) {
+        return made.error();
+    }
+    int events[2] = {-1, -1};
+    if (spec_.plan->supervise && !spec_.settings->disable_audit_logs.value &&
+        pipe2(events, O_CLOEXEC) == 0) {
+        fcntl(events[1], F_SETPIPE_SZ, 1 << 20);  // room for thousands of events
+        events_ = std::make_shared<JailEvents>(UniqueFd(events[1]), UniqueFd(events[0]));
+    }
+    UniqueFd clients = events_ ? client_table() : UniqueFd();
+    hold_proxy_log();
+    auto started = start_proxy(
+        *binary,
+        proxy_arguments(*spec_.cli, *spec_.settings, *spec_.config, spec_.ca_dir, spec_.session_id),
+        events[0], clients.get(), proxy_log_.get());
+    if (!started) {
+        return make_error("cannot start the proxy: " + started.error().message);
+    }
+    proxy_ = std::move(*started);
+    return {};
 }
 
-}  // namespace
-
-std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Settings& s,
-                                         const proxy::ConfigChoice& config,
-                                         const std::string& ca_dir, const std::string& session_id) {
-    std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
-                                  "--session-id", session_id};
-    if (cli.config) {
-        a.insert(a.end(), {"--config", *cli.config});
+/// Who is behind each client port, for the proxy's audit events: a shared memory table,
+/// mapped here until we exit. Invalid when it cannot be made (events then lack pid/exe).
+UniqueFd LocalProxy::client_table() {
+    UniqueFd fd(memfd_create("landjail-clients", MFD_CLOEXEC));
+    void* table = fd.valid() && ftruncate(fd.get(), proxy::ClientMap::kBytes) == 0
+                      ? mmap(nullptr, proxy::ClientMap::kBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                             fd.get(), 0)
+                      : MAP_FAILED;
+    if (table == MAP_FAILED) {
+        return UniqueFd();
     }
-    for (const auto& [name, path] : config.profiles) {
-        // The file landjail read, so that the proxy reads the same one.
-        a.insert(a.end(), {"--profile", std::filesystem::absolute(path).string()});
-    }
-    for (const auto& r : cli.flags.allow) a.insert(a.end(), {"--allow", r});
-    for (const auto& r : cli.flags.deny) a.insert(a.end(), {"--deny", r});
-    for (const auto& r : cli.resolve) a.insert(a.end(), {"--resolve", r});
-    if (cli.flags.log_level) {
-        a.insert(a.end(), {"--log-level", *cli.flags.log_level});
-    }
-    if (s.disable_audit_logs.value) {
-        a.emplace_back("--disable-audit-logs");
-    } else {
-        if (s.audit_file) {
-            a.insert(a.end(), {"--audit-log", s.audit_file->value});
-        }
-        if (cli.flags.audit_socket) {
-            a.insert(a.end(), {"--audit-socket", *cli.flags.audit_socket});
-        }
-        if (cli.flags.audit_required) {
-            a.emplace_back("--audit-required");
-        }
-    }
-    if (cli.upstream_ca) {
-        a.insert(a.end(), {"--upstream-ca", *cli.upstream_ca});
-    }
-    if (cli.flags.max_connections) {
-        a.insert(a.end(), {"--max-connections", *cli.flags.max_connections});
-    }
-    a.insert(a.end(), {"--ca-dir", ca_dir});
-    return a;
+    clients_table_ = table;
+    return fd;
 }
 
-Status check_proxy_inputs(const policy::Settings& s, const CliOptions* cli) {
-    Status ok;
-    if (s.audit_file && !s.disable_audit_logs.value) {
-        const std::string& origin = s.audit_file->origin;
-        const bool from_log_dir = origin.rfind("log_dir", 0) == 0 && s.log_dir;
-        // A log_dir that does not exist yet is created (launch_proxy); it is checked then.
-        if (auto checked = proxy::check_audit_file(s.audit_file->value, from_log_dir); !checked) {
-            ok = make_error((from_log_dir ? named(s.log_dir->origin, "log_dir", s.log_dir->value)
-                                          : named(origin, "audit.file", s.audit_file->value)) +
-                            ": " + checked.error().message);
-        }
+/// An interactive command (a TUI agent) owns the terminal: the proxy's stderr goes to a file
+/// and its denial lines are shown after the command exits, unless the user asked for them
+/// (audit.stderr) or for logs (a log level other than warn).
+void LocalProxy::hold_proxy_log() {
+    const policy::Settings& s = *spec_.settings;
+    if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !s.audit.stderr_denials &&
+        s.log_level.value == "warn" && !s.disable_audit_logs.value) {
+        const std::string path = spec_.session_dir + "/proxy.stderr";
+        proxy_log_.reset(
+            open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
     }
-    if (cli) {  // what only our own proxy uses
-        for (const std::string& r : cli->resolve) {
-            if (auto parsed = proxy::parse_resolve(r); ok && !parsed) {
-                ok = parsed.error();
-            }
-        }
-        const auto& file_ca = s.tls.upstream_ca;
-        if (ok && (cli->upstream_ca || file_ca)) {
-            const std::string path = cli->upstream_ca ? *cli->upstream_ca : file_ca->value;
-            const std::string origin = cli->upstream_ca ? "--upstream-ca" : file_ca->origin;
-            if (auto checked = proxy::check_ca_file(path); !checked) {
-                ok = make_error(named(origin, "tls.upstream_ca", path) + ": " +
-                                checked.error().message);
-            }
-        }
-        if (ok && s.proxy_port.value != 0) {
-            if (auto free = port_is_free(s.proxy_port.value); !free) {
-                ok = make_error(
-                    named(s.proxy_port.origin, "proxy_port", std::to_string(s.proxy_port.value)) +
-                    ": " + free.error().message);
-            }
-        }
-    }
-    return ok;
 }
 
-/// Whether something accepts connections at `addr` (the proxy of --proxy-addr), within 5 s.
-Status probe_proxy(const InetAddr& addr) {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (addr.family == AF_INET) {
-        auto& in = reinterpret_cast<sockaddr_in&>(ss);
-        in.sin_family = AF_INET;
-        in.sin_port = htons(addr.port);
-        std::memcpy(&in.sin_addr, addr.addr, 4);
-        len = sizeof in;
-    } else {
-        auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(addr.port);
-        std::memcpy(&in6.sin6_addr, addr.addr, 16);
-        in6.sin6_scope_id = addr.scope;
-        len = sizeof in6;
+Result<InetAddr> LocalProxy::wait_ready() {
+    auto ready = lj::jail::wait_ready(proxy_, kProxyReadyTimeout);
+    if (proxy_log_.valid()) {
+        relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, false);  // start-up messages
     }
-    UniqueFd fd(socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    int err = fd.valid() ? 0 : errno;
-    if (fd.valid() && connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
-        err = errno;
-        if (err == EINPROGRESS) {
-            pollfd p{fd.get(), POLLOUT, 0};
-            socklen_t elen = sizeof err;
-            if (poll(&p, 1, 5000) != 1 ||
-                getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) {
-                err = ETIMEDOUT;
-            }
-        }
+    if (!ready) {
+        // When the proxy explained itself, its own message says what is wrong.
+        return make_error(proxy_.explained ? std::string()
+                                           : "cannot start the proxy: " + ready.error().message);
     }
-    if (err == 0) {
+    auto addr = parse_inet(proxy_.address);
+    if (!addr) {
+        return make_error("landjail-proxy reported an unusable address " + addr.error().message);
+    }
+    return *addr;
+}
+
+std::function<void(proxy::AuditEvent&&)> LocalProxy::audit_sink() {
+    if (!events_) {
         return {};
     }
-    return make_error("no proxy answers there (" + std::string(std::strerror(err)) +
-                      "): start one with 'landjail-proxy --listen " + addr.text() +
-                      "', or leave out --proxy-addr and landjail starts its own");
+    // Never blocks the supervisor: a full pipe (the proxy stuck) drops and counts.
+    return [events = events_](proxy::AuditEvent&& e) { events->record(std::move(e)); };
 }
 
-std::string own_directory() {
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        return "";
+std::function<void(pid_t, std::uint16_t)> LocalProxy::client_sink() {
+    if (!clients_table_) {
+        return {};
     }
-    const std::string exe(self, static_cast<std::size_t>(n));
-    return exe.substr(0, exe.rfind('/'));
+    return [table = clients_table_](pid_t pid, std::uint16_t port) {
+        proxy::ClientMap::store(table, port, pid);
+    };
 }
 
-Result<std::string> find_proxy_binary() {
-    if (const char* env = std::getenv("LANDJAIL_PROXY"); env && *env) {
-        if (!executable(env)) {
-            return make_error(std::string("LANDJAIL_PROXY=") + env +
-                              ": not an executable file; set it to the landjail-proxy program, "
-                              "or unset it to use the one installed next to landjail");
-        }
-        return std::string(env);
+/// Our proxy exited before the command: the supervisor already refuses every connect (it
+/// watches the proxy's pidfd); the jail's events now go to an auditor of our own, in a new
+/// audit session (the proxy's stream ended without us knowing its last seq).
+bool LocalProxy::reaped(pid_t pid, int status) {
+    if (proxy_.pid <= 0 || pid != proxy_.pid) {
+        return false;
     }
-    const std::string dir = own_directory();
-    if (!dir.empty() && executable(dir + "/landjail-proxy")) {
-        return dir + "/landjail-proxy";
-    }
-    const char* path = std::getenv("PATH");
-    if (auto found = resolve_command("landjail-proxy", path ? path : ""); found.exit_status == 0) {
-        return found.path;
-    }
-    const std::string next_to = dir.empty() ? "next to landjail" : dir + "/landjail-proxy";
-    return make_error("landjail-proxy not found (looked for " + next_to +
-                      " and in PATH=" + (path ? path : "") +
-                      "): install it next to landjail, set LANDJAIL_PROXY=/path/to/"
-                      "landjail-proxy, or use --proxy-addr HOST:PORT to use one that is running");
-}
-
-Result<ProxyProcess> start_proxy(const std::string& binary, const std::vector<std::string>& args,
-                                 int event_fd, int clients_fd, int stderr_fd) {
-    int ready[2];
-    if (pipe2(ready, O_CLOEXEC) != 0) {
-        return make_error(std::string("pipe: ") + std::strerror(errno));
-    }
-    UniqueFd ready_read(ready[0]);
-    UniqueFd ready_write(ready[1]);
-    std::vector<std::string> argv_s = {binary};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    argv_s.emplace_back("--ready-fd");
-    argv_s.emplace_back("3");
-    if (event_fd >= 0) {
-        argv_s.emplace_back("--event-fd");
-        argv_s.emplace_back("4");
-    }
-    if (clients_fd >= 0) {
-        argv_s.emplace_back("--clients-fd");
-        argv_s.emplace_back("5");
-    }
-    std::vector<char*> argv;
-    for (auto& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) {
-        return make_error(std::string("fork: ") + std::strerror(errno));
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-        if (getppid() != parent) {
-            _exit(125);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        signal(SIGPIPE, SIG_DFL);  // landjail ignores it; the proxy decides for itself
-        if (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0) {
-            _exit(125);
-        }
-        // fd 3 is the ready pipe, fd 4 the jail's events, fd 5 the client table; dup2 clears
-        // close-on-exec. All are first moved above 5, so that none overwrites another.
-        const int ready_fd = fcntl(ready_write.get(), F_DUPFD_CLOEXEC, 10);
-        const int events = event_fd >= 0 ? fcntl(event_fd, F_DUPFD_CLOEXEC, 10) : -1;
-        const int clients = clients_fd >= 0 ? fcntl(clients_fd, F_DUPFD_CLOEXEC, 10) : -1;
-        if (ready_fd < 0 || dup2(ready_fd, 3) < 0 ||
-            (event_fd >= 0 && (events < 0 || dup2(events, 4) < 0)) ||
-            (clients_fd >= 0 && (clients < 0 || dup2(clients, 5) < 0))) {
-            _exit(125);
-        }
-        const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (devnull >= 0) {
-            dup2(devnull, STDOUT_FILENO);
-        }
-
-        execv(binary.c_str(), argv.data());
-        _exit(127);
-    }
-    ready_write.reset();
-    ProxyProcess proc;
-    proc.pid = pid;
-    proc.binary = binary;
-    proc.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-    proc.ready = std::move(ready_read);
-    return proc;
-}
-
-Status wait_ready(ProxyProcess& proc, std::chrono::milliseconds timeout) {
-    const int fd = proc.ready.get();
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            stop_proxy(proc, std::chrono::milliseconds(0));
-            proc.ready.reset();
-            return make_error("landjail-proxy did not report ready within " +
-                              std::to_string(timeout.count() / 1000) + " s");
-        }
-        pollfd p{fd, POLLIN, 0};
-        const int rc = poll(&p, 1, static_cast<int>(left.count()));
-        if (rc < 0 && errno == EINTR) {
-            continue;
-        }
-        if (rc <= 0) {
-            continue;
-        }
-        char buf[256];
-        const ssize_t n = read(fd, buf, sizeof buf);
-        if (n > 0) {
-            line.append(buf, static_cast<std::size_t>(n));
-            if (line.find('\n') != std::string::npos) {
-                proc.address = line.substr(0, line.find('\n'));
-                proc.ready.reset();
-                return {};
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        // EOF without an address: the proxy stopped.
-        int status = 0;
-        waitpid(proc.pid, &status, 0);
-        proc.pid = -1;
-        proc.ready.reset();
-        return not_ready(proc, status);
-    }
-}
-
-int stop_proxy(ProxyProcess& proxy, std::chrono::milliseconds grace) {
-    if (proxy.pid <= 0) {
-        return -1;
-    }
-    kill(proxy.pid, SIGTERM);
-    if (proxy.pidfd.valid()) {
-        pollfd p{proxy.pidfd.get(), POLLIN, 0};
-        int rc = -1;
-        do {
-            rc = poll(&p, 1, static_cast<int>(grace.count()));
-        } while (rc < 0 && errno == EINTR);
-        if (rc == 0) {
-            kill(proxy.pid, SIGKILL);
-        }
-    }
-    int status = 0;
-    while (waitpid(proxy.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    proxy.pid = -1;
-    return status;
-}
-
-namespace {
-/// How many held-back denial lines are shown after the command has exited.
-constexpr std::size_t kDenialLinesShown = 20;
-}  // namespace
-
-void relay_proxy_log(int fd, off_t* offset, bool after_exit) {
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = pread(fd, buf, sizeof buf, *offset);
-        if (n <= 0) {
-            break;
-        }
-        text.append(buf, static_cast<std::size_t>(n));
-        *offset += n;
-    }
-    std::string others;
-    std::vector<std::string> denials;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        std::size_t end = text.find('\n', start);
-        end = end == std::string::npos ? text.size() : end + 1;
-        std::string line = text.substr(start, end - start);
-        start = end;
-        if (line.rfind("landjail_", 0) == 0) {
-            denials.push_back(std::move(line));
+    proxy_.pid = -1;
+    std::string audit;
+    if (events_) {
+        auto id = proxy::new_session_id();
+        auto local = id ? proxy::start_auditor(*spec_.settings, *id)
+                        : Result<std::unique_ptr<proxy::Auditor>>(id.error());
+        if (local && *local) {
+            auditor_ = std::move(*local);
+            audit = "; landjail writes the jail's audit events itself, as audit session " + *id;
         } else {
-            others += line;
+            audit = "; the jail's audit events are lost from now on" +
+                    (local ? std::string() : " (" + local.error().what() + ")");
+        }
+        if (const std::uint64_t recovered = events_->switch_to(auditor_); recovered > 0) {
+            audit += ", with the " + std::to_string(recovered) + " the proxy had not read";
         }
     }
-    std::cerr << others;
-    if (!after_exit || denials.empty()) {
-        return;
+    diag::warn("landjail-proxy " + describe_status(status) +
+               ": every connection of the jail is refused from now on (fail closed)" + audit);
+    return true;
+}
+
+void LocalProxy::stop() {
+    if (proxy_.pid > 0) {
+        const bool orphans = jail_processes_left(proxy_.pid);
+        stop_proxy(proxy_, kProxyStopGrace,
+                   orphans ? kOrphanRequestGrace : std::chrono::milliseconds(0));
     }
-    std::cerr << "landjail: " << denials.size()
-              << (denials.size() == 1 ? " request was" : " requests were")
-              << " denied while the command ran on this terminal"
-              << (denials.size() > kDenialLinesShown
-                      ? " (the last " + std::to_string(kDenialLinesShown) +
-                            " below; all in the audit trail)"
-                      : "")
-              << ":\n";
-    const std::size_t first =
-        denials.size() > kDenialLinesShown ? denials.size() - kDenialLinesShown : 0;
-    for (std::size_t i = first; i < denials.size(); ++i) {
-        std::cerr << "  " << denials[i];
+    if (events_) {
+        events_->switch_to(auditor_);  // events of the jail's orphans after the proxy stopped
     }
+    if (proxy_log_.valid()) {
+        relay_proxy_log(proxy_log_.get(), &proxy_log_shown_, true);
+    }
+    if (auditor_) {
+        auditor_->stop();
+    }
+    if (const auto n = events_ ? events_->dropped() : 0; n > 0) {
+        diag::warn(std::to_string(n) +
+                   " audit events of the jail were lost: the proxy did not read them (its event "
+                   "pipe was full, or it died reading one)");
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<ProxyLink> make_proxy_link(const LinkSpec& spec) {
+    if (spec.cli->proxy_addr) {
+        return std::make_unique<ExternalProxy>(spec);
+    }
+    return std::make_unique<LocalProxy>(spec);
 }
 
 }  // namespace lj::jail

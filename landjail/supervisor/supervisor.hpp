@@ -27,7 +27,7 @@
 #include "landjail/supervisor/inet.hpp"
 #include "landjail/supervisor/notify_io.hpp"
 #include "policy/result.hpp"
-#include "proxy/audit/auditor.hpp"
+#include "proxy/audit/event.hpp"
 #include "proxy/base/fd.hpp"
 
 namespace lj::jail {

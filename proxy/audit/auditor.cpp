@@ -18,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "proxy/base/diag.hpp"
+
 namespace lj::proxy {
 namespace {
 
@@ -27,9 +29,7 @@ using Clock = std::chrono::system_clock;
 // audit_dropped notice is written, and writable() recovers, soon after the sink does.
 constexpr auto kRetryInterval = std::chrono::seconds(1);
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+using diag::errno_text;
 
 Result<std::string> random_uuid_v4() {
     unsigned char b[16];
@@ -116,7 +116,20 @@ Auditor::~Auditor() {
     stop();
 }
 
+void Auditor::attach_jail_events(UniqueFd fd) {
+    jail_ = std::make_unique<JailEventReader>(
+        std::move(fd), [this](AuditEvent&& e) { (void)enqueue(std::move(e)); });
+    (void)jail_->start();  // without the thread, record() still takes what the pipe holds
+}
+
 bool Auditor::record(AuditEvent event) {
+    if (jail_) {
+        (void)jail_->drain();
+    }
+    return enqueue(std::move(event));
+}
+
+bool Auditor::enqueue(AuditEvent event) {
     bool was_empty = false;
     try {
         {
@@ -154,6 +167,9 @@ void Auditor::reopen() {
 }
 
 void Auditor::stop() {
+    if (jail_) {
+        jail_->stop();  // the jail's last events go in before the queue closes
+    }
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {

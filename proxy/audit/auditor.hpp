@@ -27,30 +27,13 @@
 #include "policy/config.hpp"
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
+#include "proxy/audit/event.hpp"
 #include "proxy/audit/file.hpp"
 #include "proxy/audit/http_sink.hpp"
+#include "proxy/audit/jail_link.hpp"
 #include "proxy/base/fd.hpp"
 
 namespace lj::proxy {
-
-/// One decided request or refused connection. Unset optionals are written as null (or
-/// omitted where DESIGN §6 shows no field).
-struct AuditEvent {
-    std::string event = "http_request";  ///< http_request | connect_denied | socket_denied
-    bool allowed = false;                ///< "decision": "allow" | "deny"
-    std::string http_method;             ///< CONNECT for tunnel decisions
-    std::string http_url;  ///< normalized URL (https://host/path?query, or host:port for CONNECT)
-    std::string host;
-    std::optional<std::string> matched_rule;  ///< the rule as written; null when none
-    std::string reason;  ///< policy::to_string(Reason), or "bad_request", "misdirected", …
-    std::optional<int> pid;
-    std::optional<std::string> exe;
-    std::optional<std::string> destination;  ///< supervisor events: "addr:port"
-    std::optional<int> status;               ///< HTTP status sent to the client, when known
-    /// How the exchange ended when it did not end normally: client_aborted, client_timeout,
-    /// bad_chunk, upstream_failed, upstream_timeout, upstream_bad_response, idle_timeout.
-    std::optional<std::string> outcome;
-};
 
 /// One loss of audit events, as an audit_dropped event reports it.
 struct AuditLoss {
@@ -88,8 +71,15 @@ class Auditor {
     Auditor& operator=(const Auditor&) = delete;
 
     /// Stamps time and seq and enqueues; never blocks on I/O, never throws. Thread-safe.
-    /// Returns false when the event was dropped (queue full or stopped).
+    /// With the jail's events attached, what the jail wrote before this call is recorded
+    /// first, so that a refusal of the jail precedes the requests made after it. Returns false
+    /// when the event was dropped (queue full or stopped).
     bool record(AuditEvent event);
+
+    /// The jail's event pipe (landjail-proxy --event-fd): its events join this stream, read
+    /// as they come by a thread of their own, and taken first by every record(). The events
+    /// left in the pipe are recorded by stop().
+    void attach_jail_events(UniqueFd fd);
 
     /// Drains the queue into the sinks, flushes and fsyncs the file, joins the writer, and
     /// reports on stderr every sink's total of lost events. Idempotent. After stop(),
@@ -133,6 +123,7 @@ class Auditor {
                                     const policy::Labels& labels);
 
   private:
+    bool enqueue(AuditEvent event);  ///< record() without taking the jail's events first
     struct Queued {
         AuditEvent event;
         std::uint64_t seq;
@@ -194,6 +185,7 @@ class Auditor {
     bool socket_reported_ = false;  ///< the current series of socket losses was reported
     bool queue_reported_ = false;   ///< the current series of queue drops was reported
     std::thread writer_;
+    std::unique_ptr<JailEventReader> jail_;  ///< set once, before any record() from workers
 };
 
 /// Creates the settings' log_dir (and its parents) when it does not exist, as boundary does.
@@ -210,41 +202,5 @@ Result<std::unique_ptr<Auditor>> start_auditor(
 
 /// A random UUIDv4 for a new audit session.
 Result<std::string> new_session_id();
-
-/// One event as landjail's supervisor sends it to its proxy (landjail-proxy --event-fd), so
-/// that the jail's refusals join the proxy's ordered stream: one JSON line. Only
-/// connect_denied and socket_denied events are accepted back.
-std::string event_to_wire(const AuditEvent& event);
-Result<AuditEvent> event_from_wire(std::string_view line);
-
-/// Who is behind a client connection of the proxy. landjail's supervisor makes every connect
-/// of the jail; before the program's connect() returns it stores the pid in a table shared
-/// with the proxy (a memfd: one 32-bit slot per client port), with no system call. A session
-/// takes (and clears) its slot when it writes its first audit event, and names the process
-/// with /proc/PID/exe.
-class ClientMap {
-  public:
-    static constexpr std::size_t kSlots = 65536;
-    static constexpr std::size_t kBytes = kSlots * sizeof(std::int32_t);
-
-    /// Maps the table behind `fd` (kBytes long, read-write); errors name the problem.
-    static Result<std::unique_ptr<ClientMap>> map(int fd);
-    ~ClientMap();
-    ClientMap(const ClientMap&) = delete;
-    ClientMap& operator=(const ClientMap&) = delete;
-
-    struct Who {
-        int pid = 0;
-        std::string exe;  ///< empty when the process is gone or unreadable
-    };
-    /// The process reported for this client port (and clears it); nullopt when none.
-    std::optional<Who> take(std::uint16_t client_port);
-    /// The supervisor's side: `port`'s connection was made for `pid`.
-    static void store(void* table, std::uint16_t port, int pid);
-
-  private:
-    explicit ClientMap(void* table) : table_(table) {}
-    void* table_;
-};
 
 }  // namespace lj::proxy

@@ -15,14 +15,14 @@
 #include <system_error>
 #include <utility>
 
+#include "proxy/base/diag.hpp"
+
 namespace lj::proxy {
 namespace {
 
 constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+using diag::errno_text;
 
 std::string octal_mode(mode_t mode) {
     char buf[8];
@@ -112,11 +112,6 @@ std::string dir_of(const std::string& path) {
 }
 
 }  // namespace
-
-std::string errno_name(int err) {
-    const char* name = ::strerrorname_np(err);
-    return name != nullptr ? std::string(name) : std::to_string(err);
-}
 
 AuditFile::AuditFile(std::string path, UniqueFd fd, const struct stat& st)
     : path_(std::move(path)),

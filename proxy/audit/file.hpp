@@ -80,7 +80,4 @@ class AuditFile {
 /// log_dir that will be created). The message does not repeat `path`.
 Status check_audit_file(const std::string& path, bool missing_dir_ok = false);
 
-/// The symbolic name of an errno value ("ENOSPC"), or its number.
-std::string errno_name(int err);
-
 }  // namespace lj::proxy

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/audit/auditor.hpp"
+#include "proxy/base/diag.hpp"
 
 namespace lj::proxy {
 namespace {
@@ -169,7 +170,7 @@ std::string Auditor::dropped_json(const std::string& session_id, const AuditLoss
     }
     j["reason"] = loss.reason;
     if (loss.err != 0) {
-        j["errno"] = errno_name(loss.err);
+        j["errno"] = diag::errno_name(loss.err);
     }
     if (loss.status != 0) {
         j["status"] = loss.status;

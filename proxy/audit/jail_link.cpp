@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// What landjail's supervisor shares with its proxy: the jail's audit events (JSON lines on
-// --event-fd) and the table of the processes behind client ports (--clients-fd).
+#include "proxy/audit/jail_link.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,10 +10,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/audit/auditor.hpp"
+#include "proxy/base/diag.hpp"
 
 namespace lj::proxy {
 namespace {
@@ -23,9 +26,7 @@ Json nullable(const std::optional<T>& v) {
     return v ? Json(*v) : Json(nullptr);
 }
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
+using diag::errno_text;
 
 }  // namespace
 
@@ -106,6 +107,91 @@ std::optional<ClientMap::Who> ClientMap::take(std::uint16_t client_port) {
 
 void ClientMap::store(void* table, std::uint16_t port, int pid) {
     slots(table)[port].store(pid, std::memory_order_release);
+}
+
+}  // namespace lj::proxy
+
+namespace lj::proxy {
+
+JailEventReader::JailEventReader(UniqueFd fd, Sink sink)
+    : fd_(std::move(fd)), sink_(std::move(sink)) {
+    ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC);
+    ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
+}
+
+JailEventReader::~JailEventReader() {
+    stop();
+}
+
+bool JailEventReader::start() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+        return false;
+    }
+    stop_read_.reset(p[0]);
+    stop_write_.reset(p[1]);
+    try {
+        reader_ = std::thread(&JailEventReader::run, this);
+    } catch (const std::system_error&) {
+        return false;
+    }
+    return true;
+}
+
+void JailEventReader::stop() {
+    if (reader_.joinable()) {
+        (void)write_all(stop_write_.get(), "x");  // the reader takes what is left, then ends
+        reader_.join();
+    }
+    (void)drain();
+}
+
+void JailEventReader::run() {
+    bool stopping = false;
+    for (;;) {
+        pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
+        const int rc = ::poll(fds, 2, stopping ? 0 : -1);
+        if (rc < 0 && errno == EINTR) {
+            continue;
+        }
+        if (fds[1].revents & POLLIN) {
+            stopping = true;  // from now on: what is readable now, then stop
+        }
+        if (rc <= 0 || !(fds[0].revents & (POLLIN | POLLHUP))) {
+            if (stopping) {
+                return;
+            }
+            continue;
+        }
+        if (!drain()) {
+            return;  // EOF: landjail is gone
+        }
+    }
+}
+
+bool JailEventReader::drain() {
+    std::lock_guard lock(mutex_);
+    for (;;) {
+        char buf[8192];
+        const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0;  // EAGAIN: all read; 0: EOF
+        }
+        pending_.append(buf, static_cast<std::size_t>(n));
+        std::size_t nl = 0;
+        while ((nl = pending_.find('\n')) != std::string::npos) {
+            auto event = event_from_wire(std::string_view(pending_).substr(0, nl));
+            if (!event) {
+                diag::warn("--event-fd: ignored a bad event: " + event.error().message);
+            } else {
+                sink_(std::move(*event));
+            }
+            pending_.erase(0, nl + 1);
+        }
+    }
 }
 
 }  // namespace lj::proxy

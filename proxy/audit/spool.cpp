@@ -18,6 +18,8 @@
 #include <tuple>
 #include <utility>
 
+#include "proxy/base/diag.hpp"
+
 namespace lj::proxy {
 namespace {
 
@@ -27,9 +29,7 @@ constexpr char kLockName[] = "lock";
 constexpr char kSuffix[] = ".ndjson";
 constexpr char kRejected[] = "rejected";  // batches the collector refused for good
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+using diag::errno_text;
 
 void report(const std::string& message) {
     const std::string line = "landjail: audit: http: " + message + "\n";
@@ -56,21 +56,6 @@ int read_file(const std::string& path, std::string& out) {
         }
         out.append(buf, static_cast<std::size_t>(n));
     }
-}
-
-/// Appends all of `data` to `fd`. Returns 0 or an errno.
-int write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? errno : EIO;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return 0;
 }
 
 /// Drops an incomplete last line (a write cut short by a crash) and returns the line count.

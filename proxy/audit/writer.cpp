@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "proxy/audit/auditor.hpp"
+#include "proxy/base/diag.hpp"
 
 namespace lj::proxy {
 namespace {
@@ -24,9 +25,7 @@ namespace {
 constexpr auto kReconnectInterval = std::chrono::seconds(1);
 constexpr timeval kSocketTimeout{1, 0};  // a stalled collector costs at most this
 
-std::string errno_text(int err) {
-    return std::generic_category().message(err);
-}
+using diag::errno_text;
 
 /// A diagnostic line on stderr, written by the writer thread or stop() only.
 void report(const std::string& message) {
@@ -73,7 +72,7 @@ bool same_cause(const AuditLoss& a, const AuditLoss& b) {
 }
 
 std::string why(int err) {
-    return errno_name(err) + ": " + errno_text(err);
+    return diag::errno_name(err) + ": " + errno_text(err);
 }
 
 }  // namespace

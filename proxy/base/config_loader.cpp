@@ -68,13 +68,6 @@ std::map<std::string, std::string> environment() {
     return env;
 }
 
-/// The directory of the running binary, from /proc/self/exe ("" when unknown).
-std::string program_directory() {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string() : exe.parent_path().string();
-}
-
 /// A profile name: letters, digits, '.', '_' and '-', not starting with '.'.
 bool valid_profile_name(const std::string& name) {
     return !name.empty() && name.front() != '.' &&
@@ -134,7 +127,7 @@ std::vector<std::string> profile_dirs() {
     if (const std::string home = home_dir(); !home.empty()) {
         dirs.push_back(home + "/.config/landjail/profiles");
     }
-    if (const std::string bin = program_directory(); !bin.empty()) {
+    if (const std::string bin = own_directory(); !bin.empty()) {
         std::error_code ec;
         const auto shared = std::filesystem::weakly_canonical(
             std::filesystem::path(bin) / "../share/landjail/profiles", ec);
@@ -244,6 +237,9 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
 }
 
 std::string default_ca_dir() {
+    if (const char* env = std::getenv("LANDJAIL_CA_DIR"); env && *env) {
+        return env;
+    }
     const char* home = std::getenv("HOME");
     std::string dir = home && *home ? home : "";
     if (dir.empty()) {
@@ -252,6 +248,12 @@ std::string default_ca_dir() {
         }
     }
     return dir + "/.config/landjail";
+}
+
+std::string own_directory() {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : exe.parent_path().string();
 }
 
 }  // namespace lj::proxy

@@ -42,7 +42,13 @@ Result<std::string> find_profile(const std::string& name);
 /// The names of the profiles found in profile_dirs(), sorted, without duplicates.
 std::vector<std::string> available_profiles();
 
-/// The interception CA's directory when --ca-dir is not given: ~/.config/landjail.
+/// The directory of the running binary, from /proc/self/exe ("" when unknown): where the
+/// install layout puts the other programs (BIN), the shim (BIN/../lib/landjail) and the
+/// profiles (BIN/../share/landjail/profiles).
+std::string own_directory();
+
+/// The interception CA's directory when --ca-dir is not given: $LANDJAIL_CA_DIR, else
+/// ~/.config/landjail.
 std::string default_ca_dir();
 
 }  // namespace lj::proxy

@@ -8,163 +8,121 @@
 namespace lj::proxy {
 namespace {
 
-constexpr std::array kTable = {
-    OptSpec{"listen", 'l', "ADDR:PORT",
-            "loopback address to listen on (default 127.0.0.1:0: a free ephemeral port)", false},
-    OptSpec{"ready-fd", 0, "N",
-            "when listening, write 'ADDR:PORT' and a newline to fd N and close it", false},
-    OptSpec{"event-fd", 0, "N",
-            "add the audit events landjail's supervisor writes to fd N (JSON lines) to this "
-            "session's stream",
-            false},
-    OptSpec{"clients-fd", 0, "N",
-            "landjail's table of the process behind each client port (fd N, shared memory)", false},
-    OptSpec{"config", 'c', "PATH", "read this config file (default: discovered as by landjail)",
-            false},
-    OptSpec{"allow", 'a', "RULE", "allow requests matching RULE", true},
-    OptSpec{"deny", 0, "RULE", "deny requests matching RULE even when an allow rule matches", true},
-    OptSpec{"profile", 0, "NAME", "add the rules of a profile (a name, or the path of a YAML file)",
-            true},
-    OptSpec{"ca-dir", 0, "DIR",
-            "directory of the interception CA (ca.pem, ca-key.pem; default ~/.config/landjail)",
-            false},
-    OptSpec{"upstream-ca", 0, "FILE",
-            "also trust the CA certificates in FILE when verifying upstream servers", false},
-    OptSpec{"resolve", 0, "HOST:PORT:ADDR[:PORT2]",
-            "connect to ADDR (port PORT2) for HOST:PORT instead of resolving HOST", true},
-    OptSpec{"audit-log", 0, "PATH", "append the audit trail (JSON lines) to PATH", false},
-    OptSpec{"audit-socket", 0, "PATH",
-            "also send the audit trail (JSON lines) to the unix stream socket at PATH", false},
-    OptSpec{"disable-audit-logs", 0, nullptr, "write no audit events", false},
-    OptSpec{"audit-required", 0, nullptr,
-            "answer 503 instead of forwarding while the audit trail cannot be written", false},
-    OptSpec{"log-level", 0, "LEVEL", "error, warn (default), info or debug", false},
-    OptSpec{"session-id", 0, "ID",
-            "the audit session id (default: a random UUID; landjail passes its own)", false},
-    OptSpec{"threads", 0, "N",
-            "worker threads, each with its own event loop (default: one per core, at most 4)",
-            false},
-    OptSpec{"max-connections", 0, "N",
-            "serve at most N client connections at once, answer more with 503 (default: what "
-            "the file descriptor limit allows, at most 4096)",
-            false},
-    OptSpec{"header-timeout", 0, "SECONDS", "time allowed to send request headers (default 30)",
-            false},
-    OptSpec{"idle-timeout", 0, "SECONDS",
-            "close a body or tunnel after this long without traffic (default 600)", false},
-    OptSpec{"upstream-timeout", 0, "SECONDS",
-            "time allowed to connect and to receive response headers; then 504 (default 300)",
-            false},
-    OptSpec{"version", 0, nullptr, "print the version and exit", false},
-    OptSpec{"help", 'h', nullptr, "print this help and exit", false},
-};
+using Row = OptRow<ProxyOptions>;
 
-Result<unsigned long> number(const OptSpec& spec, const std::string& value, unsigned long min,
-                             unsigned long max) {
-    unsigned long n = 0;
-    const char* end = value.data() + value.size();
-    auto [ptr, ec] = std::from_chars(value.data(), end, n);
-    if (value.empty() || ec != std::errc() || ptr != end || n < min || n > max) {
-        return make_error("--" + std::string(spec.long_name) + " '" + value +
-                          "': expected a whole number from " + std::to_string(min) + " to " +
-                          std::to_string(max));
+/// --ready-fd, --event-fd, --clients-fd: a file descriptor number.
+template <std::optional<int> ProxyOptions::*M>
+Status fd_number(ProxyOptions& o, const std::string& v, std::string_view name) {
+    auto n = option_number(name, v, 0, 1 << 20);
+    if (!n) {
+        return n.error();
     }
-    return n;
+    o.*M = static_cast<int>(*n);
+    return {};
 }
 
-Status store(ProxyOptions& o, const OptSpec& spec, const std::string& v) {
-    const std::string_view name = spec.long_name;
-    auto seconds = [&](std::chrono::milliseconds& out) -> Status {
-        auto n = number(spec, v, 1, 86400);
-        if (!n) {
-            return n.error();
-        }
-        out = std::chrono::seconds(*n);
-        return {};
-    };
-    // --ready-fd, --event-fd, --clients-fd: a file descriptor number.
-    auto fd = [&](std::optional<int>& out) -> Status {
-        auto n = number(spec, v, 0, 1 << 20);
-        if (!n) {
-            return n.error();
-        }
-        out = static_cast<int>(*n);
-        return {};
-    };
-    if (name == "listen") {
-        o.listen = v;
-    } else if (name == "ready-fd") {
-        return fd(o.ready_fd);
-    } else if (name == "clients-fd") {
-        return fd(o.clients_fd);
-    } else if (name == "event-fd") {
-        return fd(o.event_fd);
-    } else if (name == "config") {
-        o.config = v;
-    } else if (name == "allow") {
-        o.flags.allow.push_back(v);
-    } else if (name == "deny") {
-        o.flags.deny.push_back(v);
-    } else if (name == "profile") {
-        o.flags.profiles.push_back(v);
-    } else if (name == "ca-dir") {
-        o.ca_dir = v;
-    } else if (name == "upstream-ca") {
-        o.upstream_ca = v;
-    } else if (name == "resolve") {
-        o.resolve.push_back(v);
-    } else if (name == "audit-log") {
-        o.flags.audit_log = v;
-    } else if (name == "audit-socket") {
-        o.flags.audit_socket = v;
-    } else if (name == "disable-audit-logs") {
-        o.flags.disable_audit_logs = true;
-    } else if (name == "audit-required") {
-        o.flags.audit_required = true;
-    } else if (name == "log-level") {
-        o.flags.log_level = v;
-    } else if (name == "session-id") {
-        if (v.empty() || v.size() > 128) {
-            return make_error("--session-id: expected 1 to 128 characters");
-        }
-        o.session_id = v;
-    } else if (name == "threads") {
-        auto n = number(spec, v, 1, 64);
-        if (!n) {
-            return n.error();
-        }
-        o.threads = static_cast<unsigned>(*n);
-    } else if (name == "max-connections") {
-        auto n = number(spec, v, 1, policy::kMaxConnectionsLimit);
-        if (!n) {
-            return n.error();
-        }
-        o.flags.max_connections = v;
-    } else if (name == "header-timeout") {
-        return seconds(o.timeouts.header);
-    } else if (name == "idle-timeout") {
-        return seconds(o.timeouts.idle);
-    } else if (name == "upstream-timeout") {
-        return seconds(o.timeouts.upstream);
-    } else if (name == "version") {
-        o.version = true;
-    } else if (name == "help") {
-        o.help = true;
+/// --header-timeout, --idle-timeout, --upstream-timeout: seconds.
+Status seconds(std::chrono::milliseconds& out, const std::string& v, std::string_view name) {
+    auto n = option_number(name, v, 1, 86400);
+    if (!n) {
+        return n.error();
     }
+    out = std::chrono::seconds(*n);
     return {};
+}
+
+Status session_id(ProxyOptions& o, const std::string& v) {
+    if (v.empty() || v.size() > 128) {
+        return make_error("--session-id: expected 1 to 128 characters");
+    }
+    o.session_id = v;
+    return {};
+}
+
+Status threads(ProxyOptions& o, const std::string& v) {
+    auto n = option_number("threads", v, 1, 64);
+    if (!n) {
+        return n.error();
+    }
+    o.threads = static_cast<unsigned>(*n);
+    return {};
+}
+
+std::vector<Row> make_table() {
+    std::vector<Row> t = {
+        {{"listen", 'l', "ADDR:PORT",
+          "loopback address to listen on (default 127.0.0.1:0: a free ephemeral port)", false},
+         [](ProxyOptions& o, const std::string& v) -> Status {
+             o.listen = v;
+             return {};
+         }},
+        {{"ready-fd", 0, "N",
+          "when listening, write 'ADDR:PORT' and a newline to fd N and close it", false},
+         [](ProxyOptions& o, const std::string& v) {
+             return fd_number<&ProxyOptions::ready_fd>(o, v, "ready-fd");
+         }},
+        {{"event-fd", 0, "N",
+          "add the audit events landjail's supervisor writes to fd N (JSON lines) to this "
+          "session's stream",
+          false},
+         [](ProxyOptions& o, const std::string& v) {
+             return fd_number<&ProxyOptions::event_fd>(o, v, "event-fd");
+         }},
+        {{"clients-fd", 0, "N",
+          "landjail's table of the process behind each client port (fd N, shared memory)", false},
+         [](ProxyOptions& o, const std::string& v) {
+             return fd_number<&ProxyOptions::clients_fd>(o, v, "clients-fd");
+         }},
+    };
+    const std::vector<Row> shared = shared_rows_for<ProxyOptions>();
+    t.insert(t.end(), shared.begin(), shared.end());
+    const std::vector<Row> own = {
+        {{"session-id", 0, "ID",
+          "the audit session id (default: a random UUID; landjail passes its own)", false},
+         &session_id},
+        {{"threads", 0, "N",
+          "worker threads, each with its own event loop (default: one per core, at most 4)", false},
+         &threads},
+        {{"header-timeout", 0, "SECONDS", "time allowed to send request headers (default 30)",
+          false},
+         [](ProxyOptions& o, const std::string& v) {
+             return seconds(o.timeouts.header, v, "header-timeout");
+         }},
+        {{"idle-timeout", 0, "SECONDS",
+          "close a body or tunnel after this long without traffic (default 600)", false},
+         [](ProxyOptions& o, const std::string& v) {
+             return seconds(o.timeouts.idle, v, "idle-timeout");
+         }},
+        {{"upstream-timeout", 0, "SECONDS",
+          "time allowed to connect and to receive response headers; then 504 (default 300)", false},
+         [](ProxyOptions& o, const std::string& v) {
+             return seconds(o.timeouts.upstream, v, "upstream-timeout");
+         }},
+        {{"version", 0, nullptr, "print the version and exit", false},
+         [](ProxyOptions& o, const std::string&) -> Status {
+             o.version = true;
+             return {};
+         }},
+        {{"help", 'h', nullptr, "print this help and exit", false},
+         [](ProxyOptions& o, const std::string&) -> Status {
+             o.help = true;
+             return {};
+         }},
+    };
+    t.insert(t.end(), own.begin(), own.end());
+    return t;
 }
 
 }  // namespace
 
-std::span<const OptSpec> proxy_options() {
-    return kTable;
+const std::vector<OptRow<ProxyOptions>>& proxy_options() {
+    static const std::vector<Row> table = make_table();
+    return table;
 }
 
 Result<ProxyOptions> parse_proxy_cli(int argc, char** argv) {
     ProxyOptions o;
-    auto first =
-        parse_options(argc, argv, kTable, true, "landjail-proxy",
-                      [&](const OptSpec& spec, const std::string& v) { return store(o, spec, v); });
+    auto first = parse_rows(argc, argv, proxy_options(), true, "landjail-proxy", o);
     if (!first) {
         return first.error();
     }
@@ -183,7 +141,7 @@ std::string proxy_help() {
            "and writes one audit event per request.\n"
            "\n"
            "Options:\n" +
-           format_options(kTable) +
+           format_rows(proxy_options()) +
            "\n"
            "Rules are 'key=value ...' with the keys domain, method, path and port; see "
            "landjail(1).\n"

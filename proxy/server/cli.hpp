@@ -10,7 +10,7 @@
 
 #include "policy/result.hpp"
 #include "policy/settings.hpp"
-#include "proxy/base/opt_table.hpp"
+#include "proxy/base/options.hpp"
 #include "proxy/session/session.hpp"
 
 namespace lj::proxy {
@@ -19,24 +19,22 @@ namespace lj::proxy {
 /// workers take new intercepted connections from 3.4x to 4.0x mitmproxy on 2 cores.
 inline constexpr unsigned kMaxDefaultThreads = 4;
 
-struct ProxyOptions {
+/// landjail-proxy's options: the shared ones (config, rules, audit sinks, resolve, upstream CA,
+/// CA directory, …) and its own.
+struct ProxyOptions : SharedOptions {
     std::string listen = "127.0.0.1:0";
     std::optional<int> ready_fd;
     std::optional<int> event_fd;    ///< jail events (JSON lines) to add to the audit stream
     std::optional<int> clients_fd;  ///< landjail's table of the processes behind clients
-    std::optional<std::string> config;
-    policy::FlagInputs flags;  ///< --allow, --deny, --log-level, --audit-log, …
-    std::optional<std::string> ca_dir;
-    std::optional<std::string> upstream_ca;
-    std::vector<std::string> resolve;
-    std::string session_id;  ///< audit session id; empty: a new random one
-    unsigned threads = 0;    ///< 0: one per core, at most kMaxDefaultThreads
+    std::string session_id;         ///< audit session id; empty: a new random one
+    unsigned threads = 0;           ///< 0: one per core, at most kMaxDefaultThreads
     Timeouts timeouts;
     bool help = false;
     bool version = false;
 };
 
-std::span<const OptSpec> proxy_options();
+/// Every option landjail-proxy accepts, in --help order.
+const std::vector<OptRow<ProxyOptions>>& proxy_options();
 
 /// Parses argv; errors name the option and the bad value.
 Result<ProxyOptions> parse_proxy_cli(int argc, char** argv);

@@ -131,11 +131,7 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
         return ok.error();
     }
     srv->shared_ = {srv->settings_.engine, std::move(*passthrough), opt.timeouts,
-                    srv->auditor_.get(),   srv->clients_.get(),     {}};
-    if (srv->event_fd_ >= 0) {
-        Server* self = srv.get();
-        srv->shared_.sync_events = [self] { (void)self->drain_events(); };
-    }
+                    srv->auditor_.get(), srv->clients_.get()};
     srv->plan_limits(worker_count(opt));
     if (auto ok = srv->build_workers(opt, resolves, upstream_ca, upstream_ca_label); !ok) {
         return ok.error();
@@ -148,9 +144,10 @@ Result<std::unique_ptr<Server>> Server::create(const ProxyOptions& opt) {
 
 Status Server::attach_jail(const ProxyOptions& opt) {
     if (opt.event_fd) {
-        event_fd_ = *opt.event_fd;
-        ::fcntl(event_fd_, F_SETFD, FD_CLOEXEC);
-        ::fcntl(event_fd_, F_SETFL, ::fcntl(event_fd_, F_GETFL) | O_NONBLOCK);
+        UniqueFd events(*opt.event_fd);
+        if (auditor_) {
+            auditor_->attach_jail_events(std::move(events));
+        }
     }
     if (opt.clients_fd) {
         auto clients = ClientMap::map(*opt.clients_fd);
@@ -158,15 +155,14 @@ Status Server::attach_jail(const ProxyOptions& opt) {
             return make_error("--clients-fd: " + clients.error().message);
         }
         clients_ = std::move(*clients);
-        ::close(*opt.clients_fd);
+        UniqueFd mapped(*opt.clients_fd);  // the mapping stays; the descriptor is not needed
     }
     return {};
 }
 
-Status Server::build_workers(const ProxyOptions& opt,
-                                   const std::vector<ResolveOverride>& resolves,
-                                   const std::optional<std::string>& upstream_ca,
-                                   const std::string& upstream_ca_label) {
+Status Server::build_workers(const ProxyOptions& opt, const std::vector<ResolveOverride>& resolves,
+                             const std::optional<std::string>& upstream_ca,
+                             const std::string& upstream_ca_label) {
     CertAuthority::Options ca_opts;
     ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
     const unsigned threads = worker_count(opt);
@@ -335,14 +331,10 @@ int Server::run(std::optional<int> ready_fd) {
                 workers_.size(), workers_.size() == 1 ? "" : "s");
     std::fflush(stdout);
     if (ready_fd) {
-        const std::string line = address() + "\n";
-        if (::write(*ready_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+        const UniqueFd ready(*ready_fd);  // closed after the line: EOF tells the reader we are up
+        if (write_all(ready.get(), address() + "\n") != 0) {
             spdlog::warn("--ready-fd {}: write failed", *ready_fd);
         }
-        ::close(*ready_fd);
-    }
-    if (event_fd_ >= 0 && ::pipe2(event_stop_, O_CLOEXEC) == 0) {
-        event_reader_ = std::thread(&Server::read_events, this);
     }
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < workers_.size(); ++i) {
@@ -352,10 +344,6 @@ int Server::run(std::optional<int> ready_fd) {
     for (std::thread& t : threads) {
         t.join();
     }
-    if (event_reader_.joinable()) {
-        (void)!::write(event_stop_[1], "x", 1);  // the reader takes what is left, then ends
-        event_reader_.join();
-    }
     if (over_cap_.total()) {
         spdlog::warn("{} connection(s) were answered 503 over max_connections {} during this run",
                      over_cap_.total(), budget_.max_connections);
@@ -364,54 +352,6 @@ int Server::run(std::optional<int> ready_fd) {
         auditor_->stop();
     }
     return 0;
-}
-
-void Server::read_events() {
-    bool stopping = false;
-    for (;;) {
-        pollfd fds[2] = {{event_fd_, POLLIN, 0}, {event_stop_[0], POLLIN, 0}};
-        const int rc = ::poll(fds, 2, stopping ? 0 : -1);
-        if (rc < 0 && errno == EINTR) {
-            continue;
-        }
-        if (fds[1].revents & POLLIN) {
-            stopping = true;  // from now on: what is readable now, then stop
-        }
-        if (rc <= 0 || !(fds[0].revents & (POLLIN | POLLHUP))) {
-            if (stopping) {
-                return;
-            }
-            continue;
-        }
-        if (!drain_events()) {
-            return;  // EOF: landjail is gone
-        }
-    }
-}
-
-bool Server::drain_events() {
-    std::lock_guard lock(event_mutex_);
-    for (;;) {
-        char buf[8192];
-        const ssize_t n = ::read(event_fd_, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0;  // EAGAIN: all read; 0: EOF
-        }
-        event_pending_.append(buf, static_cast<std::size_t>(n));
-        std::size_t nl = 0;
-        while ((nl = event_pending_.find('\n')) != std::string::npos) {
-            auto event = event_from_wire(std::string_view(event_pending_).substr(0, nl));
-            if (!event) {
-                spdlog::warn("--event-fd: ignored a bad event: {}", event.error().message);
-            } else if (auditor_) {
-                auditor_->record(std::move(*event));
-            }
-            event_pending_.erase(0, nl + 1);
-        }
-    }
 }
 
 }  // namespace lj::proxy

@@ -45,10 +45,9 @@ class Server {
     /// limit is low or max_connections is set above what it allows.
     void plan_limits(std::size_t workers);
     /// One worker per thread, each with its own CA instance, trust store and upstream.
-    Status build_workers(const ProxyOptions& opt,
-                               const std::vector<ResolveOverride>& resolves,
-                               const std::optional<std::string>& upstream_ca,
-                               const std::string& upstream_ca_label);
+    Status build_workers(const ProxyOptions& opt, const std::vector<ResolveOverride>& resolves,
+                         const std::optional<std::string>& upstream_ca,
+                         const std::string& upstream_ca_label);
     Status listen(const tcp::endpoint& endpoint);
     awaitable<void> accept_loop();
     /// Counts a new connection and hands it to the next worker, or refuses it with 503 when
@@ -83,15 +82,7 @@ class Server {
     tcp::endpoint endpoint_;
     asio::signal_set* signals_ = nullptr;  ///< lives in run()
     bool shutting_down_ = false;
-    // --event-fd: a thread reads the jail's events until run() ends, then drains the rest.
-    int event_fd_ = -1;
-    std::unique_ptr<ClientMap> clients_;
-    int event_stop_[2] = {-1, -1};
-    std::thread event_reader_;
-    std::mutex event_mutex_;
-    std::string event_pending_;  ///< a partial line; under event_mutex_
-    void read_events();
-    bool drain_events();  ///< reads what the pipe holds now; false at EOF
+    std::unique_ptr<ClientMap> clients_;  ///< --clients-fd (the jail's events: the Auditor's)
 };
 
 }  // namespace lj::proxy

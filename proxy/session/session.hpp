@@ -33,9 +33,6 @@ struct ProxyShared {
     Timeouts timeouts;
     Auditor* auditor = nullptr;    ///< may be null (audit disabled)
     ClientMap* clients = nullptr;  ///< who is behind a client (under landjail), may be null
-    /// Records the jail's events already waiting on --event-fd, so that an event the jail made
-    /// before a request precedes it in the stream; may be empty.
-    std::function<void()> sync_events;
 };
 
 class Session;

@@ -108,9 +108,6 @@ void Session::audit(const std::string& method, const std::string& url, const std
         e.pid = who_->pid;
         e.exe = who_->exe;
     }
-    if (shared_.sync_events) {
-        shared_.sync_events();
-    }
     shared_.auditor->record(std::move(e));
 }
 

@@ -60,14 +60,18 @@ Deadline::~Deadline() {
 }
 
 Upstream::Upstream(asio::io_context& io, TlsContext& tls, Options options)
-    : io_(io), tls_(tls), options_(std::move(options)), sweep_timer_(io) {}
+    : io_(io), tls_(tls), options_(std::move(options)), sweep_timer_(io) {
+    for (const ResolveOverride& r : options_.resolve) {  // parse_resolve checked each address
+        overrides_.push_back({r.host, r.port, asio::ip::make_address(r.address), r.to_port});
+    }
+}
 
 awaitable<std::vector<tcp::endpoint>> Upstream::resolve(const policy::Host& host,
                                                         std::uint16_t port,
                                                         UpstreamFailure& failure) {
-    for (const ResolveOverride& r : options_.resolve) {
+    for (const Override& r : overrides_) {
         if (r.host == host.text && r.port == port) {
-            co_return std::vector<tcp::endpoint>{{asio::ip::make_address(r.address), r.to_port}};
+            co_return std::vector<tcp::endpoint>{{r.address, r.to_port}};
         }
     }
     if (host.kind != policy::HostKind::Name) {

@@ -90,7 +90,15 @@ class Upstream {
 
     asio::io_context& io_;
     TlsContext& tls_;
+    /// --resolve overrides with their addresses parsed once (the host, its port, where to).
+    struct Override {
+        std::string host;
+        std::uint16_t port = 0;
+        asio::ip::address address;
+        std::uint16_t to_port = 0;
+    };
     Options options_;
+    std::vector<Override> overrides_;
     std::map<std::string, std::vector<Idle>> idle_;  ///< oldest first in each list
     std::size_t idle_count_ = 0;
     std::uint64_t next_id_ = 0;

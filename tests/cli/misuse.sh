@@ -416,10 +416,17 @@ else
     one_line
     mkdir -p "$T/rohome"
     chmod 555 "$T/rohome"
-    run "uid 65534: HOME not writable, so no CA directory" 125 as_nobody env HOME="$T/rohome" TMPDIR="$U/tmp" "$LJ" -- true
-    has err "$T/rohome/.config/landjail: create CA directory: $T/rohome/.config: Permission denied"
-    has err "choose a CA directory you can write with --ca-dir"
+    # A home that cannot be written: the CA goes to TMPDIR/landjail-ca-UID, with one warning.
+    run "uid 65534: HOME not writable, the CA in TMPDIR" 0 as_nobody env HOME="$T/rohome" TMPDIR="$U/tmp" "$LJ" -- true
+    has err "warning: $T/rohome/.config/landjail cannot be written (Permission denied): the interception CA is kept in $U/tmp/landjail-ca-65534 (set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to choose another)"
+    rm -rf "$U/tmp/landjail-ca-65534"
+    # ... unless another user made that directory first (it could hold their CA).
+    mkdir -m 700 "$U/tmp/landjail-ca-65534"
+    run "uid 65534: HOME not writable, the TMPDIR fallback is another user's" 125 as_nobody env HOME="$T/rohome" TMPDIR="$U/tmp" "$LJ" -- true
+    has err "no CA directory can be written: $T/rohome/.config/landjail: Permission denied; $U/tmp/landjail-ca-65534 is not a private directory of yours"
+    has err "set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to a directory you can write"
     one_line
+    rmdir "$U/tmp/landjail-ca-65534"
     mkdir -p "$T/rootca"
     cp -p "$HOME/.config/landjail/ca.pem" "$HOME/.config/landjail/ca-key.pem" "$T/rootca/"
     chmod 700 "$T/rootca"
