@@ -34,7 +34,9 @@ from pathlib import Path
 import pytest
 
 import docker_support as ds
-from conftest import HttpsOrigin, Listeners, REPO
+from e2e_support_runner import REPO
+from e2e_support_listeners import Listeners
+from conftest import HttpsOrigin
 from test_escape import CASES_BY_NAME, Ctx, _sh_quote
 
 HERE = Path(__file__).resolve().parent

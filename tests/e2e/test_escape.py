@@ -25,9 +25,10 @@ from typing import Callable
 
 import pytest
 
-from conftest import (DEFAULT_ALLOW, MODES, PROXY_VARS, JailRunner, LineReader, Listeners,
-                      PlainProxy, TcpListener, ipv6_loopback, kernel_has_x32, ping_group_allows,
-                      user_ids, user_prefix)
+from e2e_support_runner import (
+    DEFAULT_ALLOW, MODES, PROXY_VARS, JailRunner, LineReader, PlainProxy, ipv6_loopback,
+    kernel_has_x32, ping_group_allows, user_ids, user_prefix)
+from e2e_support_listeners import Listeners, TcpListener
 
 import origin as origin_mod
 

@@ -47,8 +47,10 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, SETPRIV, Jail, base_env, e2e_bin_dir,  # noqa: E402
-                              landjail_path, origin_world, require_binary, write_scripts)
+from e2e_support_env import (  # noqa: E402
+    PYTHON, SETPRIV, base_env, e2e_bin_dir, landjail_path, require_binary)
+from e2e_support_origins import origin_world, write_scripts  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
 
 HELLO = "hello from origin"  # tests/integration/origin.py answers GET / with it
 ALLOW = ("domain=origin.test", "domain=other.test")
