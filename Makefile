@@ -199,7 +199,9 @@ E2E_CLIENTS := $(patsubst tests/e2e/shim_clients/%.c,$(E2E_DIR)/%,$(wildcard tes
 E2E_BINS := $(E2E_DIR)/escape $(E2E_DIR)/escape-static $(E2E_DIR)/outer-seccomp $(E2E_CLIENTS)
 E2E_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -D_GNU_SOURCE
 
-ESCAPE_SRC := tests/e2e/escape.c tests/e2e/escape_process.c
+ESCAPE_SRC := $(addprefix tests/e2e/,escape.c escape_inet.c escape_raw.c escape_abi.c \
+    escape_io_uring.c escape_toctou.c escape_proxymem.c escape_outside.c escape_failclosed.c \
+    escape_process.c escape_inherited.c escape_limits.c escape_signals.c)
 
 $(E2E_DIR)/escape: $(ESCAPE_SRC) tests/e2e/escape.h Makefile
 	@mkdir -p $(@D)

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string_view>
@@ -118,6 +119,53 @@ std::vector<pid_t> group_members(pid_t pgrp) {
         }
     }
     return out;
+}
+
+std::optional<pid_t> tgid_of(pid_t tid) {
+    const auto tgid = proc_field(proc_path(tid, "status"), "Tgid:");
+    return tgid ? std::optional<pid_t>(std::atoi(tgid->c_str())) : std::nullopt;
+}
+
+std::optional<long> fd_flags(pid_t pid, int fd) {
+    const auto text =
+        proc_field(proc_path(pid, ("fdinfo/" + std::to_string(fd)).c_str()), "flags:");
+    return text ? std::optional<long>(std::strtol(text->c_str(), nullptr, 8)) : std::nullopt;
+}
+
+std::optional<int> unix_socket_type(pid_t tid, int fd) {
+    char link[64];
+    const ssize_t n = readlink(proc_path(tid, ("fd/" + std::to_string(fd)).c_str()).c_str(), link,
+                               sizeof link - 1);
+    if (n <= 0) {
+        return std::nullopt;
+    }
+    const std::string target(link, static_cast<std::size_t>(n));
+    if (target.rfind("socket:[", 0) != 0) {
+        return std::nullopt;
+    }
+    const std::string inode = target.substr(8, target.size() - 9);
+    std::ifstream in(proc_path(tid, "net/unix"));
+    std::string line;
+    std::getline(in, line);  // header: Num RefCount Protocol Flags Type St Inode Path
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string num, refs, proto, flags, type, state, ino;
+        f >> num >> refs >> proto >> flags >> type >> state >> ino;
+        if (ino == inode) {
+            return static_cast<int>(std::strtol(type.c_str(), nullptr, 16));
+        }
+    }
+    return std::nullopt;
+}
+
+pid_t pidfd_target(int fd) {
+    const auto pid =
+        proc_field(proc_path(getpid(), ("fdinfo/" + std::to_string(fd)).c_str()), "Pid:");
+    if (pid) {
+        return std::atoi(pid->c_str());  // "-1" once it has exited
+    }
+    const auto stat = read_stat_at(fd);
+    return stat ? stat->pid : 0;
 }
 
 }  // namespace lj::jail

@@ -62,13 +62,15 @@ std::string_view outcome_of(const RelayEnd& r, bool client_read, bool timed_out)
 // ---- the steps of an exchange, in the order they run ----
 
 /// Expect: 100-continue with a body to come: the proxy answers 100 itself (the origin never
-/// sees Expect, so no one waits). False when the client is gone.
+/// sees Expect, so no one waits).
+inline bool expects_continue(const RequestParser& parser) {
+    return !parser.is_done() && iequals(parser.get()[http::field::expect], "100-continue");
+}
+
+/// Answers the 100 of an expects_continue() request. False when the client is gone.
 template <class W>
 awaitable<bool> answer_expect(Connection<W>& c, Exchange& x, RequestParser& parser) {
     auto& req = parser.get();
-    if (!iequals(req[http::field::expect], "100-continue") || parser.is_done()) {
-        co_return true;
-    }
     req.erase(http::field::expect);
     if (!co_await c.send(continue_reply())) {
         x.end("client_aborted");
@@ -188,17 +190,17 @@ awaitable<void> relay_upgrade(Connection<W>& c, http::response<http::buffer_body
 }
 
 /// The response body to the client: splice(2) between plain sockets for a large body of
-/// known length, else through the relay buffer.
+/// known length, else through the relay buffer. Not a coroutine (no frame of its own).
 template <class W>
 awaitable<RelayEnd> relay_response_body(Connection<W>& c, typename W::Stream& up,
                                         beast::flat_buffer& up_buf, ResponseParser& rp) {
     if constexpr (std::is_same_v<typename W::Stream, Stream>) {
         if (spliceable(up, c.client, rp)) {
-            const std::function<void()> idle = [&c] { c.extend_idle(); };
-            co_return co_await splice_body(up, up_buf, rp, c.client, idle);
+            std::function<void()> idle = [&c] { c.extend_idle(); };
+            return splice_body(up, up_buf, rp, c.client, std::move(idle));
         }
     }
-    co_return co_await relay_message(up, up_buf, rp, c.client, [&c] { c.extend_idle(); });
+    return relay_message(up, up_buf, rp, c.client, [&c] { c.extend_idle(); });
 }
 
 /// The response's head and body to the client; `up` goes back to the pool when reusable.
@@ -277,7 +279,7 @@ awaitable<Next> forward(Connection<W>& c, RequestParser& parser, const policy::R
     auto& req = parser.get();
     Exchange x(c.trail, preq, d);
     const bool client_keep = req.keep_alive() && !c.worker.draining;
-    if (!co_await answer_expect(c, x, parser)) {
+    if (expects_continue(parser) && !co_await answer_expect(c, x, parser)) {
         co_return Next::Close;
     }
     UpstreamFailure failure;

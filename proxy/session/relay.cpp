@@ -42,7 +42,7 @@ awaitable<std::uint64_t> send_head_and_buffered(Stream& to, beast::flat_buffer& 
     auto& res = rp.get();
     std::uint64_t remaining = *rp.content_length_remaining();
     http::serializer<false, http::buffer_body> sr{res};
-    end.ec = co_await detail::write_header(to, sr, res);
+    co_await detail::write_header(to, sr, res, end.ec);
     end.header_sent = !end.ec;
     const std::size_t buffered =
         static_cast<std::size_t>(std::min<std::uint64_t>(up_buf.size(), remaining));
@@ -59,7 +59,7 @@ awaitable<std::uint64_t> send_head_and_buffered(Stream& to, beast::flat_buffer& 
 
 awaitable<RelayEnd> splice_body(Stream& up, beast::flat_buffer& up_buf,
                                 http::response_parser<http::buffer_body>& rp, Stream& to,
-                                const std::function<void()>& progress) {
+                                std::function<void()> progress) {
     RelayEnd end;
     error_code& ec = end.ec;
     std::uint64_t remaining = co_await send_head_and_buffered(to, up_buf, rp, end);

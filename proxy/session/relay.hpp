@@ -51,31 +51,37 @@ awaitable<error_code> write_head(To& to, http::message<isRequest, Body>& msg) {
 
 namespace detail {
 
+// Not coroutines: each returns the write's awaitable for the caller to co_await (with `ec`
+// in the caller's frame), so a relayed message costs no coroutine frame per write.
+
+/// Writes the head of `msg` (its body follows through the same serializer).
 template <class To, bool isRequest>
-awaitable<error_code> write_header(To& to, http::serializer<isRequest, http::buffer_body>& sr,
-                                   http::message<isRequest, http::buffer_body>& msg) {
+awaitable<std::size_t> write_header(To& to, http::serializer<isRequest, http::buffer_body>& sr,
+                                    http::message<isRequest, http::buffer_body>& msg,
+                                    error_code& ec) {
     msg.body().data = nullptr;
     msg.body().size = 0;
     msg.body().more = true;
-    error_code ec;
-    co_await http::async_write_header(to, sr, asio::redirect_error(use_awaitable, ec));
-    co_return ec;
+    return http::async_write_header(to, sr, asio::redirect_error(use_awaitable, ec));
 }
 
-/// One chunk of body (or the end, with n == 0 and more == false) to `to`.
+/// Writes one chunk of body (or the end, with n == 0 and more == false); `ec` is then
+/// http::error::need_buffer when the chunk went out whole (see write_chunk_done()).
 template <class To, bool isRequest>
-awaitable<error_code> write_chunk(To& to, http::serializer<isRequest, http::buffer_body>& sr,
-                                  http::message<isRequest, http::buffer_body>& msg, char* data,
-                                  std::size_t n, bool more) {
+awaitable<std::size_t> write_chunk(To& to, http::serializer<isRequest, http::buffer_body>& sr,
+                                   http::message<isRequest, http::buffer_body>& msg, char* data,
+                                   std::size_t n, bool more, error_code& ec) {
     msg.body().data = n ? data : nullptr;
     msg.body().size = n;
     msg.body().more = more;
-    error_code ec;
-    co_await http::async_write(to, sr, asio::redirect_error(use_awaitable, ec));
+    return http::async_write(to, sr, asio::redirect_error(use_awaitable, ec));
+}
+
+/// need_buffer after a write of a buffer_body chunk means it went out whole.
+inline void write_chunk_done(error_code& ec) {
     if (ec == http::error::need_buffer) {
         ec = {};
     }
-    co_return ec;
 }
 
 }  // namespace detail
@@ -98,7 +104,7 @@ awaitable<RelayEnd> relay_message(From& from, beast::flat_buffer& from_buf,
         from_buf.reserve(kRelayChunk);  // Beast reads max(512, free capacity) at a time
     }
     if (parser.is_done() || from_buf.size() == 0) {
-        ec = co_await detail::write_header(to, sr, msg);
+        co_await detail::write_header(to, sr, msg, ec);
     }
     while (!ec && !parser.is_done()) {
         msg.body().data = chunk.get();
@@ -115,15 +121,17 @@ awaitable<RelayEnd> relay_message(From& from, beast::flat_buffer& from_buf,
         }
         if (n == 0 && !parser.is_done()) {
             if (!sr.is_header_done()) {
-                ec = co_await detail::write_header(to, sr, msg);
+                co_await detail::write_header(to, sr, msg, ec);
             }
             continue;
         }
-        ec = co_await detail::write_chunk(to, sr, msg, chunk.get(), n, !parser.is_done());
+        co_await detail::write_chunk(to, sr, msg, chunk.get(), n, !parser.is_done(), ec);
+        detail::write_chunk_done(ec);
         progress();
     }
     if (!ec && !sr.is_done()) {
-        ec = co_await detail::write_chunk(to, sr, msg, nullptr, 0, false);
+        co_await detail::write_chunk(to, sr, msg, nullptr, 0, false, ec);
+        detail::write_chunk_done(ec);
     }
     if (chunk) {
         from_buf.shrink_to_fit();  // keeps what is buffered, frees the rest
@@ -145,7 +153,7 @@ inline bool spliceable(const Stream& from, const Stream& to,
 /// body bytes read with it); for spliceable() bodies only.
 awaitable<RelayEnd> splice_body(Stream& up, beast::flat_buffer& up_buf,
                                 http::response_parser<http::buffer_body>& rp, Stream& to,
-                                const std::function<void()>& progress);
+                                std::function<void()> progress);
 
 /// Copies bytes from `from` to `to` until either side ends (or `done` is set by the other
 /// direction); then closes both, which ends the other direction too.

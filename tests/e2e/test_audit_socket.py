@@ -24,8 +24,10 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (Jail, check_decision, http_events,  # noqa: E402
-                              landjail_path, origin_world)
+from e2e_support_env import landjail_path  # noqa: E402
+from e2e_support_origins import origin_world  # noqa: E402
+from e2e_support_audit import check_decision, http_events  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
 
 ALLOWED = "https://origin.test/path-echo/allowed/socket"
 DENIED = "https://origin.test/path-echo/denied"

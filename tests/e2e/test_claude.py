@@ -51,8 +51,10 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (NOBODY, USERS, SharedDir, as_user, base_env,  # noqa: E402
-                              landjail_path, make_pki, read_audit, require_binary)
+from e2e_support_env import (  # noqa: E402
+    NOBODY, USERS, as_user, base_env, landjail_path, require_binary)
+from e2e_support_origins import SharedDir, make_pki  # noqa: E402
+from e2e_support_audit import read_audit  # noqa: E402
 from fake_anthropic import FakeAnthropic  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -191,7 +191,7 @@ def test_client_trusts_the_ca(jail, origin, pki, java_client, name, user):
 def test_client_fails_without_the_variable(bins, shared_root, origin, pki, java_client, name):
     """The control: without the variables landjail sets for it, the client refuses the
     proxy's certificate and the origin receives nothing."""
-    from conftest import JailRunner
+    from e2e_support_runner import JailRunner
     client = CLIENTS_BY_NAME[name]
     if name == "java" and java_client is None:
         pytest.skip("javac not found (Debian: default-jdk-headless) to build the Java client")

@@ -32,10 +32,12 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, Jail, Origins, SharedDir, StandaloneProxy,  # noqa: E402
-                              ca_bundle, check_decision, e2e_bin_dir, http_events,
-                              landjail_path, make_pki, proxy_path, read_audit, require_binary,
-                              write_scripts)
+from e2e_support_env import (  # noqa: E402
+    PYTHON, e2e_bin_dir, landjail_path, proxy_path, require_binary)
+from e2e_support_origins import Origins, SharedDir, ca_bundle, make_pki, write_scripts  # noqa: E402
+from e2e_support_audit import check_decision, http_events, read_audit  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
+from e2e_support_proxy import StandaloneProxy  # noqa: E402
 from gitserver import GitServer, make_bare_repo  # noqa: E402
 
 # jail-addfd: root, under tests/e2e's outer-seccomp --pidfd-getfd-eperm (Docker's default profile

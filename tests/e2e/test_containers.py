@@ -14,7 +14,7 @@ In each, as root and as uid 65534: doctor's level and the process facts it names
 landjail run whose script does every functional check (allow, deny with 403 and audit, a
 direct connect refused with connect_denied, UDP refused with socket_denied, the shim path:
 node's fetch without proxy variables, the exit status). In `default` and `nolandlock`, the
-escape suite's main attacks (test_escape.CASES) in one landjail; the control runs the same
+escape suite's main attacks (e2e_support_escape.CASES) in one landjail; the control runs the same
 attackers in the same container without landjail, and they do reach their listeners.
 
 The origin and every listener are the test's own sockets opened in the container's network
@@ -34,8 +34,10 @@ from pathlib import Path
 import pytest
 
 import docker_support as ds
-from conftest import HttpsOrigin, Listeners, REPO
-from test_escape import CASES_BY_NAME, Ctx, _sh_quote
+from e2e_support_runner import REPO
+from e2e_support_listeners import Listeners
+from conftest import HttpsOrigin
+from e2e_support_escape import CASES_BY_NAME, Ctx, _sh_quote
 
 HERE = Path(__file__).resolve().parent
 OPT = "/opt/landjail-e2e"  # the test programs in the image
@@ -258,7 +260,7 @@ def test_jail_in_container(worlds, setup, user):
 
 class ContainerBatch:
     """The cases' listeners (in the container's network namespace) and the script that runs
-    each attacker once, bracketed by @@ begin/end lines (as test_escape.Batch)."""
+    each attacker once, bracketed by @@ begin/end lines (as e2e_support_escape.Batch)."""
 
     def __init__(self, ls: Listeners, user: str, names: list[str]):
         self.proxy_port, pls = ls.port_shared_by(["127.0.0.2", "127.0.0.3", "127.0.0.4",

@@ -21,8 +21,9 @@ sys.dont_write_bytecode = True
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from e2e_support_jail import (  # noqa: E402
-    AcceptCounter, SharedDir, as_user, base_env, e2e_bin_dir, landjail_path, require_binary)
+from e2e_support_env import (  # noqa: E402
+    as_user, base_env, e2e_bin_dir, landjail_path, require_binary)
+from e2e_support_origins import AcceptCounter, SharedDir  # noqa: E402
 
 USERS = ["root", "nobody"]
 

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODES, LineReader, user_prefix
-from e2e_support_jail import Terminal, read_audit
+from e2e_support_runner import MODES, LineReader, user_prefix
+from e2e_support_audit import read_audit
+from e2e_support_terminal import Terminal
 
 PROMPT = rb"ljuser\$ "
 MARKER = b"ESCAPED"

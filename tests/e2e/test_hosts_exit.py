@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import user_prefix
+from e2e_support_runner import user_prefix
 
 DROP_ALL = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
 
@@ -64,7 +64,7 @@ def test_bottlerocket_like_jail(jail, user, origin, pki, listener):
     assert "/path-echo/bottlerocket" in p.stdout
     assert [r["path"] for r in origin.received()] == ["/path-echo/bottlerocket"]
     assert target.collect() == []
-    from e2e_support_jail import read_audit
+    from e2e_support_audit import read_audit
     events = read_audit(wd / "audit.jsonl")
     assert any(e["event"] == "connect_denied" and
                e["destination"] == "127.0.0.1:%d" % target.port for e in events), events
@@ -95,7 +95,7 @@ def test_ctrl_c_while_a_request_hangs_exits_within_a_second(jail, origin, pki):
     assert p.returncode == 130, err
     assert took < 1.0, "landjail held the terminal %.1f s after the command exited" % took
     assert b"still busy" not in err
-    from e2e_support_jail import read_audit
+    from e2e_support_audit import read_audit
     events = [e for e in read_audit(wd / "audit.jsonl") if e["event"] == "http_request"]
     assert [e["http_url"] for e in events] == ["https://origin.test/slow-headers?delay=30"], \
         events

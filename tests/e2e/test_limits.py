@@ -13,8 +13,9 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, USERS, Jail, landjail_path, origin_world,  # noqa: E402
-                              require_binary, write_scripts)
+from e2e_support_env import PYTHON, USERS, landjail_path, require_binary  # noqa: E402
+from e2e_support_origins import origin_world, write_scripts  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
 
 # Connects twice to the proxy named by HTTP_PROXY: the first connection makes a request and
 # stays open (keep-alive), the second prints the first line and body of what it gets.

@@ -31,11 +31,15 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_support_jail import (PYTHON, USERS, Jail, StandaloneProxy, Terminal,  # noqa: E402
-                              as_user, base_env, check_decision, connect_refused, e2e_bin_dir,
-                              exe_of, http_events, landjail_path, listener_pids, origin_world,
-                              process_alive, proxy_path, proxy_port_from_env_line, read_audit,
-                              require_binary, write_scripts)
+from e2e_support_env import (  # noqa: E402
+    PYTHON, USERS, as_user, base_env, e2e_bin_dir, landjail_path, proxy_path, require_binary)
+from e2e_support_origins import origin_world, write_scripts  # noqa: E402
+from e2e_support_audit import check_decision, http_events, read_audit  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
+from e2e_support_proxy import (  # noqa: E402
+    StandaloneProxy, connect_refused, exe_of, listener_pids, process_alive,
+    proxy_port_from_env_line)
+from e2e_support_terminal import Terminal  # noqa: E402
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 TRAP_EXIT_BASE = 100  # the trapping script exits 100 + the signal number

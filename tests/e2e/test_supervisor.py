@@ -25,8 +25,9 @@ sys.dont_write_bytecode = True
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from e2e_support_jail import (  # noqa: E402
-    AcceptCounter, Jail, SharedDir, as_user, e2e_bin_dir, landjail_path, require_binary)
+from e2e_support_env import as_user, e2e_bin_dir, landjail_path, require_binary  # noqa: E402
+from e2e_support_origins import AcceptCounter, SharedDir  # noqa: E402
+from e2e_support_jail import Jail  # noqa: E402
 
 USERS = ["root", "nobody"]
 MODES = {"full": (), "addfd": ("--pidfd-getfd-eperm",)}
