@@ -33,8 +33,6 @@ Test(settings, nsjail_warns) {
     cr_expect_eq(plain.jail_type.value, std::string("landjail"));
 }
 
-// Newer boundary keys that would change what boundary does are each warned about, with
-// their location; their defaults (empty, false) are silent.
 // Newer boundary keys: upstream_proxy is warned about (no effect); the Coder agent's socket
 // and session correlation act (issue 15), so they are not warned about.
 Test(settings, newer_boundary_keys_warn) {
