@@ -125,11 +125,11 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
         o.flags.disable_audit_logs = true;
         o.flags.audit_log.reset();
         o.flags.audit_socket.reset();
-        o.flags.audit_required = false;
+        o.flags.audit_required.reset();
     } else if (s.audit_file) {
         o.flags.audit_log = s.audit_file->value;
     }
-    o.ca_dir = ca_dir;
+    o.flags.ca_dir = ca_dir;
     std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
                                   "--session-id", session_id};
     const std::vector<std::string> shared = proxy::forward_shared(o);

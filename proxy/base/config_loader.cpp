@@ -233,21 +233,15 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
     if (choice_out) {
         *choice_out = *choice;
     }
-    return policy::build_settings(inputs);
+    auto settings = policy::build_settings(inputs);
+    if (settings && settings->ca_dir.value.empty()) {  // no HOME: the passwd entry's home
+        settings->ca_dir = {default_ca_dir(), "default (passwd home)"};
+    }
+    return settings;
 }
 
 std::string default_ca_dir() {
-    if (const char* env = std::getenv("LANDJAIL_CA_DIR"); env && *env) {
-        return env;
-    }
-    const char* home = std::getenv("HOME");
-    std::string dir = home && *home ? home : "";
-    if (dir.empty()) {
-        if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
-            dir = pw->pw_dir;
-        }
-    }
-    return dir + "/.config/landjail";
+    return home_dir() + "/.config/landjail";
 }
 
 std::string own_directory() {

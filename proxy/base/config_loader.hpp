@@ -47,8 +47,9 @@ std::vector<std::string> available_profiles();
 /// profiles (BIN/../share/landjail/profiles).
 std::string own_directory();
 
-/// The interception CA's directory when --ca-dir is not given: $LANDJAIL_CA_DIR, else
-/// ~/.config/landjail.
+/// ~/.config/landjail ($HOME, else the passwd entry's home): the last fallback of the CA
+/// directory, which Settings::ca_dir resolves (--ca-dir, LANDJAIL_CA_DIR, ca_dir,
+/// $XDG_CONFIG_HOME/landjail).
 std::string default_ca_dir();
 
 }  // namespace lj::proxy
