@@ -161,6 +161,10 @@ Status check_flag_values(const FlagInputs& f) {
 
 /// One warning per newer-boundary key that would change what boundary does.
 void warn_boundary_only(const BoundaryOnly& b, std::vector<std::string>& warnings) {
+    if (b.upstream_proxy && !trim(b.upstream_proxy->value).empty()) {
+        warnings.push_back("upstream_proxy (" + b.upstream_proxy->origin +
+                           ") is not supported: landjail-proxy connects to origins directly");
+    }
     if (b.log_proxy_socket_path && !b.log_proxy_socket_path->value.empty()) {
         warnings.push_back("log_proxy_socket_path (" + b.log_proxy_socket_path->origin +
                            ") has no effect: landjail writes its audit trail to audit.file, "
