@@ -180,16 +180,16 @@ Result<std::string> find_shim(std::string* looked_in) {
         }
         return std::filesystem::absolute(env).string();
     }
-    const std::string dir = proxy::own_directory();
-    const std::vector<std::string> candidates = {dir + "/liblandjail-shim.so",
-                                                 dir + "/../lib/liblandjail-shim.so",
-                                                 dir + "/../lib/landjail/liblandjail-shim.so"};
     looked_in->clear();
-    for (const std::string& c : candidates) {
-        if (!dir.empty() && access(c.c_str(), R_OK) == 0) {
-            return std::filesystem::weakly_canonical(c).string();
+    for (const std::string& dir : proxy::install_bin_dirs()) {
+        for (const char* rel : {"/liblandjail-shim.so", "/../lib/liblandjail-shim.so",
+                                "/../lib/landjail/liblandjail-shim.so"}) {
+            const std::string c = dir + rel;
+            if (access(c.c_str(), R_OK) == 0) {
+                return std::filesystem::weakly_canonical(c).string();
+            }
+            *looked_in += (looked_in->empty() ? "" : ", ") + c;
         }
-        *looked_in += (looked_in->empty() ? "" : ", ") + c;
     }
     return std::string();
 }

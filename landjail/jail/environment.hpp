@@ -36,7 +36,8 @@ std::vector<std::string> child_environment(const std::string& proxy_url, const C
                                            const std::string& shim);
 
 /// The shim: $LANDJAIL_SHIM when set (an error when it is not a readable file), else next to
-/// the binary, in ../lib/ or in ../lib/landjail/; "" when not found, with `looked_in` set to
+/// the binary, in ../lib/ or in ../lib/landjail/, the binary's directory and then that of the
+/// landjail-proxy in PATH (proxy::install_bin_dirs); "" when not found, with `looked_in` set to
 /// the places tried (for the warning that says how to point at it).
 Result<std::string> find_shim(std::string* looked_in);
 
