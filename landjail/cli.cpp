@@ -157,8 +157,9 @@ Status keep_fd(CliOptions& o, const std::string& value) {
     return {};
 }
 
-Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
-    return proxy::parse_rows(argc, argv, options(), permute, "landjail", out);
+Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out,
+                       std::string_view program = "landjail") {
+    return proxy::parse_rows(argc, argv, options(), permute, program, out);
 }
 
 /// Operands of check/explain, validated.
@@ -199,7 +200,9 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen, bool as_bound
     Command ignored = Command::Run;
     Command& detected = seen ? *seen : ignored;
     detected = Command::Run;
-    auto first = run_getopt(argc, argv, false, out);
+    // Usage errors point at --help under the name we run as ("see boundary --help").
+    const std::string program = as_boundary ? invoked_name(argv[0]) : "landjail";
+    auto first = run_getopt(argc, argv, false, out, program);
     if (!first) {
         return first.error();
     }
