@@ -363,17 +363,17 @@ Status apply_boundary(const Inputs& in, const FileConfig& file, Settings& s) {
         s.jail_warnings.push_back("pprof (from " + s.pprof_enabled.origin +
                                   ") has no effect: landjail has no pprof server");
     }
+    // The file's upstream_proxy is warned about with the other newer keys (warn_boundary_only).
+    const auto& in_file = file.boundary_only.upstream_proxy;
     auto upstream = from_flag_or_env(in, in.flags.upstream_proxy, "--upstream-proxy",
                                      {"BOUNDARY_UPSTREAM_PROXY"});
-    if (!upstream && file.boundary_only.upstream_proxy &&
-        !trim(file.boundary_only.upstream_proxy->value).empty()) {
-        upstream = file.boundary_only.upstream_proxy;
-    }
     if (upstream && !trim(upstream->value).empty()) {
         s.upstream_proxy = upstream;
         s.jail_warnings.push_back(
             "upstream_proxy (from " + upstream->origin +
             ") is not supported: landjail-proxy connects to origins directly");
+    } else if (!upstream && in_file && !trim(in_file->value).empty()) {
+        s.upstream_proxy = in_file;
     }
     return {};
 }

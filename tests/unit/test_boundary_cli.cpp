@@ -178,6 +178,12 @@ Test(boundary_cli, boundary_settings_have_origins) {
     }
     cr_expect(pprof == 1 && upstream == 1, "one warning each (pprof %d, upstream %d)", pprof,
               upstream);
+    Inputs from_file;
+    from_file.file = file("upstream_proxy: http://proxy.corp:3128\n");
+    const Settings f = build(from_file);
+    cr_expect(f.upstream_proxy && f.upstream_proxy->origin == "b.yaml:1:17");
+    cr_expect(f.jail_warnings.empty() && f.warnings.size() == 1U,
+              "the file's upstream_proxy is warned about once");
     Inputs port;
     port.flags.pprof_port = "70000";
     auto r = build_settings(port);
