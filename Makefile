@@ -4,6 +4,7 @@
 #   make bench      benchmarks (figures are ratios against a baseline from the same run)
 #   make asan       the unit tests under AddressSanitizer + UBSan (build/asan/)
 #   make install    install under $(DESTDIR)$(PREFIX)
+#   make install-boundary   also install landjail as `boundary` and `agent-firewall` (copies)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -124,7 +125,7 @@ ALL_OBJ := $(SHIM_CORE_OBJ) $(POLICY_OBJ) $(BASE_OBJ) $(AUDIT_OBJ) $(PROXY_OBJ) 
 
 
 .PHONY: shim
-.PHONY: all test test-unit test-cli test-integration bench asan tsan fuzz format check-format install uninstall clean check
+.PHONY: all test test-unit test-cli test-integration bench asan tsan fuzz format check-format install install-boundary uninstall clean check
 .DEFAULT_GOAL := all
 
 all: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES)
@@ -231,12 +232,13 @@ test: test-unit test-cli test-integration test-e2e
 test-unit: $(UNIT_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(UNIT_BIN) --jobs 2
 
-test-cli: $(LANDJAIL_BIN) $(PROXY_BIN) $(PROFILES)
+test-cli: $(LANDJAIL_BIN) $(PROXY_BIN) $(SHIM_LIB) $(PROFILES)
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/layers.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) sh tests/cli/run.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/misuse.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/man_check.sh
 	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/readme_quickstart.sh
+	LANDJAIL=$(abspath $(LANDJAIL_BIN)) LANDJAIL_PROXY=$(abspath $(PROXY_BIN)) sh tests/cli/boundary.sh
 
 # Debian's python3 (not a pyenv one first on PATH) has pytest from python3-pytest.
 PYTHON ?= /usr/bin/python3
@@ -322,7 +324,24 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/landjail/profiles
 	install -m 0644 policy/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/landjail/profiles/
 
+# boundary's names (coder/boundary's CLI, DESIGN §8): real copies of landjail, not symlinks
+# (Coder's module installer cp's a boundary release over `boundary`, which would write through a
+# symlink into landjail). BOUNDARY_BINDIR puts them elsewhere, e.g. ~/.local/bin ahead on PATH;
+# a copy there finds the proxy, shim and profiles through the landjail-proxy on PATH.
+BOUNDARY_NAMES  := boundary agent-firewall
+BOUNDARY_BINDIR ?= $(PREFIX)/bin
+install-boundary: install
+	install -d $(DESTDIR)$(BOUNDARY_BINDIR)
+	for n in $(BOUNDARY_NAMES); do \
+	    rm -f $(DESTDIR)$(BOUNDARY_BINDIR)/$$n && \
+	    install -m 0755 $(LANDJAIL_BIN) $(DESTDIR)$(BOUNDARY_BINDIR)/$$n || exit 1; \
+	done
+
 uninstall:
+	for n in $(BOUNDARY_NAMES); do \
+	    f=$(DESTDIR)$(BOUNDARY_BINDIR)/$$n; \
+	    if [ -f "$$f" ] && cmp -s "$$f" $(DESTDIR)$(PREFIX)/bin/landjail; then rm -f "$$f"; fi; \
+	done
 	rm -f $(DESTDIR)$(PREFIX)/lib/landjail/liblandjail-shim.so
 	-rmdir $(DESTDIR)$(PREFIX)/lib/landjail 2>/dev/null
 	rm -f $(DESTDIR)$(PREFIX)/bin/landjail $(DESTDIR)$(PREFIX)/bin/landjail-proxy $(DESTDIR)$(PREFIX)/share/man/man1/landjail.1 $(DESTDIR)$(PREFIX)/share/man/man1/landjail-proxy.1

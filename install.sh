@@ -41,6 +41,10 @@ installs it under PREFIX (binaries in PREFIX/bin, man pages in PREFIX/share/man)
 Options:
   --prefix DIR    install under DIR (default: \$PREFIX, else /usr/local)
   --no-deps       do not install dependencies (neither apt-get nor npm is run)
+  --as-boundary   also install landjail as \`boundary' and \`agent-firewall' (copies, not
+                  symlinks) so that Coder's modules and scripts that run boundary run landjail
+  --boundary-dir DIR  put those copies in DIR (e.g. ~/.local/bin, ahead on PATH) instead of
+                  PREFIX/bin; implies --as-boundary
   --uninstall     remove what 'make install' installed under the same PREFIX and DESTDIR
   -h, --help      show this help and exit
 
@@ -192,6 +196,8 @@ PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 DEPS=1
 ACTION=install
+AS_BOUNDARY=0
+BOUNDARY_DIR=
 while [ $# -gt 0 ]; do
     case $1 in
         --prefix)
@@ -201,6 +207,17 @@ while [ $# -gt 0 ]; do
             ;;
         --prefix=*) PREFIX=${1#--prefix=} ;;
         --no-deps) DEPS=0 ;;
+        --as-boundary) AS_BOUNDARY=1 ;;
+        --boundary-dir)
+            [ $# -ge 2 ] || usage_error "option '--boundary-dir' needs a directory"
+            BOUNDARY_DIR=$2
+            AS_BOUNDARY=1
+            shift
+            ;;
+        --boundary-dir=*)
+            BOUNDARY_DIR=${1#--boundary-dir=}
+            AS_BOUNDARY=1
+            ;;
         --uninstall) ACTION=uninstall ;;
         -h | --help)
             usage
@@ -216,12 +233,17 @@ PREFIX=$(absolute "$PREFIX")
 if [ -n "$DESTDIR" ]; then
     DESTDIR=$(absolute "$DESTDIR")
 fi
+if [ -n "$BOUNDARY_DIR" ]; then
+    BOUNDARY_DIR=$(absolute "$BOUNDARY_DIR")
+else
+    BOUNDARY_DIR=$PREFIX/bin
+fi
 
 cd "$(dirname "$0")"
 
 if [ "$ACTION" = uninstall ]; then
     install_sudo "$DESTDIR$PREFIX"
-    $SUDO make uninstall PREFIX="$PREFIX" DESTDIR="$DESTDIR"
+    $SUDO make uninstall PREFIX="$PREFIX" DESTDIR="$DESTDIR" BOUNDARY_BINDIR="$BOUNDARY_DIR"
     say "uninstalled landjail from $DESTDIR$PREFIX"
     exit 0
 fi
@@ -237,4 +259,9 @@ say "building"
 make -j"$(nproc)" PREFIX="$PREFIX"
 install_sudo "$DESTDIR$PREFIX"
 $SUDO make install PREFIX="$PREFIX" DESTDIR="$DESTDIR"
+if [ "$AS_BOUNDARY" -eq 1 ]; then
+    install_sudo "$DESTDIR$BOUNDARY_DIR"
+    $SUDO make install-boundary PREFIX="$PREFIX" DESTDIR="$DESTDIR" BOUNDARY_BINDIR="$BOUNDARY_DIR"
+    say "installed landjail as boundary and agent-firewall in $DESTDIR$BOUNDARY_DIR (copies of landjail)"
+fi
 say "installed landjail and landjail-proxy to $DESTDIR$PREFIX/bin, the shim to $DESTDIR$PREFIX/lib/landjail, the profiles to $DESTDIR$PREFIX/share/landjail/profiles (man pages in $DESTDIR$PREFIX/share/man: man landjail, man 5 landjail.yaml)"

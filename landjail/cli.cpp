@@ -18,13 +18,16 @@ Status text(CliOptions& o, const std::string& v) {
 }
 
 template <bool CliOptions::*M>
-Status flag(CliOptions& o, const std::string&) {
-    o.*M = true;
+Status flag(CliOptions& o, const std::string& v) {
+    o.*M = proxy::flag_on(v);
     return {};
 }
 
-Status nothing(CliOptions&, const std::string&) {
-    return {};  // boundary compatibility: accepted, no effect
+/// boundary's flags that landjail accepts without effect: kept with their origin for check.
+template <std::optional<bool> policy::FlagInputs::*M>
+Status boundary_flag(CliOptions& o, const std::string& v) {
+    o.flags.*M = proxy::flag_on(v);
+    return {};
 }
 
 Status keep_fd(CliOptions& o, const std::string& value);
@@ -44,8 +47,21 @@ std::vector<Row> make_table() {
         {{"proxy-port", 0, "PORT", "port of the proxy (default: a free ephemeral port)", false},
          flags(&policy::FlagInputs::proxy_port)},
         {{"jail-type", 0, "TYPE",
-          "accepted for boundary compatibility: landjail (nsjail runs landjail)", false},
+          "accepted for boundary compatibility: landjail (nsjail runs landjail with a warning)",
+          false},
          flags(&policy::FlagInputs::jail_type)},
+        {{"pprof", 0, nullptr,
+          "accepted for boundary compatibility; no effect (landjail has no pprof server; one "
+          "warning)",
+          false},
+         &boundary_flag<&policy::FlagInputs::pprof>},
+        {{"pprof-port", 0, "PORT", "accepted for boundary compatibility; no effect", false},
+         flags(&policy::FlagInputs::pprof_port)},
+        {{"upstream-proxy", 0, "URL",
+          "accepted for boundary compatibility; not supported: the proxy connects to origins "
+          "directly (one warning)",
+          false},
+         flags(&policy::FlagInputs::upstream_proxy)},
         {{"proxy-addr", 0, "HOST:PORT",
           "use the landjail-proxy already listening there instead of starting one", false},
          &text<&CliOptions::proxy_addr>},
@@ -58,30 +74,58 @@ std::vector<Row> make_table() {
          &flag<&CliOptions::allow_weak>},
         {{"no-shim", 0, nullptr, "do not preload the shim into COMMAND", false},
          &flag<&CliOptions::no_shim>},
+        {{"strict", 0, nullptr,
+          "refuse allow rules without domain= (they match every host) instead of warning", false},
+         &flag<&CliOptions::strict>},
         {{"keep-fd", 0, "N",
           "give COMMAND the inherited descriptor N even if it is a network socket (closed "
           "otherwise: it would send around the proxy)",
           true},
          &keep_fd},
         {{"use-real-dns", 0, nullptr,
-          "accepted for boundary compatibility; landjail never intercepts DNS", false},
-         &nothing},
+          "accepted for boundary compatibility; no effect (the jail has no DNS: names are "
+          "resolved by the proxy)",
+          false},
+         &boundary_flag<&policy::FlagInputs::use_real_dns>},
         {{"no-user-namespace", 0, nullptr,
-          "accepted for boundary compatibility; landjail never uses namespaces", false},
-         &nothing},
-        {{"version", 0, nullptr, "print the version and exit", false},
-         [](CliOptions& o, const std::string&) -> Status {
-             o.command = Command::Version;
+          "accepted for boundary compatibility; no effect (landjail never uses namespaces)", false},
+         &boundary_flag<&policy::FlagInputs::no_user_namespace>},
+        {{"version", 0, nullptr, "print the version (one line) and exit", false},
+         [](CliOptions& o, const std::string& v) -> Status {
+             if (proxy::flag_on(v)) {
+                 o.command = Command::Version;
+             }
              return {};
          }},
         {{"help", 'h', nullptr, "print this help and exit", false},
-         [](CliOptions& o, const std::string&) -> Status {
-             o.command = Command::Help;
+         [](CliOptions& o, const std::string& v) -> Status {
+             if (proxy::flag_on(v)) {
+                 o.command = Command::Help;
+             }
              return {};
          }},
     };
     t.insert(t.end(), own.begin(), own.end());
     return t;
+}
+
+/// --help under boundary's names: boundary's usage line, landjail's options.
+std::string boundary_help(std::string_view name) {
+    const std::string n(name);
+    return "Usage: " + n + " [flags] -- command [args...]\n" +
+           "\n"
+           "This " +
+           n +
+           " is landjail, a drop-in for coder/boundary's CLI: it runs the command so that it\n"
+           "reaches only the HTTP(S) destinations the policy allows (boundary's config.yaml,\n"
+           "--allow rules and environment variables). It has no subcommands: what follows the\n"
+           "options (after --) is the command, a later -- included. landjail's own commands\n"
+           "(check, explain, doctor) are available as `landjail`.\n"
+           "\n"
+           "Options:\n" +
+           proxy::format_rows(options()) +
+           "\n"
+           "Flags also take =true or =false (and 1/0, t/f, yes/no, on/off). See landjail(1).\n";
 }
 
 bool is_subcommand(std::string_view s) {
@@ -113,8 +157,9 @@ Status keep_fd(CliOptions& o, const std::string& value) {
     return {};
 }
 
-Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out) {
-    return proxy::parse_rows(argc, argv, options(), permute, "landjail", out);
+Result<int> run_getopt(int argc, char** argv, bool permute, CliOptions& out,
+                       std::string_view program = "landjail") {
+    return proxy::parse_rows(argc, argv, options(), permute, program, out);
 }
 
 /// Operands of check/explain, validated.
@@ -138,12 +183,26 @@ const std::vector<Row>& options() {
     return table;
 }
 
-Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
+bool is_boundary_name(std::string_view name) {
+    return name == "boundary" || name == "agent-firewall";
+}
+
+std::string invoked_name(const char* argv0) {
+    std::string_view name = argv0 ? argv0 : "";
+    if (const std::size_t slash = name.rfind('/'); slash != std::string_view::npos) {
+        name.remove_prefix(slash + 1);
+    }
+    return is_boundary_name(name) ? std::string(name) : std::string("landjail");
+}
+
+Result<CliOptions> parse_cli(int argc, char** argv, Command* seen, bool as_boundary) {
     CliOptions out;
     Command ignored = Command::Run;
     Command& detected = seen ? *seen : ignored;
     detected = Command::Run;
-    auto first = run_getopt(argc, argv, false, out);
+    // Usage errors point at --help under the name we run as ("see boundary --help").
+    const std::string program = as_boundary ? invoked_name(argv[0]) : "landjail";
+    auto first = run_getopt(argc, argv, false, out, program);
     if (!first) {
         return first.error();
     }
@@ -152,7 +211,8 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
         return out;
     }
     const bool after_dashdash = next > 1 && std::string_view(argv[next - 1]) == "--";
-    if (next < argc && !after_dashdash && is_subcommand(argv[next])) {
+    // boundary's CLI has no subcommands: `boundary check` runs a command named check.
+    if (next < argc && !after_dashdash && !as_boundary && is_subcommand(argv[next])) {
         const std::string_view sub = argv[next];
         out.command = sub == "check"     ? Command::Check
                       : sub == "explain" ? Command::Explain
@@ -177,7 +237,10 @@ Result<CliOptions> parse_cli(int argc, char** argv, Command* seen) {
     return out;
 }
 
-std::string help_text() {
+std::string help_text(std::string_view name) {
+    if (is_boundary_name(name)) {
+        return boundary_help(name);
+    }
     return "Usage: landjail [OPTIONS] -- COMMAND [ARG...]\n"
            "       landjail check [OPTIONS]\n"
            "       landjail explain [OPTIONS] METHOD URL\n"
@@ -199,7 +262,8 @@ std::string help_text() {
            "landjail(1).\n"
            "Configuration: --config, $LANDJAIL_CONFIG, $BOUNDARY_CONFIG, "
            "~/.config/landjail/config.yaml,\n"
-           "~/.config/coder_boundary/config.yaml (the first that is given or exists).\n";
+           "~/.config/coder_boundary/config.yaml (the first that is given or exists).\n"
+           "Flags also take =true or =false (and 1/0, t/f, yes/no, on/off).\n";
 }
 
 }  // namespace lj::jail

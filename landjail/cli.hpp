@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/result.hpp"
@@ -26,6 +27,7 @@ struct CliOptions : proxy::SharedOptions {
     std::optional<std::string> require;     ///< --require landlock,seccomp
     bool allow_weak = false;
     bool no_shim = false;
+    bool strict = false;        ///< refuse allow rules without domain= (they match every host)
     std::vector<int> keep_fds;  ///< --keep-fd: inherited descriptors COMMAND keeps
 };
 
@@ -34,9 +36,16 @@ const std::vector<proxy::OptRow<CliOptions>>& options();
 
 /// Parses argv (argv[0] is the program). Errors are usage errors for the user; `seen` (when
 /// given) receives the command recognised so far, so the caller picks the right exit status.
-Result<CliOptions> parse_cli(int argc, char** argv, Command* seen = nullptr);
+/// `as_boundary`: boundary's CLI (`NAME [flags] -- command [args...]`): no subcommands, the
+/// first operand is the command (`check` included) and every later `--` is the command's.
+Result<CliOptions> parse_cli(int argc, char** argv, Command* seen = nullptr,
+                             bool as_boundary = false);
 
-/// The --help text generated from the table.
-std::string help_text();
+/// The name to behave as, from argv[0]'s basename: "boundary" or "agent-firewall" (boundary's
+/// CLI, see parse_cli), else "landjail".
+std::string invoked_name(const char* argv0);
+
+/// The --help text generated from the table; under boundary's names, boundary's usage line.
+std::string help_text(std::string_view name = "landjail");
 
 }  // namespace lj::jail

@@ -19,15 +19,17 @@ int main(int argc, char** argv) {
     // kernel stop our whole group, landjail with it. landjail never reads the terminal.
     std::signal(SIGTTOU, SIG_IGN);
     std::signal(SIGTTIN, SIG_IGN);
+    // Installed as `boundary` or `agent-firewall`, landjail is boundary's CLI (no subcommands).
+    const std::string name = invoked_name(argc > 0 ? argv[0] : nullptr);
     Command seen = Command::Run;
-    auto cli = parse_cli(argc, argv, &seen);
+    auto cli = parse_cli(argc, argv, &seen, name != "landjail");
     if (!cli) {
         lj::diag::error(cli.error().message);
         return seen == Command::Run ? kExitFailed : kExitUsage;
     }
     switch (cli->command) {
         case Command::Help:
-            std::cout << help_text();
+            std::cout << help_text(name);
             return 0;
         case Command::Version:
             std::cout << "landjail " << LJ_VERSION << "\n";

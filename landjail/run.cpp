@@ -154,6 +154,11 @@ int Jail::decide() {
         return kExitFailed;
     }
     settings_ = std::move(*settings);
+    diag::set_level(settings_->log_level.value);  // --log-level error: errors only
+    if (auto strict = check_strict(cli_, *settings_); !strict) {
+        diag::error(strict.error().message);
+        return kExitFailed;
+    }
     for (const std::string& w : settings_->jail_warnings) {
         diag::warn(w);
     }
@@ -174,9 +179,13 @@ int Jail::decide() {
         diag::error(ok.error().message);
         return kExitFailed;
     }
+    // A degraded level is how this host is (Docker's default profile: on every start); it is
+    // a fact for `landjail doctor` and --log-level info, not a warning each time. The weak
+    // level (--allow-weak) stays a warning.
     for (const std::string& lost : plan_.lost) {
-        diag::warn("protection is " + std::string(plan_.weak ? "weak" : "degraded") + " (level " +
-                   std::to_string(plan_.level) + "): " + lost);
+        const std::string line = "protection is " + std::string(plan_.weak ? "weak" : "degraded") +
+                                 " (level " + std::to_string(plan_.level) + "): " + lost;
+        plan_.weak ? diag::warn(line) : diag::info(line);
     }
     const ResolvedCommand cmd = resolve_command(cli_.args.front(), env_value("PATH"));
     if (cmd.exit_status != 0) {
@@ -243,7 +252,7 @@ int Jail::start_link() {
         diag::error(session_id.error().message);
         return kExitFailed;
     }
-    auto ca_dir = choose_ca_dir(cli_.ca_dir);
+    auto ca_dir = choose_ca_dir(settings_->ca_dir);
     if (!ca_dir) {
         diag::error(ca_dir.error().message);
         return kExitFailed;

@@ -59,6 +59,27 @@ void print_optional(const char* name, const std::optional<policy::Setting<T>>& s
     }
 }
 
+std::string yes_no(bool b) {
+    return b ? "true" : "false";
+}
+
+/// The CA directory and boundary's settings that have no effect here, with their origins.
+void print_boundary_settings(const policy::Settings& s) {
+    print_setting("ca_dir", s.ca_dir.value, s.ca_dir.origin);
+    print_setting("pprof_enabled", yes_no(s.pprof_enabled.value) + " (no effect)",
+                  s.pprof_enabled.origin);
+    print_setting("pprof_port", std::to_string(s.pprof_port.value) + " (no effect)",
+                  s.pprof_port.origin);
+    print_setting("use_real_dns", yes_no(s.use_real_dns.value) + " (no effect)",
+                  s.use_real_dns.origin);
+    print_setting("no_user_namespace", yes_no(s.no_user_namespace.value) + " (no effect)",
+                  s.no_user_namespace.origin);
+    if (s.upstream_proxy) {
+        print_setting("upstream_proxy", s.upstream_proxy->value + " (not supported)",
+                      s.upstream_proxy->origin);
+    }
+}
+
 /// Single-quotes for a POSIX shell.
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
@@ -70,6 +91,17 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
+Status check_strict(const CliOptions& cli, const policy::Settings& s) {
+    if (!cli.strict || s.any_host_rules.empty()) {
+        return {};
+    }
+    std::string msg;
+    for (const std::string& r : s.any_host_rules) {
+        msg += (msg.empty() ? "" : "; ") + r;
+    }
+    return make_error("--strict: " + msg);
+}
+
 int run_check(const CliOptions& cli) {
     proxy::ConfigChoice choice;
     auto settings = proxy::load_settings(cli.config, cli.flags, &choice);
@@ -79,6 +111,11 @@ int run_check(const CliOptions& cli) {
         return kExitUsage;
     }
     const policy::Settings& s = *settings;
+    if (auto strict = check_strict(cli, s); !strict) {
+        diag::error(strict.error().message);
+        diag::error("configuration is invalid (--strict)");
+        return kExitUsage;
+    }
     print_warnings(s);
     std::cout << "configuration is valid\n";
     std::cout << "config file: " << (choice.path ? *choice.path + " [" + choice.how + "]" : "none")
@@ -119,6 +156,7 @@ int run_check(const CliOptions& cli) {
         print_setting("tls.passthrough", list, "config file");
     }
     print_optional("tls.upstream_ca", s.tls.upstream_ca);
+    print_boundary_settings(s);
     return kExitAllow;
 }
 

@@ -12,6 +12,10 @@ inline constexpr int kExitDeny = 1;
 inline constexpr int kExitUsage = 2;     ///< check/explain: bad input or configuration
 inline constexpr int kExitFailed = 125;  ///< landjail itself failed before running COMMAND
 
+/// --strict: an error naming each allow rule without domain= (it matches every host); ok
+/// without --strict or without such rules. `check` and `landjail -- COMMAND` apply it.
+Status check_strict(const CliOptions& cli, const policy::Settings& s);
+
 /// `landjail check`: validates the configuration, prints the effective policy with the origin
 /// of every rule and setting. 0 when valid, 2 when not.
 int run_check(const CliOptions& cli);

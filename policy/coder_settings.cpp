@@ -59,7 +59,7 @@ Status apply_socket(const Inputs& in, const BoundaryOnly& b, CoderAgentSettings&
                   "socket address allows (107 bytes)");
     }
     if (in.flags.log_proxy_drop_counts) {
-        c.drop_counts = {true, "--log-proxy-drop-counts"};
+        c.drop_counts = {*in.flags.log_proxy_drop_counts, "--log-proxy-drop-counts"};
     } else if (b.log_proxy_drop_counts) {
         c.drop_counts = *b.log_proxy_drop_counts;
     }
@@ -131,7 +131,7 @@ void collect_targets(const Inputs& in, const BoundaryOnly& b, std::vector<RuleSo
 
 Status apply_correlation(const Inputs& in, const BoundaryOnly& b, CorrelationSettings& c) {
     if (in.flags.enable_session_correlation) {
-        c.enabled = {true, "--enable-session-correlation"};
+        c.enabled = {*in.flags.enable_session_correlation, "--enable-session-correlation"};
     } else if (const auto* v = env_value(in, "BOUNDARY_SESSION_CORRELATION_ENABLED")) {
         auto on = env_bool(*v, "BOUNDARY_SESSION_CORRELATION_ENABLED");
         if (!on) {

@@ -77,9 +77,15 @@ class Walker {
         return {scalar(node, key, "a string"), origin(node)};
     }
 
+    /// One of `allowed`; `fold_case`: compared (and kept) in lower case, as boundary reads
+    /// log_level ("WARN" works).
     Setting<std::string> one_of(const YAML::Node& node, std::string_view key,
-                                std::initializer_list<std::string_view> allowed) const {
+                                std::initializer_list<std::string_view> allowed,
+                                bool fold_case = false) const {
         std::string value = scalar(node, key, "a string");
+        if (fold_case) {
+            value = to_lower(value);
+        }
         if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
             std::string list;
             for (std::string_view a : allowed) {
@@ -92,12 +98,12 @@ class Walker {
 
     Setting<bool> boolean(const YAML::Node& node, std::string_view key) const {
         const std::string value = scalar(node, key, "true or false");
-        bool out = false;
-        if (!YAML::convert<bool>::decode(node, out)) {
+        const std::optional<bool> out = parse_bool_word(value);
+        if (!out) {
             fail(node,
                  std::string(key) + ": expected true or false, got '" + printable(value) + "'");
         }
-        return {out, origin(node)};
+        return {*out, origin(node)};
     }
 
     Setting<std::uint16_t> port(const YAML::Node& node, std::string_view key,
@@ -329,7 +335,7 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
              [&](const YAML::Node& n) { c.proxy_port = w.port(n, "proxy_port", true); }},
             {"log_level",
              [&](const YAML::Node& n) {
-                 c.log_level = w.one_of(n, "log_level", {"error", "warn", "info", "debug"});
+                 c.log_level = w.one_of(n, "log_level", {"error", "warn", "info", "debug"}, true);
              }},
             {"no_user_namespace", flag(c.no_user_namespace, "no_user_namespace")},
             {"use_real_dns", flag(c.use_real_dns, "use_real_dns")},
@@ -337,6 +343,7 @@ void walk_root(const Walker& w, const YAML::Node& root, FileConfig& c) {
             {"pprof_port",
              [&](const YAML::Node& n) { c.pprof_port = w.port(n, "pprof_port", false); }},
             {"disable_audit_logs", flag(c.disable_audit_logs, "disable_audit_logs")},
+            {"ca_dir", [&](const YAML::Node& n) { c.ca_dir = w.string(n, "ca_dir"); }},
             {"max_connections",
              [&](const YAML::Node& n) {
                  const int max = static_cast<int>(kMaxConnectionsLimit);
@@ -413,6 +420,17 @@ Result<FileConfig> parse(std::string_view text, std::string_view file, bool rule
 }
 
 }  // namespace
+
+std::optional<bool> parse_bool_word(std::string_view word) {
+    const std::string w = to_lower(word);
+    if (w == "1" || w == "t" || w == "true" || w == "y" || w == "yes" || w == "on") {
+        return true;
+    }
+    if (w == "0" || w == "f" || w == "false" || w == "n" || w == "no" || w == "off") {
+        return false;
+    }
+    return std::nullopt;
+}
 
 Result<FileConfig> parse_config(std::string_view text, std::string_view file) {
     return parse(text, file, false);

@@ -83,6 +83,8 @@ struct FileConfig {
     std::optional<Setting<bool>> no_user_namespace, use_real_dns, pprof_enabled, disable_audit_logs,
         configure_dns_for_local_stub_resolver;
     std::optional<Setting<std::uint16_t>> pprof_port;
+    /// The interception CA's directory (landjail's key; --ca-dir and LANDJAIL_CA_DIR win).
+    std::optional<Setting<std::string>> ca_dir;
     /// "refuse" (default) | "literal": what to do with a request path whose meaning depends on
     /// the origin's decoder when rules constrain paths (policy::path_ambiguity).
     std::optional<Setting<std::string>> ambiguous_paths;
@@ -93,6 +95,12 @@ struct FileConfig {
     Labels labels;
     BoundaryOnly boundary_only;
 };
+
+/// A true/false word as boundary's flag library reads it (Go's strconv.ParseBool: 1, t,
+/// true, 0, f, false) and as YAML writes it (yes, no, on, off, y, n), in any letter case;
+/// nullopt for anything else. Flags (--flag=VALUE), environment variables and config keys
+/// all read booleans with it.
+std::optional<bool> parse_bool_word(std::string_view word);
 
 /// Parses a config file's text. `file` names it in errors ("bad.yaml:4:3: unknown key
 /// 'allowlst' (did you mean 'allowlist'?)"). Every rule in allowlist/denylist is parsed here,

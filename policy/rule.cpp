@@ -504,10 +504,8 @@ Result<Rule> parse_rule(std::string_view text, std::string origin) {
             return fail(std::string(key) + "=" + printable(value) + ": " + why);
         }
     }
-    if (!rule.host) {
-        // Nothing allows every host implicitly: a rule without domain= would.
-        return fail("no domain= key: name the hosts the rule is for (domain=* matches every host)");
-    }
+    // No domain= key: the rule matches every host, as boundary reads `path=/api/*` alone.
+    // build_settings warns about each such allow rule and `check --strict` refuses them.
     return rule;
 }
 

@@ -41,7 +41,7 @@ struct Rule {
     std::string text;    ///< as written (surrounding whitespace trimmed)
     std::string origin;  ///< where it came from: "file.yaml:3:5", "--allow", "LANDJAIL_ALLOW", …
 
-    std::optional<HostPattern> host;   ///< always set by parse_rule (domain= is required)
+    std::optional<HostPattern> host;   ///< absent: no domain= key, the rule matches every host
     std::vector<std::string> methods;  ///< upper-case; empty = any
     std::vector<PathPattern> paths;    ///< empty = any
     std::vector<std::uint16_t> ports;  ///< empty = any
@@ -58,8 +58,9 @@ struct Rule {
     bool matches_upgrade(std::string_view upgrade) const;
 };
 
-/// Parses one rule. Errors quote the rule and say what is wrong: empty rule, no domain= key
-/// (every host must be named, `domain=*` written out), a token without '=', an unknown or
+/// Parses one rule. A rule without domain= matches every host (boundary's `path=/api/*`); the
+/// caller warns about it. Errors quote the rule and say what is wrong: empty rule, a token
+/// without '=', an unknown or
 /// repeated key, an empty or malformed value (a scheme, port or path inside
 /// `domain=`, a host pattern ending in `*`, a `*` that is not a whole label or segment, a
 /// non-ASCII name, a bad method token, a port outside 1..65535, `.`/`..` in a path pattern, an

@@ -53,14 +53,28 @@ void env_rule_lines(const Inputs& in, const char* var, std::vector<RuleSource>& 
 }
 
 Result<bool> parse_bool_text(const std::string& value, const std::string& origin) {
-    const std::string v = to_lower(value);
-    if (v == "1" || v == "true" || v == "yes" || v == "on") {
-        return true;
-    }
-    if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) {
-        return false;
+    if (const std::optional<bool> b = parse_bool_word(value)) {
+        return *b;
     }
     return origin_error(origin, "expected true or false, got '" + printable(value) + "'");
+}
+
+/// A boolean: the flag, else the first variable set to something other than "" (boundary's
+/// reading), else the file's value, else `fallback`.
+Result<Setting<bool>> bool_setting(const Inputs& in, const std::optional<bool>& flag,
+                                   const char* flag_name, const char* var,
+                                   const std::optional<Setting<bool>>& file, bool fallback) {
+    if (flag) {
+        return Setting<bool>{*flag, flag_name};
+    }
+    if (const std::string* v = env_get(in, var); v && !v->empty()) {
+        auto b = parse_bool_text(*v, var);
+        if (!b) {
+            return b.error();
+        }
+        return Setting<bool>{*b, var};
+    }
+    return file ? *file : Setting<bool>{fallback};
 }
 
 void apply_labels(const Inputs& in, Labels& labels) {
@@ -134,6 +148,8 @@ Status check_flag_values(const FlagInputs& f) {
         {&f.audit_log, "--audit-log"},
         {&f.audit_socket, "--audit-socket"},
         {&f.max_connections, "--max-connections"},
+        {&f.ca_dir, "--ca-dir"},
+        {&f.pprof_port, "--pprof-port"},
     };
     for (const auto& [value, name] : flags) {
         if (*value && value->value_or("").empty()) {
@@ -166,6 +182,7 @@ namespace {
 Status apply_scalars(const Inputs& in, const FileConfig& file, Settings& s) {
     if (auto v = from_flag_or_env(in, in.flags.log_level, "--log-level",
                                   {"LANDJAIL_LOG_LEVEL", "BOUNDARY_LOG_LEVEL"})) {
+        v->value = to_lower(v->value);  // boundary reads WARN as warn
         if (v->value != "error" && v->value != "warn" && v->value != "info" &&
             v->value != "debug") {
             return origin_error(v->origin, "log level '" + printable(v->value) +
@@ -247,24 +264,19 @@ Status check_required(const Settings& s) {
 /// disable_audit_logs, the audit sinks (the file: --audit-log, audit.file, LOG_DIR/
 /// audit.jsonl), tls and the labels.
 Status apply_audit(const Inputs& in, const FileConfig& file, Settings& s) {
-    if (in.flags.disable_audit_logs) {
-        s.disable_audit_logs = {true, "--disable-audit-logs"};
-    } else if (const std::string* v = env_get(in, "DISABLE_AUDIT_LOGS")) {
-        auto b = parse_bool_text(*v, "DISABLE_AUDIT_LOGS");
-        if (!b) {
-            return b.error();
-        }
-        s.disable_audit_logs = {*b, "DISABLE_AUDIT_LOGS"};
-    } else if (file.disable_audit_logs) {
-        s.disable_audit_logs = *file.disable_audit_logs;
+    auto disable = bool_setting(in, in.flags.disable_audit_logs, "--disable-audit-logs",
+                                "DISABLE_AUDIT_LOGS", file.disable_audit_logs, false);
+    if (!disable) {
+        return disable.error();
     }
+    s.disable_audit_logs = *disable;
 
     s.audit = file.audit;
     if (in.flags.audit_socket) {
         s.audit.socket = Setting<std::string>{*in.flags.audit_socket, "--audit-socket"};
     }
     if (in.flags.audit_required) {
-        s.audit.required = Setting<bool>{true, "--audit-required"};
+        s.audit.required = Setting<bool>{*in.flags.audit_required, "--audit-required"};
     }
     s.tls = file.tls;
     s.labels = file.labels;
@@ -297,6 +309,86 @@ Result<std::shared_ptr<const Engine>> build_engine(const Inputs& in, bool litera
     return std::make_shared<const Engine>(std::move(*allow), std::move(*deny), literal_paths);
 }
 
+/// boundary's settings without effect here: pprof_enabled, pprof_port, use_real_dns,
+/// no_user_namespace (flag > BOUNDARY_* > file > default) and upstream_proxy, each with its
+/// origin; one warning when pprof is on, one when an upstream proxy is set (jail_warnings:
+/// landjail prints them; its proxy, which is not given these flags, does not repeat them).
+Status apply_boundary(const Inputs& in, const FileConfig& file, Settings& s) {
+    const struct {
+        const std::optional<bool>& flag;
+        const char *name, *var;
+        const std::optional<Setting<bool>>& file;
+        Setting<bool>& out;
+    } bools[] = {
+        {in.flags.pprof, "--pprof", "BOUNDARY_PPROF", file.pprof_enabled, s.pprof_enabled},
+        {in.flags.use_real_dns, "--use-real-dns", "BOUNDARY_USE_REAL_DNS", file.use_real_dns,
+         s.use_real_dns},
+        {in.flags.no_user_namespace, "--no-user-namespace", "BOUNDARY_NO_USER_NAMESPACE",
+         file.no_user_namespace, s.no_user_namespace},
+    };
+    for (const auto& b : bools) {
+        auto v = bool_setting(in, b.flag, b.name, b.var, b.file, false);
+        if (!v) {
+            return v.error();
+        }
+        b.out = *v;
+    }
+    if (auto v =
+            from_flag_or_env(in, in.flags.pprof_port, "--pprof-port", {"BOUNDARY_PPROF_PORT"})) {
+        auto port = parse_port(v->value, false);
+        if (!port) {
+            return origin_error(v->origin, port.error().message);
+        }
+        s.pprof_port = {*port, v->origin};
+    } else if (file.pprof_port) {
+        s.pprof_port = *file.pprof_port;
+    }
+    if (s.pprof_enabled.value) {
+        s.jail_warnings.push_back("pprof (from " + s.pprof_enabled.origin +
+                                  ") has no effect: landjail has no pprof server");
+    }
+    // The file's upstream_proxy is warned about with the other newer keys (warn_boundary_only).
+    const auto& in_file = file.boundary_only.upstream_proxy;
+    auto upstream = from_flag_or_env(in, in.flags.upstream_proxy, "--upstream-proxy",
+                                     {"BOUNDARY_UPSTREAM_PROXY"});
+    if (upstream && !trim(upstream->value).empty()) {
+        s.upstream_proxy = upstream;
+        s.jail_warnings.push_back(
+            "upstream_proxy (from " + upstream->origin +
+            ") is not supported: landjail-proxy connects to origins directly");
+    } else if (!upstream && in_file && !trim(in_file->value).empty()) {
+        s.upstream_proxy = in_file;
+    }
+    return {};
+}
+
+/// The CA directory: --ca-dir > LANDJAIL_CA_DIR > ca_dir > $XDG_CONFIG_HOME/landjail >
+/// $HOME/.config/landjail (as boundary keeps its CA under $XDG_CONFIG_HOME or ~/.config).
+void apply_ca_dir(const Inputs& in, const FileConfig& file, Settings& s) {
+    if (auto v = from_flag_or_env(in, in.flags.ca_dir, "--ca-dir", {"LANDJAIL_CA_DIR"})) {
+        s.ca_dir = *v;
+    } else if (file.ca_dir) {
+        s.ca_dir = *file.ca_dir;
+    } else if (const std::string* x = env_get(in, "XDG_CONFIG_HOME"); x && !x->empty()) {
+        s.ca_dir = {join_path(*x, "landjail"), "XDG_CONFIG_HOME"};
+    } else if (const std::string* h = env_get(in, "HOME"); h && !h->empty()) {
+        s.ca_dir = {join_path(join_path(*h, ".config"), "landjail"), "default (HOME)"};
+    }
+}
+
+/// One warning per allow rule without domain=, which matches every host.
+void warn_any_host(const Engine& engine, Settings& s) {
+    for (const Rule& r : engine.allow_rules()) {
+        if (r.host) {
+            continue;
+        }
+        s.any_host_rules.push_back("allow rule '" + r.text + "' (from " + r.origin +
+                                   ") has no domain= key: it matches every host (add domain= "
+                                   "to name the hosts, or write domain=* to say so)");
+        s.warnings.push_back(s.any_host_rules.back());
+    }
+}
+
 }  // namespace
 
 Result<Settings> build_settings(const Inputs& in) {
@@ -322,10 +414,10 @@ Result<Settings> build_settings(const Inputs& in) {
         return ok.error();
     }
     warn_boundary_only(file.boundary_only, s.warnings);
-    if (file.pprof_enabled && file.pprof_enabled->value) {
-        s.warnings.push_back("pprof_enabled (" + file.pprof_enabled->origin +
-                             ") has no effect: landjail has no pprof server");
+    if (auto ok = apply_boundary(in, file, s); !ok) {
+        return ok.error();
     }
+    apply_ca_dir(in, file, s);
     if (file.ambiguous_paths) {
         s.ambiguous_paths = *file.ambiguous_paths;
     }
@@ -334,6 +426,7 @@ Result<Settings> build_settings(const Inputs& in) {
         return engine.error();
     }
     s.engine = std::move(*engine);
+    warn_any_host(*s.engine, s);
     return s;
 }
 

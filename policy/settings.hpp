@@ -26,12 +26,17 @@ struct FlagInputs {
     std::vector<std::string> profiles;  ///< --profile NAME or PATH, in order
     std::optional<std::string> log_level, log_dir, proxy_port, jail_type, audit_log, audit_socket;
     std::optional<std::string> max_connections;  ///< --max-connections N
-    bool disable_audit_logs = false;
-    bool audit_required = false;  ///< --audit-required
+    std::optional<std::string> ca_dir;           ///< --ca-dir DIR
+    // Flags also given as --flag=false: absent = not given, so a lower source decides.
+    std::optional<bool> disable_audit_logs;
+    std::optional<bool> audit_required;  ///< --audit-required
+    // boundary's flags that landjail accepts without effect (reported by `landjail check`).
+    std::optional<bool> pprof, use_real_dns, no_user_namespace;
+    std::optional<std::string> pprof_port, upstream_proxy;
     // The Coder agent's audit socket and session correlation (boundary's flags).
     std::optional<std::string> log_proxy_socket_path;
-    bool log_proxy_drop_counts = false;
-    bool enable_session_correlation = false;
+    std::optional<bool> log_proxy_drop_counts;
+    std::optional<bool> enable_session_correlation;
     std::vector<std::string> session_id_inject_targets;
 };
 
@@ -71,6 +76,18 @@ struct Settings {
     Setting<std::uint16_t> proxy_port{0};  ///< 0: a free ephemeral port
     Setting<std::string> jail_type{"landjail"};
     Setting<bool> disable_audit_logs{false};
+    /// The interception CA's directory: --ca-dir, LANDJAIL_CA_DIR, ca_dir,
+    /// $XDG_CONFIG_HOME/landjail, ~/.config/landjail ("" when no home is known: the caller
+    /// fills in the passwd entry's).
+    Setting<std::string> ca_dir{""};
+    // boundary's settings that have no effect in landjail, kept with their origin for
+    // `landjail check`: pprof (no pprof server), use_real_dns (the jail has no DNS at all),
+    // no_user_namespace (landjail never uses namespaces), upstream_proxy (not supported).
+    Setting<bool> pprof_enabled{false};
+    Setting<std::uint16_t> pprof_port{6060};
+    Setting<bool> use_real_dns{false};
+    Setting<bool> no_user_namespace{false};
+    std::optional<Setting<std::string>> upstream_proxy;
     Setting<std::string> ambiguous_paths{"refuse"};  ///< refuse | literal (FileConfig)
     /// --max-connections, then max_connections; absent: the proxy derives it from its
     /// descriptor limit.
@@ -82,7 +99,10 @@ struct Settings {
     Labels labels;
     CoderAgentSettings coder;
     CorrelationSettings correlation;
-    std::vector<std::string> warnings;       ///< accepted-but-ignored keys (the proxy prints these)
+    std::vector<std::string> warnings;  ///< accepted-but-ignored keys (the proxy prints these)
+    /// One per allow or deny rule without domain= (it matches every host); `check --strict`
+    /// refuses them. Also in `warnings`.
+    std::vector<std::string> any_host_rules;
     std::vector<std::string> jail_warnings;  ///< about the jail (jail_type nsjail): landjail's
     std::shared_ptr<const Engine> engine;
 };
@@ -90,7 +110,10 @@ struct Settings {
 /// Environment variables read (besides CODER_* labels): LANDJAIL_ALLOW (one rule per line,
 /// blank lines and '#' comments skipped), BOUNDARY_ALLOW (one rule), LANDJAIL_DENY (one per
 /// line), LANDJAIL_LOG_LEVEL / BOUNDARY_LOG_LEVEL, LANDJAIL_LOG_DIR / BOUNDARY_LOG_DIR,
-/// LANDJAIL_PROXY_PORT / PROXY_PORT, BOUNDARY_JAIL_TYPE, DISABLE_AUDIT_LOGS.
+/// LANDJAIL_PROXY_PORT / PROXY_PORT, BOUNDARY_JAIL_TYPE, DISABLE_AUDIT_LOGS, BOUNDARY_PPROF,
+/// BOUNDARY_PPROF_PORT, BOUNDARY_USE_REAL_DNS, BOUNDARY_NO_USER_NAMESPACE,
+/// BOUNDARY_UPSTREAM_PROXY, LANDJAIL_CA_DIR, XDG_CONFIG_HOME and HOME. As in boundary, a
+/// variable set to "" counts as not set; log levels are read in any letter case.
 Result<Settings> build_settings(const Inputs& inputs);
 
 /// The Coder agent socket and session correlation settings (policy/coder_settings.cpp):

@@ -180,16 +180,16 @@ Result<std::string> find_shim(std::string* looked_in) {
         }
         return std::filesystem::absolute(env).string();
     }
-    const std::string dir = proxy::own_directory();
-    const std::vector<std::string> candidates = {dir + "/liblandjail-shim.so",
-                                                 dir + "/../lib/liblandjail-shim.so",
-                                                 dir + "/../lib/landjail/liblandjail-shim.so"};
     looked_in->clear();
-    for (const std::string& c : candidates) {
-        if (!dir.empty() && access(c.c_str(), R_OK) == 0) {
-            return std::filesystem::weakly_canonical(c).string();
+    for (const std::string& dir : proxy::install_bin_dirs()) {
+        for (const char* rel : {"/liblandjail-shim.so", "/../lib/liblandjail-shim.so",
+                                "/../lib/landjail/liblandjail-shim.so"}) {
+            const std::string c = dir + rel;
+            if (access(c.c_str(), R_OK) == 0) {
+                return std::filesystem::weakly_canonical(c).string();
+            }
+            *looked_in += (looked_in->empty() ? "" : ", ") + c;
         }
-        *looked_in += (looked_in->empty() ? "" : ", ") + c;
     }
     return std::string();
 }
@@ -207,6 +207,15 @@ Result<std::string> shim_or_warn() {
 }
 
 namespace {
+
+constexpr const char* kCaDirHint =
+    "set LANDJAIL_CA_DIR=DIR, ca_dir: DIR in the config file or --ca-dir DIR to keep it in a "
+    "directory you can write";
+
+/// Whether `origin` is a default location (not one the user named for the CA).
+bool is_default_ca_dir(const std::string& origin) {
+    return origin == "XDG_CONFIG_HOME" || origin.rfind("default", 0) == 0;
+}
 
 /// Whether the proxy can use `dir` as its CA directory: a CA is there to read, or the nearest
 /// existing directory on the way to it can be written.
@@ -242,24 +251,23 @@ Result<std::string> private_tmp_ca_dir() {
 
 }  // namespace
 
-Result<std::string> choose_ca_dir(const std::optional<std::string>& flag) {
-    if (flag) {
-        return *flag;
+Result<std::string> choose_ca_dir(const policy::Setting<std::string>& dir) {
+    if (!is_default_ca_dir(dir.origin)) {
+        return dir.value;  // a directory the user named: the proxy's own error names it
     }
-    const std::string dir = proxy::default_ca_dir();
-    const int err = ca_dir_error(dir);
-    if (err == 0 || !env_or_empty("LANDJAIL_CA_DIR").empty()) {
-        return dir;  // a directory the user named: the proxy's own error names it
+    const int err = ca_dir_error(dir.value);
+    if (err == 0) {
+        return dir.value;
     }
     auto fallback = private_tmp_ca_dir();
     if (!fallback) {
-        return make_error("no CA directory can be written: " + dir + ": " + std::strerror(err) +
-                          "; " + fallback.error().message +
-                          "; set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to a directory you can write");
+        return make_error("no CA directory can be written: " + dir.value + " (from " + dir.origin +
+                          "): " + diag::errno_text(err) + "; " + fallback.error().message + "; " +
+                          kCaDirHint);
     }
-    diag::warn(dir + " cannot be written (" + diag::errno_text(err) +
-               "): the interception CA is kept in " + *fallback +
-               " (set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to choose another)");
+    diag::warn(dir.value + " (from " + dir.origin + ") cannot be written (" +
+               diag::errno_text(err) + ", e.g. a read-only home): the interception CA is kept in " +
+               *fallback + " instead (" + kCaDirHint + ")");
     return fallback;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/config.hpp"
 #include "policy/result.hpp"
 
 namespace lj::jail {
@@ -35,7 +36,8 @@ std::vector<std::string> child_environment(const std::string& proxy_url, const C
                                            const std::string& shim);
 
 /// The shim: $LANDJAIL_SHIM when set (an error when it is not a readable file), else next to
-/// the binary, in ../lib/ or in ../lib/landjail/; "" when not found, with `looked_in` set to
+/// the binary, in ../lib/ or in ../lib/landjail/, the binary's directory and then that of the
+/// landjail-proxy in PATH (proxy::install_bin_dirs); "" when not found, with `looked_in` set to
 /// the places tried (for the warning that says how to point at it).
 Result<std::string> find_shim(std::string* looked_in);
 
@@ -44,10 +46,11 @@ Result<std::string> find_shim(std::string* looked_in);
 /// HTTP_PROXY fail; the warning says where landjail looked and how to point at the shim.
 Result<std::string> shim_or_warn();
 
-/// The CA directory: --ca-dir (`flag`), else $LANDJAIL_CA_DIR, else ~/.config/landjail when
-/// the proxy can keep its CA there; when it cannot (a read-only home, as in a hardened
-/// container), TMPDIR/landjail-ca-UID (mode 0700, ours) with one warning naming both, or an
-/// error saying what to set.
-Result<std::string> choose_ca_dir(const std::optional<std::string>& flag);
+/// The CA directory (Settings::ca_dir): one the user named (--ca-dir, LANDJAIL_CA_DIR,
+/// ca_dir) as it is; a default one ($XDG_CONFIG_HOME/landjail, ~/.config/landjail) when the
+/// proxy can keep its CA there; when it cannot (a read-only home, as in a hardened pod),
+/// TMPDIR/landjail-ca-UID (mode 0700, ours) with one warning naming both, or an error saying
+/// what to set.
+Result<std::string> choose_ca_dir(const policy::Setting<std::string>& dir);
 
 }  // namespace lj::jail

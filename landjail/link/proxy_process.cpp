@@ -126,11 +126,12 @@ std::vector<std::string> proxy_arguments(const CliOptions& cli, const policy::Se
     for (const auto& [name, path] : config.profiles) {
         o.flags.profiles.push_back(std::filesystem::absolute(path).string());
     }
+    // disable_audit_logs turns off only the Coder agent's copy: the trail's sinks stay.
     o.flags.disable_audit_logs = s.disable_audit_logs.value;
     if (s.audit_file) {
         o.flags.audit_log = s.audit_file->value;
     }
-    o.ca_dir = ca_dir;
+    o.flags.ca_dir = ca_dir;
     std::vector<std::string> a = {"--listen", "127.0.0.1:" + std::to_string(s.proxy_port.value),
                                   "--session-id", session_id};
     if (const std::string name = command_basename(cli); !name.empty()) {

@@ -127,11 +127,36 @@ std::vector<std::string> profile_dirs() {
     if (const std::string home = home_dir(); !home.empty()) {
         dirs.push_back(home + "/.config/landjail/profiles");
     }
-    if (const std::string bin = own_directory(); !bin.empty()) {
+    for (const std::string& bin : install_bin_dirs()) {
         std::error_code ec;
         const auto shared = std::filesystem::weakly_canonical(
             std::filesystem::path(bin) / "../share/landjail/profiles", ec);
         dirs.push_back(ec ? bin + "/../share/landjail/profiles" : shared.string());
+    }
+    return dirs;
+}
+
+std::vector<std::string> install_bin_dirs() {
+    std::vector<std::string> dirs;
+    if (std::string own = own_directory(); !own.empty()) {
+        dirs.push_back(std::move(own));
+    }
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path ? path : "";
+    while (!rest.empty()) {
+        const std::size_t colon = rest.find(':');
+        const std::string dir(rest.substr(0, colon));
+        rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+        const std::string proxy = (dir.empty() ? "." : dir) + "/landjail-proxy";
+        if (dir.empty() || dir.front() != '/' || access(proxy.c_str(), X_OK) != 0) {
+            continue;
+        }
+        std::error_code ec;
+        const auto real = std::filesystem::canonical(proxy, ec);  // through symlinks
+        if (!ec && std::find(dirs.begin(), dirs.end(), real.parent_path().string()) == dirs.end()) {
+            dirs.push_back(real.parent_path().string());
+        }
+        break;  // the landjail-proxy that PATH finds first, as find_proxy_binary does
     }
     return dirs;
 }
@@ -233,21 +258,15 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
     if (choice_out) {
         *choice_out = *choice;
     }
-    return policy::build_settings(inputs);
+    auto settings = policy::build_settings(inputs);
+    if (settings && settings->ca_dir.value.empty()) {  // no HOME: the passwd entry's home
+        settings->ca_dir = {default_ca_dir(), "default (passwd home)"};
+    }
+    return settings;
 }
 
 std::string default_ca_dir() {
-    if (const char* env = std::getenv("LANDJAIL_CA_DIR"); env && *env) {
-        return env;
-    }
-    const char* home = std::getenv("HOME");
-    std::string dir = home && *home ? home : "";
-    if (dir.empty()) {
-        if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
-            dir = pw->pw_dir;
-        }
-    }
-    return dir + "/.config/landjail";
+    return home_dir() + "/.config/landjail";
 }
 
 std::string own_directory() {

@@ -31,8 +31,8 @@ Result<policy::Settings> load_settings(const std::optional<std::string>& config_
                                        ConfigChoice* choice = nullptr);
 
 /// Where `--profile NAME` looks for NAME.yaml, in order: ~/.config/landjail/profiles, then
-/// PREFIX/share/landjail/profiles next to the running binary (PREFIX/bin), then the source
-/// tree's policy/profiles when the binary runs from build/bin.
+/// PREFIX/share/landjail/profiles for each of install_bin_dirs() (PREFIX/bin); from build/bin
+/// that is build/share/landjail/profiles.
 std::vector<std::string> profile_dirs();
 
 /// The file of a profile: NAME when it contains '/' (a path), else the first NAME.yaml in
@@ -42,13 +42,20 @@ Result<std::string> find_profile(const std::string& name);
 /// The names of the profiles found in profile_dirs(), sorted, without duplicates.
 std::vector<std::string> available_profiles();
 
+/// The bin directories of landjail's installation, in order: the running binary's, then that
+/// of the landjail-proxy PATH finds (through symlinks) when it differs. A copy of landjail
+/// installed elsewhere (`boundary` in ~/.local/bin) so still finds the shim
+/// (BIN/../lib/landjail) and the profiles of the installation.
+std::vector<std::string> install_bin_dirs();
+
 /// The directory of the running binary, from /proc/self/exe ("" when unknown): where the
 /// install layout puts the other programs (BIN), the shim (BIN/../lib/landjail) and the
 /// profiles (BIN/../share/landjail/profiles).
 std::string own_directory();
 
-/// The interception CA's directory when --ca-dir is not given: $LANDJAIL_CA_DIR, else
-/// ~/.config/landjail.
+/// ~/.config/landjail ($HOME, else the passwd entry's home): the last fallback of the CA
+/// directory, which Settings::ca_dir resolves (--ca-dir, LANDJAIL_CA_DIR, ca_dir,
+/// $XDG_CONFIG_HOME/landjail).
 std::string default_ca_dir();
 
 }  // namespace lj::proxy

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <system_error>
 
@@ -15,6 +16,9 @@ std::string& program_name() {
     static std::string name = "landjail";
     return name;
 }
+
+/// 0 error, 1 warn, 2 info, 3 debug.
+std::atomic<int> g_level{1};
 
 void line(std::string_view kind, std::string_view message) {
     std::string text = program_name() + ": ";
@@ -38,8 +42,25 @@ void error(std::string_view message) {
     line("", message);
 }
 
+void set_level(std::string_view level) {
+    constexpr std::string_view kNames[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; ++i) {
+        if (level == kNames[i]) {
+            g_level = i;
+        }
+    }
+}
+
 void warn(std::string_view message) {
-    line("warning: ", message);
+    if (g_level >= 1) {
+        line("warning: ", message);
+    }
+}
+
+void info(std::string_view message) {
+    if (g_level >= 2) {
+        line("", message);
+    }
 }
 
 void note(std::string_view message) {

@@ -15,10 +15,16 @@ namespace lj::diag {
 void set_program(std::string_view name);
 const std::string& program();
 
+/// The log level (error, warn, info, debug; the Settings' log_level) below which warn() and
+/// info() print nothing. Before it is set: warn. Unknown names leave it unchanged.
+void set_level(std::string_view level);
+
 /// "PROGRAM: MESSAGE".
 void error(std::string_view message);
-/// "PROGRAM: warning: MESSAGE".
+/// "PROGRAM: warning: MESSAGE", unless the level is error.
 void warn(std::string_view message);
+/// "PROGRAM: MESSAGE" at level info or debug only (a fact worth knowing, not a problem).
+void info(std::string_view message);
 /// "PROGRAM: MESSAGE" for what is neither (a notice the user should see).
 void note(std::string_view message);
 /// "PROGRAM: internal error: MESSAGE (please report)": a broken invariant.

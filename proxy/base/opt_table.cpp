@@ -5,8 +5,22 @@
 
 #include <vector>
 
+#include "policy/config.hpp"
+
 namespace lj::proxy {
 namespace {
+
+/// The value a flag's handler receives: "true" for --flag, else its =WORD read as a boolean.
+Result<std::string> flag_value(const OptSpec& spec, const char* word) {
+    if (!word) {
+        return std::string("true");
+    }
+    if (const std::optional<bool> b = policy::parse_bool_word(word)) {
+        return std::string(*b ? "true" : "false");
+    }
+    return make_error("option '--" + std::string(spec.long_name) + "' takes true or false, not '" +
+                      std::string(word) + "'");
+}
 
 int value_of(std::span<const OptSpec> table, const OptSpec& spec) {
     return spec.short_name ? spec.short_name : 256 + static_cast<int>(&spec - table.data());
@@ -19,8 +33,9 @@ Result<int> parse_options(int argc, char** argv, std::span<const OptSpec> table,
     std::vector<option> longopts;
     std::string shortopts = permute ? ":" : "+:";
     for (const OptSpec& spec : table) {
-        longopts.push_back({spec.long_name, spec.arg ? required_argument : no_argument, nullptr,
-                            value_of(table, spec)});
+        // A flag takes an optional =WORD (--pprof=false); -h and friends stay bare.
+        longopts.push_back({spec.long_name, spec.arg ? required_argument : optional_argument,
+                            nullptr, value_of(table, spec)});
         if (spec.short_name) {
             shortopts += spec.short_name;
             shortopts += spec.arg ? ":" : "";
@@ -46,10 +61,16 @@ Result<int> parse_options(int argc, char** argv, std::span<const OptSpec> table,
                               "'" + hint);
         }
         for (const OptSpec& spec : table) {
-            if (value_of(table, spec) == opt) {
-                if (auto ok = handler(spec, optarg ? optarg : ""); !ok) {
-                    return ok.error();
-                }
+            if (value_of(table, spec) != opt) {
+                continue;
+            }
+            auto value = spec.arg ? Result<std::string>(std::string(optarg ? optarg : ""))
+                                  : flag_value(spec, optarg);
+            if (!value) {
+                return make_error(value.error().message + hint);
+            }
+            if (auto ok = handler(spec, *value); !ok) {
+                return ok.error();
             }
         }
     }

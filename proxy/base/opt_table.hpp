@@ -15,19 +15,23 @@ namespace lj::proxy {
 struct OptSpec {
     const char* long_name;
     char short_name;  ///< 0 when none
-    const char* arg;  ///< value name ("RULE"), nullptr for a plain flag
+    /// Value name ("RULE"); nullptr for a flag, which is given as --flag (true) or, as in
+    /// boundary's flag library, --flag=WORD with a true/false word (policy::parse_bool_word:
+    /// true, false, 1, 0, t, f, yes, no, on, off, any letter case).
+    const char* arg;
     const char* help;
     bool repeatable;
 };
 
-/// Called once per option found, with its spec and value ("" for flags). An error stops
-/// parsing and is returned by parse_options.
+/// Called once per option found, with its spec and value ("true" or "false" for flags). An
+/// error stops parsing and is returned by parse_options.
 using OptHandler = std::function<Status(const OptSpec&, const std::string& value)>;
 
 /// Runs getopt_long over argv[1..argc). `permute`: options may follow operands; otherwise
 /// parsing stops at the first operand (a command and its own options). Returns the index of
 /// the first operand. Errors name the option: "unrecognized option '--x'", "option '--allow'
-/// needs a value". `program` is used in the "(see PROGRAM --help)" hint.
+/// needs a value", "option '--pprof' takes true or false, not 'x'". `program` is used in the "(see
+/// PROGRAM --help)" hint.
 Result<int> parse_options(int argc, char** argv, std::span<const OptSpec> table, bool permute,
                           std::string_view program, const OptHandler& handler);
 

@@ -25,13 +25,14 @@ auto& field(Options& o) {
     }
 }
 
-/// A flag sets its bool, a repeatable option appends, any other option replaces.
+/// A flag stores its value ("true" or "false", see parse_options), a repeatable option
+/// appends, any other option replaces.
 template <auto M>
 Status store(SharedOptions& o, const std::string& value) {
     auto& f = field<M>(o);
     using F = std::remove_reference_t<decltype(f)>;
-    if constexpr (std::is_same_v<F, bool>) {
-        f = true;
+    if constexpr (std::is_same_v<F, std::optional<bool>>) {
+        f = flag_on(value);
     } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
         f.push_back(value);
     } else {
@@ -44,8 +45,8 @@ template <auto M>
 std::vector<std::string> values(const SharedOptions& o) {
     const auto& f = field<M>(o);
     using F = std::remove_cvref_t<decltype(f)>;
-    if constexpr (std::is_same_v<F, bool>) {
-        return f ? std::vector<std::string>{""} : std::vector<std::string>{};
+    if constexpr (std::is_same_v<F, std::optional<bool>>) {
+        return f ? std::vector<std::string>{*f ? "true" : "false"} : std::vector<std::string>{};
     } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
         return f;
     } else {
@@ -125,9 +126,9 @@ const SharedRow kRows[] = {
       false},
      &store_max_connections,
      &values<&F::max_connections>},
-    row<&S::ca_dir>({"ca-dir", 0, "DIR",
+    row<&F::ca_dir>({"ca-dir", 0, "DIR",
                      "directory of the interception CA (ca.pem, ca-key.pem; default "
-                     "~/.config/landjail)",
+                     "$LANDJAIL_CA_DIR, ca_dir, $XDG_CONFIG_HOME/landjail, ~/.config/landjail)",
                      false}),
 };
 
@@ -141,9 +142,11 @@ std::vector<std::string> forward_shared(const SharedOptions& o) {
     std::vector<std::string> argv;
     for (const SharedRow& r : kRows) {
         for (std::string& v : r.values(o)) {
-            argv.push_back("--" + std::string(r.spec.long_name));
             if (r.spec.arg) {
+                argv.push_back("--" + std::string(r.spec.long_name));
                 argv.push_back(std::move(v));
+            } else {
+                argv.push_back("--" + std::string(r.spec.long_name) + "=" + v);  // =true|false
             }
         }
     }

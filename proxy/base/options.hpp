@@ -24,7 +24,6 @@ struct SharedOptions {
     policy::FlagInputs flags;  ///< --allow, --deny, --profile, --log-level, --audit-log, …
     std::vector<std::string> resolve;
     std::optional<std::string> upstream_ca;
-    std::optional<std::string> ca_dir;
 };
 
 /// One shared option: `set` stores a value (errors name the option); `values` lists what it
@@ -83,6 +82,12 @@ std::string format_rows(const std::vector<OptRow<Target>>& rows) {
         specs.push_back(r.spec);
     }
     return format_options(specs);
+}
+
+/// What a flag's setter receives is "true" or "false" (parse_options reads --flag and
+/// --flag=WORD); this says which.
+inline bool flag_on(const std::string& value) {
+    return value != "false";
 }
 
 /// A whole number from `min` to `max` for option `name` (errors quote the option and value).

@@ -107,13 +107,13 @@ std::vector<Row> make_table() {
              return seconds(o.timeouts.upstream, v, "upstream-timeout");
          }},
         {{"version", 0, nullptr, "print the version and exit", false},
-         [](ProxyOptions& o, const std::string&) -> Status {
-             o.version = true;
+         [](ProxyOptions& o, const std::string& v) -> Status {
+             o.version = flag_on(v);
              return {};
          }},
         {{"help", 'h', nullptr, "print this help and exit", false},
-         [](ProxyOptions& o, const std::string&) -> Status {
-             o.help = true;
+         [](ProxyOptions& o, const std::string& v) -> Status {
+             o.help = flag_on(v);
              return {};
          }},
     };

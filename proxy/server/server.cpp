@@ -170,7 +170,7 @@ Status Server::build_workers(const ProxyOptions& opt, const std::vector<ResolveO
                              const std::optional<std::string>& upstream_ca,
                              const std::string& upstream_ca_label) {
     CertAuthority::Options ca_opts;
-    ca_opts.dir = opt.ca_dir.value_or(default_ca_dir());
+    ca_opts.dir = settings_.ca_dir.value;
     const unsigned threads = worker_count(opt);
     // mbedTLS caches ECP precomputations inside key contexts on first use, unlocked: every
     // worker gets its own CA instance (and leaf key) and its own trust store. They are built

@@ -418,13 +418,13 @@ else
     chmod 555 "$T/rohome"
     # A home that cannot be written: the CA goes to TMPDIR/landjail-ca-UID, with one warning.
     run "uid 65534: HOME not writable, the CA in TMPDIR" 0 as_nobody env HOME="$T/rohome" TMPDIR="$U/tmp" "$LJ" -- true
-    has err "warning: $T/rohome/.config/landjail cannot be written (Permission denied): the interception CA is kept in $U/tmp/landjail-ca-65534 (set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to choose another)"
+    has err "warning: $T/rohome/.config/landjail (from default (HOME)) cannot be written (Permission denied, e.g. a read-only home): the interception CA is kept in $U/tmp/landjail-ca-65534 instead (set LANDJAIL_CA_DIR=DIR, ca_dir: DIR in the config file or --ca-dir DIR"
     rm -rf "$U/tmp/landjail-ca-65534"
     # ... unless another user made that directory first (it could hold their CA).
     mkdir -m 700 "$U/tmp/landjail-ca-65534"
     run "uid 65534: HOME not writable, the TMPDIR fallback is another user's" 125 as_nobody env HOME="$T/rohome" TMPDIR="$U/tmp" "$LJ" -- true
-    has err "no CA directory can be written: $T/rohome/.config/landjail: Permission denied; $U/tmp/landjail-ca-65534 is not a private directory of yours"
-    has err "set LANDJAIL_CA_DIR=DIR or --ca-dir DIR to a directory you can write"
+    has err "no CA directory can be written: $T/rohome/.config/landjail (from default (HOME)): Permission denied; $U/tmp/landjail-ca-65534 is not a private directory of yours"
+    has err "set LANDJAIL_CA_DIR=DIR, ca_dir: DIR in the config file or --ca-dir DIR to keep it in a directory you can write"
     one_line
     rmdir "$U/tmp/landjail-ca-65534"
     mkdir -p "$T/rootca"

@@ -67,8 +67,8 @@ has err "rule 'domain=https://x.com'"
 has err "--allow"
 run "explain empty rule is an error" 2 "$LJ" explain GET https://x.com/ --allow ''
 has err "empty rule"
-run "rule without domain= is an error" 2 "$LJ" explain GET https://x.com/ --allow 'method=GET'
-has err "no domain= key"
+run "rule without domain= matches every host, with a warning" 0 "$LJ" explain GET https://x.com/ --allow 'method=GET'
+has err "allow rule 'method=GET' (from --allow) has no domain= key: it matches every host"
 run "explain IDN rule rejected" 2 "$LJ" explain GET https://x.com/ --allow 'domain=bücher.de'
 has err "xn--"
 run "explain flag needs a value" 2 "$LJ" explain GET https://x.com/ --allow

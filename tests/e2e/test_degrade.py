@@ -194,3 +194,23 @@ def test_doctor_lists_exactly_what_is_lost(shared, mode):
     assert len(lost) == len(want), "\n".join(lost)
     for pattern in want:
         assert sum(bool(re.search(pattern, item)) for item in lost) == 1, (pattern, lost)
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("level,shown", [(None, False), ("warn", False), ("info", True),
+                                         ("INFO", True), ("debug", True), ("error", False)])
+def test_degraded_level_is_info_not_a_warning(shared, user, level, shown):
+    """Docker's default profile degrades every start (issue 15): the levels lost are printed
+    at --log-level info or debug only, never as a warning and never at error; doctor (above)
+    lists them whatever the level. Judged on the Docker-like host (no Landlock, no
+    pidfd_getfd)."""
+    args = ["--log-level", level] if level else []
+    rc, out, err = run(shared, user, DOCTOR_OUTER["docker"], args, ["echo", "RAN"])
+    assert rc == 0 and "RAN" in out, (rc, out, err)
+    lines = re.findall(r"^landjail: (?:warning: )?protection is .*$", err, re.M)
+    assert "warning: protection is" not in err, err
+    if shown:
+        assert lines and all(l.startswith("landjail: protection is degraded (level") for l in lines)
+        assert any("pidfd_getfd" in l for l in lines) and any("Landlock" in l for l in lines)
+    else:
+        assert not lines, err

@@ -30,6 +30,9 @@ std::string sample(const lj::proxy::SharedRow& r, int i) {
     if (std::string(r.spec.long_name) == "max-connections") {
         return std::to_string(10 + i);
     }
+    if (!r.spec.arg) {
+        return "true";  // a flag's setter receives true or false
+    }
     return std::string(r.spec.long_name) + "-value-" + std::to_string(i);
 }
 
@@ -70,4 +73,12 @@ Test(options, forwarded_rows_parse_back_to_the_same_values) {
 
 Test(options, unset_rows_forward_nothing) {
     cr_expect(forward_shared(SharedOptions{}).empty());
+}
+
+// A flag set to false is forwarded as such (it overrides the proxy's environment and file).
+Test(options, false_flags_forward_as_false) {
+    SharedOptions o;
+    o.flags.disable_audit_logs = false;
+    const std::vector<std::string> args = forward_shared(o);
+    cr_expect(args == std::vector<std::string>{"--disable-audit-logs=false"});
 }

@@ -121,11 +121,13 @@ const RuleRow kRows[] = {
     LJ_BAD("domain=a.com method=", "empty|missing|value"),
     LJ_BAD("domain=a.com path=", "empty|missing|value"),
     LJ_BAD("domain=a.com port=", "empty|missing|value"),
-    // every rule names its hosts: domain=* must be written out (DESIGN §4)
-    LJ_BAD("method=GET", "domain"),
-    LJ_BAD("path=/api/*", "domain"),
-    LJ_BAD("port=443", "domain"),
-    LJ_BAD("method=GET path=/x port=1", "domain"),
+    // no domain=: boundary's rule for every host (DESIGN §4; build_settings warns, --strict
+    // refuses), e.g. the docs' path=/api/v1/*,/api/v2/*
+    LJ_RULE("method=GET", "-", "", "GET", 0, ""),
+    LJ_RULE("path=/api/*", "-", "", "", 1, ""),
+    LJ_RULE("path=/api/v1/*,/api/v2/*", "-", "", "", 2, ""),
+    LJ_RULE("port=443", "-", "", "", 0, "443"),
+    LJ_RULE("method=GET path=/x port=1", "-", "", "GET", 1, "1"),
     // domain= values
     LJ_BAD("domain=https://github.com", "scheme|https"),
     LJ_BAD("domain=http://x.com", "scheme|http"),
