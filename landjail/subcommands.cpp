@@ -64,6 +64,29 @@ std::string yes_no(bool b) {
 }
 
 /// The CA directory and boundary's settings that have no effect here, with their origins.
+/// The Coder agent's socket, session correlation and the denied-tunnel interception.
+void print_coder_settings(const policy::Settings& s) {
+    if (s.coder.socket) {
+        print_setting("log_proxy_socket_path",
+                      s.coder.socket->value + " (used when it exists at start-up)",
+                      s.coder.socket->origin);
+    } else {
+        print_setting("log_proxy_socket_path", "(off)", s.disable_audit_logs.origin);
+    }
+    print_setting("log_proxy_drop_counts", yes_no(s.coder.drop_counts.value),
+                  s.coder.drop_counts.origin);
+    const auto& c = s.correlation;
+    print_setting("session_correlation_enabled", yes_no(c.enabled.value), c.enabled.origin);
+    for (const policy::RuleSource& t : c.targets) {
+        print_setting("session_id_inject_target", t.text, t.origin);
+    }
+    print_setting("session_id_header_name", c.session_header.value, c.session_header.origin);
+    print_setting("sequence_number_header_name", c.sequence_header.value,
+                  c.sequence_header.origin);
+    const auto& i = s.tls.intercept_denied;
+    print_setting("tls.intercept_denied", yes_no(!i || i->value), i ? i->origin : "default");
+}
+
 void print_boundary_settings(const policy::Settings& s) {
     print_setting("ca_dir", s.ca_dir.value, s.ca_dir.origin);
     print_setting("pprof_enabled", yes_no(s.pprof_enabled.value) + " (no effect)",
@@ -78,6 +101,7 @@ void print_boundary_settings(const policy::Settings& s) {
         print_setting("upstream_proxy", s.upstream_proxy->value + " (not supported)",
                       s.upstream_proxy->origin);
     }
+    print_coder_settings(s);
 }
 
 /// Single-quotes for a POSIX shell.
