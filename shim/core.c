@@ -302,12 +302,14 @@ size_t lj_format_connect(char* buf, size_t size, const char* host, uint16_t port
     const size_t port_len = lj_format_port(port_text, port);
     const size_t host_len = strlen(host);
     size_t at = 0;
-    const int ok =
-        lj_append(buf, size, &at, "CONNECT ", 8) && lj_append(buf, size, &at, host, host_len) &&
-        lj_append(buf, size, &at, ":", 1) && lj_append(buf, size, &at, port_text, port_len) &&
-        lj_append(buf, size, &at, " HTTP/1.1\r\nHost: ", 17) &&
-        lj_append(buf, size, &at, host, host_len) && lj_append(buf, size, &at, ":", 1) &&
-        lj_append(buf, size, &at, port_text, port_len) && lj_append(buf, size, &at, "\r\n\r\n", 4);
+    const int ok = lj_append(buf, size, &at, "CONNECT ", 8) &&
+                   lj_append(buf, size, &at, host, host_len) && lj_append(buf, size, &at, ":", 1) &&
+                   lj_append(buf, size, &at, port_text, port_len) &&
+                   lj_append(buf, size, &at, " HTTP/1.1\r\nHost: ", 17) &&
+                   lj_append(buf, size, &at, host, host_len) && lj_append(buf, size, &at, ":", 1) &&
+                   lj_append(buf, size, &at, port_text, port_len) &&
+                   lj_append(buf, size, &at, "\r\n" LJ_RAW_TUNNEL_FIELD "\r\n\r\n",
+                             sizeof("\r\n" LJ_RAW_TUNNEL_FIELD "\r\n\r\n") - 1);
     return ok ? at : 0;
 }
 

@@ -86,6 +86,11 @@ size_t lj_format_port(char* out, uint16_t port);
  * output of lj_format_host. */
 size_t lj_format_connect(char* buf, size_t size, const char* host, uint16_t port);
 
+/* The field the shim's CONNECT carries: the tunnel is a program's own TCP connection, which
+ * may not speak TLS, so the proxy refuses a denied one at CONNECT instead of intercepting it
+ * (tls.intercept_denied), and the program's connect() fails at once. */
+#define LJ_RAW_TUNNEL_FIELD "X-Landjail-Tunnel: raw"
+
 /* Looks at the first `len` bytes of the proxy's reply. Returns 1 when the header block is
  * complete (*status = the HTTP status, *header_len = its length up to and including the blank
  * line), 0 when more bytes are needed, -1 when it is not an HTTP/1.x reply. */

@@ -292,7 +292,7 @@ static int lj_tunnel(int fd, const struct sockaddr* addr, socklen_t len, int sav
     while ((rc = lj_real_connect(fd, (const struct sockaddr*)&proxy, proxy_len)) < 0 &&
            errno == EINTR) {
     }
-    char request[LJ_NAME_MAX + 64];
+    char request[2 * LJ_NAME_MAX + 96];
     char reason[128] = "";
     int status = -1;
     if (rc == 0 || errno == EISCONN) {

@@ -21,6 +21,7 @@
 #include "policy/rule.hpp"
 #include "proxy/net.hpp"
 #include "proxy/session/connection.hpp"
+#include "proxy/session/http_fields.hpp"
 #include "proxy/session/relay.hpp"
 #include "proxy/session/request_head.hpp"
 #include "proxy/session/responses.hpp"
@@ -132,7 +133,8 @@ awaitable<void> passthrough(Connection<W>& c, const policy::Host& host, std::uin
 
 /// A CONNECT request: refused, passed through, or opened for interception. Returns the origin
 /// whose requests the loop serves next inside the tunnel, or nullopt when the connection ends.
-/// A tunnel no rule can allow may be intercepted (intercepts_denial): its requests are then
+/// A tunnel no rule can allow may be intercepted (intercepts_denial; never the shim's, marked
+/// `X-Landjail-Tunnel: raw`, see shim/core.h): its requests are then
 /// denied one by one, with their full URLs, and `pending` holds the CONNECT's refusal for a
 /// tunnel that ends without one.
 template <class W>
@@ -140,7 +142,9 @@ awaitable<std::optional<TunnelOrigin>> open_tunnel(Connection<W>& c,
                                                    const http::request_header<>& req,
                                                    PendingRefusal& pending) {
     TunnelPlan plan = plan_tunnel(req.target(), *c.shared.engine, c.shared.passthrough);
-    if (plan.refusal && !intercepts_denial(plan, c.shared.intercept_denied)) {
+    // The shim's tunnels carry a program's own TCP, which may not be TLS: refused at CONNECT.
+    const bool raw = iequals(req["X-Landjail-Tunnel"], "raw");
+    if (plan.refusal && (raw || !intercepts_denial(plan, c.shared.intercept_denied))) {
         co_await c.refuse(std::move(*plan.refusal));
         co_return std::nullopt;
     }

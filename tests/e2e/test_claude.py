@@ -294,23 +294,24 @@ def test_print_allowed(setup, claude, fake, user):
 
 @pytest.mark.parametrize("user", USERS)
 def test_print_denied(setup, claude, fake, user):
-    """The profile alone: the CONNECT to the fake's name is refused, claude fails, the fake
-    sees nothing."""
+    """The profile alone: the tunnel to the fake's name is intercepted (tls.intercept_denied)
+    and the Messages request inside refused with 403 and audited with its full URL; claude
+    fails, the fake sees nothing."""
     r = run_print(setup, fake, user, allow_api=False, CLAUDE_CODE_MAX_RETRIES="0")
     assert r.rc == 1, r  # claude's own failure (landjail's would be 125)
     assert REPLY not in r.stdout, r
-    # Claude Code names the proxy's refusal of the tunnel.
-    assert "ERR_PROXY_TUNNEL" in r.stdout and "proxy refused the tunnel" in r.stdout, r
+    assert "403" in r.stdout, r  # Claude Code shows the proxy's answer
     denied = [x for x in r.audit if x.get("event") == "http_request" and
               x.get("host") == API_NAME]
     assert len(denied) == 1, r  # no retry: CLAUDE_CODE_MAX_RETRIES=0
     d = denied[0]
-    assert (d["decision"], d["http_method"], d["http_url"]) == (
-        "deny", "CONNECT", API_NAME + ":443"), r
+    assert (d["decision"], d["http_method"]) == ("deny", "POST"), r
+    assert d["http_url"].startswith("https://%s/v1/messages" % API_NAME), r
     assert d["matched_rule"] is None and d["reason"] == "no_rule_matched", r
     assert d.get("status") == 403 and d["exe"] == os.path.realpath(CLAUDE), r
-    assert ("landjail_request decision=deny http_method=CONNECT http_url=%s:443" % API_NAME
-            in r.stderr), r
+    line = [x for x in r.stderr.splitlines() if "landjail_request decision=deny" in x
+            and "https://%s/v1/messages" % API_NAME in x]
+    assert len(line) == 1 and "http_method=POST" in line[0], r
     assert fake.connections == 0 and fake.received() == [], r
     check_stayed_on_loopback(r.audit, r)
 

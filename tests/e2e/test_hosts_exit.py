@@ -111,6 +111,9 @@ def test_copied_binary_warns_without_its_shim(jail, user):
     def run(args, **env):
         e = jail.env(wd)
         e["LANDJAIL_PROXY"] = str(jail.bins.proxy_path())
+        # No landjail-proxy on PATH (install.sh puts one in /usr/local/bin): a copy finds its
+        # shim beside itself or beside the landjail-proxy on PATH (issue 15), else it warns.
+        e["PATH"] = "/usr/bin:/bin"
         e.update(env)
         return subprocess.run(user_prefix(user) + [str(copy), "--ca-dir", str(wd / "ca")] +
                               args + ["--", "sh", "-c", 'echo "LD_PRELOAD=$LD_PRELOAD"'],

@@ -105,3 +105,18 @@ Test(session_coder, correlation_headers_carry_the_events_number) {
     cr_expect_eq(seq, event_seq, "header %s, event %s", seq.c_str(), event_seq.c_str());
     cr_expect(!seq.empty());
 }
+
+Test(session_coder, the_shims_tunnels_are_refused_at_connect) {
+    SessionCase c;
+    c.intercept_denied = true;
+    c.client =
+        "CONNECT denied.test:443 HTTP/1.1\r\nHost: denied.test:443\r\n"
+        "X-Landjail-Tunnel: raw\r\n\r\n";
+    const SessionResult r = run_session(c);
+    const auto res = parse_response(r.to_client);
+    cr_assert(res, "%s", printable(r.to_client).c_str());
+    cr_expect_eq(res->result_int(), 403u);
+    cr_assert_eq(r.events.size(), 1u);
+    cr_expect_eq(field(r.events[0], "http_method"), "CONNECT");
+    cr_expect_eq(field(r.events[0], "status"), "403");
+}

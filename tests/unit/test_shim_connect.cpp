@@ -11,28 +11,35 @@ using namespace lj::test::shim_core_support;
 Test(shim_connect, format_connect) {
     char buf[600];
     std::size_t n = lj_format_connect(buf, sizeof buf, "origin.test", 443);
-    const std::string want = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
+    const std::string want =
+        "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\nX-Landjail-Tunnel: "
+        "raw\r\n\r\n";
     cr_expect_eq(n, want.size());
     cr_expect_eq(std::string(buf, n), want, "got \"%s\"", printable(std::string(buf, n)).c_str());
     n = lj_format_connect(buf, sizeof buf, "[2001:db8::1]", 8443);
     cr_expect_eq(std::string(buf, n),
                  std::string("CONNECT [2001:db8::1]:8443 HTTP/1.1\r\nHost: [2001:db8::1]:8443"
-                             "\r\n\r\n"));
+                             "\r\nX-Landjail-Tunnel: raw\r\n\r\n"));
     n = lj_format_connect(buf, sizeof buf, "192.0.2.7", 1);
-    cr_expect_eq(std::string(buf, n),
-                 std::string("CONNECT 192.0.2.7:1 HTTP/1.1\r\nHost: 192.0.2.7:1\r\n\r\n"));
+    cr_expect_eq(
+        std::string(buf, n),
+        std::string(
+            "CONNECT 192.0.2.7:1 HTTP/1.1\r\nHost: 192.0.2.7:1\r\nX-Landjail-Tunnel: raw\r\n\r\n"));
     n = lj_format_connect(buf, sizeof buf, "a", 65535);
-    cr_expect_eq(std::string(buf, n),
-                 std::string("CONNECT a:65535 HTTP/1.1\r\nHost: a:65535\r\n\r\n"));
+    cr_expect_eq(
+        std::string(buf, n),
+        std::string("CONNECT a:65535 HTTP/1.1\r\nHost: a:65535\r\nX-Landjail-Tunnel: raw\r\n\r\n"));
     // The longest name fits a buffer of the obvious size.
     const std::string n253 = name_of_length(LJ_NAME_MAX);
     n = lj_format_connect(buf, sizeof buf, n253.c_str(), 65535);
-    cr_expect_eq(std::string(buf, n),
-                 "CONNECT " + n253 + ":65535 HTTP/1.1\r\nHost: " + n253 + ":65535\r\n\r\n");
+    cr_expect_eq(std::string(buf, n), "CONNECT " + n253 + ":65535 HTTP/1.1\r\nHost: " + n253 +
+                                          ":65535\r\nX-Landjail-Tunnel: raw\r\n\r\n");
 }
 
 Test(shim_connect, format_connect_sizes) {
-    const std::string want = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
+    const std::string want =
+        "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\nX-Landjail-Tunnel: "
+        "raw\r\n\r\n";
     char buf[128];
     std::memset(buf, kCanary, sizeof buf);
     cr_expect_eq(lj_format_connect(buf, want.size() + 1, "origin.test", 443), want.size(),
