@@ -26,6 +26,7 @@
 #include "landjail/jail/spawn.hpp"
 #include "proxy/audit/auditor.hpp"
 #include "proxy/base/ca_file.hpp"
+#include "proxy/base/diag.hpp"
 #include "proxy/base/resolve.hpp"
 
 namespace lj::jail {
@@ -424,14 +425,13 @@ void relay_proxy_log(int fd, off_t* offset, bool after_exit) {
     if (!after_exit || denials.empty()) {
         return;
     }
-    std::cerr << "landjail: " << denials.size()
-              << (denials.size() == 1 ? " request was" : " requests were")
-              << " denied while the command ran on this terminal"
-              << (denials.size() > kDenialLinesShown
-                      ? " (the last " + std::to_string(kDenialLinesShown) +
-                            " below; all in the audit trail)"
-                      : "")
-              << ":\n";
+    diag::note(
+        std::to_string(denials.size()) + (denials.size() == 1 ? " request was" : " requests were") +
+        " denied while the command ran on this terminal" +
+        (denials.size() > kDenialLinesShown
+             ? " (the last " + std::to_string(kDenialLinesShown) + " below; all in the audit trail)"
+             : "") +
+        ":");
     const std::size_t first =
         denials.size() > kDenialLinesShown ? denials.size() - kDenialLinesShown : 0;
     for (std::size_t i = first; i < denials.size(); ++i) {
