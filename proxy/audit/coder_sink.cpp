@@ -212,6 +212,7 @@ std::uint64_t CoderSink::dropped() const {
 
 void CoderSink::run() {
     std::vector<Log> batch;
+    int failures_at_stop = 0;  // after stop(): one retry (a reconnect), then what is left is lost
     while (take_batch(batch)) {
         const std::size_t sent = deliver(batch);
         std::lock_guard lock(mutex_);
@@ -225,7 +226,7 @@ void CoderSink::run() {
                       std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(sent)),
                       std::make_move_iterator(batch.end()));
         batch.clear();
-        if (stopping_ && Steady::now() >= deadline_) {
+        if (stopping_ && (++failures_at_stop >= 2 || Steady::now() >= deadline_)) {
             return;
         }
     }
@@ -246,7 +247,7 @@ bool CoderSink::take_batch(std::vector<Log>& batch) {
         }
         const bool due = stopping_ || queue_.size() >= options_.batch_logs ||
                          now - first_queued_ >= options_.flush_interval;
-        if (due && now >= next_try_) {
+        if (due && (now >= next_try_ || stopping_)) {  // at stop(): no waiting for a retry
             break;
         }
         auto until = due ? next_try_ : std::max(next_try_, first_queued_ + options_.flush_interval);
@@ -288,12 +289,18 @@ std::size_t CoderSink::deliver(const std::vector<Log>& batch) {
     return sent;
 }
 
-/// (Re)connects at most every reconnect_interval; true when a connection is open.
+/// (Re)connects at most every reconnect_interval (at once after stop()); true when a
+/// connection is open.
 bool CoderSink::connected() {
     if (socket_.valid()) {
         return true;
     }
-    if (Steady::now() < next_try_) {
+    bool stopping = false;
+    {
+        std::lock_guard lock(mutex_);
+        stopping = stopping_;
+    }
+    if (Steady::now() < next_try_ && !stopping) {
         return false;
     }
     next_try_ = Steady::now() + options_.reconnect_interval;
@@ -318,7 +325,13 @@ bool CoderSink::connected() {
 /// Writes one frame whole within send_timeout; on failure the connection is closed.
 bool CoderSink::send_frame(const std::string& frame) {
     std::size_t done = 0;
-    const auto deadline = Steady::now() + options_.send_timeout;
+    auto deadline = Steady::now() + options_.send_timeout;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {  // stop()'s grace bounds a stalled agent too
+            deadline = std::min(deadline, deadline_);
+        }
+    }
     while (done < frame.size()) {
         const ssize_t n =
             ::send(socket_.get(), frame.data() + done, frame.size() - done, MSG_NOSIGNAL);

@@ -226,3 +226,20 @@ def test_not_a_socket_is_a_warning(proxy, tmp_path):
     p = start(proxy, path)
     assert request(p, "GET", "http://origin.test/path-echo/a") == 200
     assert "is not a unix socket" in p.stderr
+
+
+def test_agent_gone_at_exit_is_counted_in_the_trail(proxy, agent):
+    """The agent vanished before exit: the proxy retries once, then counts what it could not
+    deliver: an audit_dropped event (sink coder, reason undelivered) in the local trail."""
+    p = start(proxy, agent.path)
+    assert get_many(p, 3) == [200] * 3
+    assert len(agent.wait_logs(3)) == 3
+    agent.vanish()
+    assert get_many(p, 4, "/path-echo/late") == [200] * 4
+    t0 = time.monotonic()
+    p.stop()
+    print("proxy stopped %.2f s after SIGTERM" % (time.monotonic() - t0))
+    dropped = [e for e in p.audit() if e["event"] == "audit_dropped"]
+    assert [(e["sink"], e["reason"], e["count"]) for e in dropped] == [
+        ("coder", "undelivered", 4)], (dropped, p.stderr)
+    assert "not delivered" in p.stderr, p.stderr
