@@ -21,17 +21,6 @@ Error at(const std::string& origin, const std::string& message) {
     return make_error(origin + ": " + message);
 }
 
-Result<bool> env_bool(const std::string& value, const char* name) {
-    const std::string v = to_lower(trim(value));
-    if (v == "1" || v == "true" || v == "yes" || v == "on" || v == "t") {
-        return true;
-    }
-    if (v == "0" || v == "false" || v == "no" || v == "off" || v == "f") {
-        return false;
-    }
-    return at(name, "expected true or false, got '" + printable(value) + "'");
-}
-
 /// The socket path: flag > environment > file > $TMPDIR/boundary-audit.sock.
 Status apply_socket(const Inputs& in, const BoundaryOnly& b, CoderAgentSettings& c) {
     if (in.flags.log_proxy_socket_path) {
@@ -130,17 +119,13 @@ void collect_targets(const Inputs& in, const BoundaryOnly& b, std::vector<RuleSo
 }
 
 Status apply_correlation(const Inputs& in, const BoundaryOnly& b, CorrelationSettings& c) {
-    if (in.flags.enable_session_correlation) {
-        c.enabled = {*in.flags.enable_session_correlation, "--enable-session-correlation"};
-    } else if (const auto* v = env_value(in, "BOUNDARY_SESSION_CORRELATION_ENABLED")) {
-        auto on = env_bool(*v, "BOUNDARY_SESSION_CORRELATION_ENABLED");
-        if (!on) {
-            return on.error();
-        }
-        c.enabled = {*on, "BOUNDARY_SESSION_CORRELATION_ENABLED"};
-    } else if (b.session_correlation_enabled) {
-        c.enabled = *b.session_correlation_enabled;
+    auto enabled =
+        bool_setting(in, in.flags.enable_session_correlation, "--enable-session-correlation",
+                     "BOUNDARY_SESSION_CORRELATION_ENABLED", b.session_correlation_enabled, false);
+    if (!enabled) {
+        return enabled.error();
     }
+    c.enabled = *enabled;
     if (b.session_id_header_name) {
         c.session_header = *b.session_id_header_name;
     }

@@ -59,24 +59,6 @@ Result<bool> parse_bool_text(const std::string& value, const std::string& origin
     return origin_error(origin, "expected true or false, got '" + printable(value) + "'");
 }
 
-/// A boolean: the flag, else the first variable set to something other than "" (boundary's
-/// reading), else the file's value, else `fallback`.
-Result<Setting<bool>> bool_setting(const Inputs& in, const std::optional<bool>& flag,
-                                   const char* flag_name, const char* var,
-                                   const std::optional<Setting<bool>>& file, bool fallback) {
-    if (flag) {
-        return Setting<bool>{*flag, flag_name};
-    }
-    if (const std::string* v = env_get(in, var); v && !v->empty()) {
-        auto b = parse_bool_text(*v, var);
-        if (!b) {
-            return b.error();
-        }
-        return Setting<bool>{*b, var};
-    }
-    return file ? *file : Setting<bool>{fallback};
-}
-
 void apply_labels(const Inputs& in, Labels& labels) {
     auto fill = [&](std::optional<Setting<std::string>>& slot, const char* var) {
         if (slot) {
@@ -122,6 +104,22 @@ void collect_rules(const Inputs& in, std::vector<RuleSource>& allow, std::vector
 }
 
 }  // namespace
+
+Result<Setting<bool>> bool_setting(const Inputs& in, const std::optional<bool>& flag,
+                                   const char* flag_name, const char* var,
+                                   const std::optional<Setting<bool>>& file, bool fallback) {
+    if (flag) {
+        return Setting<bool>{*flag, flag_name};
+    }
+    if (const std::string* v = env_get(in, var); v && !v->empty()) {
+        auto b = parse_bool_text(*v, var);
+        if (!b) {
+            return b.error();
+        }
+        return Setting<bool>{*b, var};
+    }
+    return file ? *file : Setting<bool>{fallback};
+}
 
 Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources) {
     std::vector<Rule> rules;

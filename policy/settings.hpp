@@ -122,6 +122,13 @@ Result<Settings> build_settings(const Inputs& inputs);
 /// enabled with no target and no CODER_AGENT_URL.
 Status apply_coder_settings(const Inputs& inputs, const FileConfig& file, Settings& settings);
 
+/// A boolean: the flag, else variable `var` when set to something other than "" (boundary's
+/// reading; its words as parse_bool_word), else the file's value, else `fallback`. Errors
+/// name the variable.
+Result<Setting<bool>> bool_setting(const Inputs& in, const std::optional<bool>& flag,
+                                   const char* flag_name, const char* var,
+                                   const std::optional<Setting<bool>>& file, bool fallback);
+
 /// Parses every source's rules into Rules (errors name the origin and the rule text).
 Result<std::vector<Rule>> parse_rules(const std::vector<RuleSource>& sources);
 

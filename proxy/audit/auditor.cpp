@@ -299,9 +299,6 @@ std::optional<CoderSink::Options> coder_options(const policy::Settings& s, const
     o.session_id = session_id;
     o.confined_process_name = role.command_name;
     o.envelope = s.coder.drop_counts.value;
-    // landjail ends within 1 s of its command (issue 16): the agent gets what it can take in
-    // 800 ms (send timeouts included, one reconnect); the rest is counted as undelivered.
-    o.grace = std::chrono::milliseconds(800);
     return o;
 }
 

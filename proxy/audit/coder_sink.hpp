@@ -46,7 +46,9 @@ class CoderSink {
         std::size_t queue_capacity = 65536;
         std::chrono::milliseconds send_timeout{2000};  ///< a stalled agent: reconnect, resend
         std::chrono::milliseconds reconnect_interval{1000};
-        std::chrono::milliseconds grace{3000};  ///< stop(): time left to deliver
+        /// stop(): time left to deliver (send timeouts included, one reconnect), so that
+        /// landjail still ends within 1 s of its command; the rest is counted undelivered.
+        std::chrono::milliseconds grace{800};
     };
 
     /// One log as coderd records it.
